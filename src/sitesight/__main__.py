@@ -1,0 +1,5 @@
+"""`python -m sitesight` runs the CLI."""
+
+from sitesight.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Entry point of the `sitesight` command.
+
+Errors from bad input print one line on stderr and exit 1; usage errors exit 2 (typer/click);
+``--debug`` shows the full traceback instead. Only this module configures logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from sitesight import __version__
+from sitesight.errors import InputError, MissingExtraError
+
+app = typer.Typer(
+    name="sitesight",
+    help="Build and audit vision models for construction-site safety and industrial inspection.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sitesight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
+) -> None:
+    """sitesight: formats, sliced detection, evaluation, reports and hard-sample mining."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register() -> None:
+    # Command groups are added here, one line each, as they land.
+    from sitesight.cli import demo  # noqa: F401  (registers `sitesight demo`)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    _register()
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except SystemExit as exc:  # typer.Exit inside standalone_mode=False
+        return int(exc.code or 0)
+    except (InputError, MissingExtraError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # usage errors (typer vendors click, so match by behaviour) and the unexpected
+        if type(exc).__name__ == "Abort":
+            typer.echo("aborted", err=True)
+            return 1
+        if hasattr(exc, "exit_code") and hasattr(exc, "show"):
+            exc.show()
+            return int(exc.exit_code)
+        if debug:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        return 1
+    return 0
+
