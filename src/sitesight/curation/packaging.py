@@ -1,0 +1,96 @@
+"""Package images into CVAT tasks: parts of at most N images, each with a CVAT XML of pre-annotations.
+
+Each part is a folder ``<prefix>_<k>/`` holding ``images/`` (copies of the frames; names made unique
+within the part) and ``annotations.xml`` written by `sitesight.formats.cvat.write_cvat` with the
+image names as they sit in ``images/``. Create a CVAT task from the images of a part, then upload
+``annotations.xml`` as "CVAT 1.1"; with ``as_zip`` the part is also packed as ``<prefix>_<k>.zip``
+(the folder is removed), the layout CVAT's own "export task with images" uses.
+
+Example:
+    >>> parts = package_cvat_tasks(hard_set, "to_label/", max_images=200)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sitesight.dataset import Dataset, Sample
+from sitesight.errors import InputError
+
+__all__ = ["package_cvat_tasks"]
+
+log = logging.getLogger(__name__)
+
+
+def package_cvat_tasks(
+    dataset: Dataset,
+    out_dir: Path | str,
+    *,
+    max_images: int = 500,
+    as_zip: bool = False,
+    prefix: str = "part",
+    task_name: str = "sitesight",
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Split ``dataset`` into CVAT task packages of at most ``max_images`` images.
+
+    Args:
+        dataset: images and their pre-annotations (boxes may be empty).
+        out_dir: folder for the parts (created).
+        max_images: largest number of images per part.
+        as_zip: write ``<prefix>_<k>.zip`` instead of a folder.
+        prefix: part name prefix; parts are numbered from 1 with 3 digits.
+        task_name: CVAT task name written in each XML (suffixed with the part number).
+        progress: called with 1 after each image copied.
+
+    Returns:
+        The part folders or zip files, in order. Images missing on disk are logged and left out
+        of their part (and of its XML).
+    """
+    from sitesight.formats.cvat import write_cvat
+
+    if max_images < 1:
+        raise InputError(f"max images per part must be >= 1, got {max_images}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts: list[Path] = []
+    missing = 0
+    for k, start in enumerate(range(0, len(dataset), max_images), 1):
+        part_dir = out_dir / f"{prefix}_{k:03d}"
+        (part_dir / "images").mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+        samples: list[Sample] = []
+        for sample in dataset.samples[start : start + max_images]:
+            src = dataset.image_path(sample)
+            name = src.name
+            if name in used:
+                name = f"{len(samples):05d}_{name}"
+            try:
+                shutil.copy2(src, part_dir / "images" / name)
+            except OSError as exc:
+                log.warning("%s", InputError(f"image not packaged: {exc}", src))
+                missing += 1
+            else:
+                used.add(name)
+                samples.append(sample.replace(path=name, subset=None))
+            if progress is not None:
+                progress(1)
+        write_cvat(dataset.replace(samples=tuple(samples), root=part_dir / "images"), part_dir / "annotations.xml",
+                   task_name=f"{task_name}_{k:03d}")
+        if as_zip:
+            archive = out_dir / f"{prefix}_{k:03d}.zip"
+            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+                for file in sorted(part_dir.rglob("*")):
+                    if file.is_file():
+                        zf.write(file, file.relative_to(part_dir).as_posix())
+            shutil.rmtree(part_dir)
+            parts.append(archive)
+        else:
+            parts.append(part_dir)
+    if missing:
+        log.warning("packaging: %d images were missing or unreadable and were left out", missing)
+    return parts
