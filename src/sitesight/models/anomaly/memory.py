@@ -1,0 +1,245 @@
+"""Feature-memory anomaly detector (PatchCore, Roth et al. 2022): nearest normal patch as the score.
+
+Fitting is one pass over normal images, no training loop:
+
+1. patch features from two mid levels of a timm backbone (``layers``, default ResNet ``layer2`` and
+   ``layer3``), each made locally aware by a 3x3 average pool, the deeper one upsampled to the finer
+   grid, concatenated (and optionally averaged down to ``embed_dim`` channels);
+2. a memory bank of all normal patches reduced by greedy coreset sampling (k-center: farthest point
+   first, distances in a Gaussian random projection of ``projection_dim`` dimensions);
+3. at test time every patch's Euclidean distance to its nearest memory patch (``torch.cdist`` in
+   chunks) is its score; the patch map is upsampled to the input size and Gaussian-smoothed into the
+   anomaly map, and the image score is the largest patch score.
+
+Weights come only from a local file (``weights=``, timm key layout); without one the backbone is
+random-initialised, which still separates local texture statistics on synthetic parts.
+
+Example:
+    >>> import numpy as np
+    >>> from sitesight.models.anomaly.memory import MemoryConfig, fit_memory
+    >>> normals = [np.full((64, 64, 3), 128, np.uint8)] * 2
+    >>> det = fit_memory(normals, config=MemoryConfig(image_size=64))
+    >>> det.predict(normals).scores.shape
+    (2,)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sitesight.errors import InputError
+from sitesight.models.anomaly.maps import AnomalyPrediction, gaussian_blur, maps_to_images, resolve_device, to_batch
+
+__all__ = ["MemoryConfig", "MemoryDetector", "fit_memory", "build_feature_extractor", "patch_features", "greedy_coreset", "nearest_distances"]
+
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Settings of a feature-memory detector (saved as the checkpoint's JSON config).
+
+    Args:
+        backbone: timm architecture name with ``forward_intermediates`` (ResNets, ConvNeXt, ViTs…).
+        layers: feature levels (timm ``feature_info`` indices; ResNet 2 = ``layer2``, 3 = ``layer3``).
+        image_size: square input side ``S`` images are resized to.
+        embed_dim: channels after averaging the concatenated features down (0 = keep them all).
+        coreset_ratio: fraction of normal patches kept in the memory bank (1 = all).
+        max_memory: upper bound on memory-bank size (0 = no bound).
+        projection_dim: dimensions of the random projection used only for coreset distances.
+        smoothing_sigma: Gaussian sigma of the anomaly map, in input pixels (PatchCore uses 4).
+    """
+
+    backbone: str = "resnet18"
+    layers: tuple[int, ...] = (2, 3)
+    image_size: int = 128
+    embed_dim: int = 0
+    coreset_ratio: float = 0.1
+    max_memory: int = 0
+    projection_dim: int = 128
+    smoothing_sigma: float = 4.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        if not self.layers:
+            raise InputError("layers must name at least one feature level", where="layers")
+        if not 0 < self.coreset_ratio <= 1:
+            raise InputError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}", where="coreset_ratio")
+        if self.image_size < 16:
+            raise InputError(f"image_size must be at least 16, got {self.image_size}", where="image_size")
+
+
+def build_feature_extractor(config: MemoryConfig, *, weights: Path | str | None = None) -> nn.Module:
+    """The timm model of ``config.backbone`` (local weights or random init), pruned after the last layer used.
+
+    Raises:
+        InputError: unknown backbone, one without ``forward_intermediates``, or bad ``layers``.
+    """
+    from sitesight.models.backbone import build_backbone
+
+    model = build_backbone(config.backbone, weights=weights).model
+    if not hasattr(model, "forward_intermediates") or not hasattr(model, "prune_intermediate_layers"):
+        raise InputError(f"backbone {config.backbone!r} has no forward_intermediates; pick a timm ResNet/ConvNeXt/ViT", where="backbone")
+    n_levels = len(getattr(model, "feature_info", [])) or None
+    if n_levels is not None and any(not 0 <= i < n_levels for i in config.layers):
+        raise InputError(f"layers {list(config.layers)} outside 0..{n_levels - 1} for {config.backbone!r}", where="layers")
+    model.prune_intermediate_layers(indices=list(config.layers), prune_head=True)
+    return model.eval()
+
+
+@torch.no_grad()
+def patch_features(model: nn.Module, x: torch.Tensor, config: MemoryConfig) -> torch.Tensor:
+    """Locally aware patch features: ``(B, 3, S, S)`` in [0, 1] → ``(B, h, w, D)`` float32.
+
+    ``(h, w)`` is the grid of the first (finest) level in ``config.layers``.
+    """
+    x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
+    levels = model.forward_intermediates(x, indices=list(config.layers), intermediates_only=True)
+    feats = []
+    ref = levels[0].shape[-2:]
+    for f in levels:
+        f = F.avg_pool2d(f, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        if f.shape[-2:] != ref:
+            f = F.interpolate(f, size=ref, mode="bilinear", align_corners=False)
+        feats.append(f)
+    out = torch.cat(feats, dim=1).permute(0, 2, 3, 1)  # (B, h, w, C)
+    if config.embed_dim and out.shape[-1] > config.embed_dim:
+        b, h, w, c = out.shape
+        out = F.adaptive_avg_pool1d(out.reshape(-1, 1, c), config.embed_dim).reshape(b, h, w, config.embed_dim)
+    return out.contiguous().float()
+
+
+def greedy_coreset(features: torch.Tensor, n_select: int, *, projection_dim: int = 128, seed: int = 0) -> torch.Tensor:
+    """Greedy k-center coreset: indices ``(n_select,)`` int64 into ``features`` ``(N, D)``.
+
+    Starts from a seeded random point and repeatedly adds the point farthest from everything chosen so
+    far. Distances are measured after a Gaussian random projection to ``projection_dim`` dimensions
+    when ``D`` is larger (Johnson-Lindenstrauss), as PatchCore does to keep this cheap.
+    """
+    n = features.shape[0]
+    n_select = int(min(max(n_select, 1), n))
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    z = features.float()
+    if projection_dim and z.shape[1] > projection_dim:
+        proj = torch.randn(z.shape[1], projection_dim, generator=g) / math.sqrt(projection_dim)
+        z = z @ proj.to(z.device)
+    first = int(torch.randint(n, (1,), generator=g))
+    chosen = torch.empty(n_select, dtype=torch.long)
+    chosen[0] = first
+    min_dist = torch.cdist(z, z[first : first + 1]).squeeze(1)
+    for i in range(1, n_select):
+        idx = int(torch.argmax(min_dist))
+        chosen[i] = idx
+        min_dist = torch.minimum(min_dist, torch.cdist(z, z[idx : idx + 1]).squeeze(1))
+    return chosen
+
+
+def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance from each query ``(Q, D)`` to its nearest row of ``memory`` ``(M, D)`` → ``(Q,)``.
+
+    Computed with ``torch.cdist`` over chunks of queries so that at most ``chunk x M`` distances exist
+    at once.
+    """
+    out = torch.empty(queries.shape[0], dtype=torch.float32, device=queries.device)
+    for start in range(0, queries.shape[0], chunk):
+        q = queries[start : start + chunk]
+        out[start : start + q.shape[0]] = torch.cdist(q, memory, compute_mode="donot_use_mm_for_euclid_dist").amin(dim=1)
+    return out
+
+
+@dataclass(frozen=True)
+class MemoryDetector:
+    """A fitted feature-memory detector.
+
+    Attributes:
+        model: the pruned timm feature extractor (eval mode).
+        memory: ``(M, D)`` float32 memory bank of normal patch features.
+        config: its `MemoryConfig`.
+    """
+
+    model: nn.Module
+    memory: torch.Tensor
+    config: MemoryConfig
+
+    method = "memory"
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[np.ndarray], *, batch_size: int = 16) -> AnomalyPrediction:
+        """Score uint8 ``(H, W, 3)`` RGB images; maps come back at each image's own size."""
+        device = self.memory.device
+        s = self.config.image_size
+        scores, maps = [], []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            feats = patch_features(self.model, to_batch(chunk, s, device), self.config)
+            b, h, w, d = feats.shape
+            patch = nearest_distances(feats.reshape(-1, d), self.memory).reshape(b, 1, h, w)
+            scores.append(patch.flatten(1).amax(dim=1).cpu().numpy())
+            full = F.interpolate(patch, size=(s, s), mode="bilinear", align_corners=False)
+            full = gaussian_blur(full, self.config.smoothing_sigma)[:, 0]
+            maps.extend(maps_to_images(full, chunk))
+        out = np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
+        return AnomalyPrediction(scores=out, maps=tuple(maps))
+
+    def config_dict(self) -> dict[str, Any]:
+        """JSON-ready settings, with the memory-bank shape."""
+        d = asdict(self.config)
+        d["layers"] = list(self.config.layers)
+        return {"method": self.method, **d, "memory_shape": list(self.memory.shape)}
+
+
+def fit_memory(
+    images: Sequence[np.ndarray],
+    *,
+    config: MemoryConfig = MemoryConfig(),
+    weights: Path | str | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> MemoryDetector:
+    """Build the memory bank from normal images in one pass.
+
+    Args:
+        images: normal uint8 ``(H, W, 3)`` RGB images (resized to ``config.image_size``).
+        config: backbone, levels and sampling settings.
+        weights: local weights file for the backbone (timm key layout); ``None`` = random init
+            (seeded by ``seed``).
+        seed: seeds the random initialisation, the projection and the coreset's first point.
+        batch_size: images per forward pass.
+        device: ``"cpu"``, ``"cuda"``…; ``None`` picks CUDA when available.
+        on_batch: called with the number of images just processed (for progress bars).
+
+    Returns:
+        `MemoryDetector` with ``max(1, round(coreset_ratio * patches))`` memory rows (capped by
+        ``max_memory``).
+    """
+    if len(images) < 1:
+        raise InputError("need at least one normal image to build a memory bank")
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    model = build_feature_extractor(config, weights=weights).to(dev)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        feats = patch_features(model, to_batch(chunk, config.image_size, dev), config)
+        chunks.append(feats.reshape(-1, feats.shape[-1]))
+        if on_batch is not None:
+            on_batch(len(chunk))
+    bank = torch.cat(chunks)
+    n_keep = max(1, int(round(config.coreset_ratio * bank.shape[0])))
+    if config.max_memory:
+        n_keep = min(n_keep, config.max_memory)
+    if n_keep < bank.shape[0]:
+        bank = bank[greedy_coreset(bank, n_keep, projection_dim=config.projection_dim, seed=seed).to(dev)]
+    return MemoryDetector(model=model, memory=bank.contiguous(), config=config)

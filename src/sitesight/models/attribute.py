@@ -1,0 +1,188 @@
+"""Box attributes with the RoI head: train from a `Dataset`, predict onto `Detections`, write the CSV.
+
+`train_roi_head` picks the boxes of one class (e.g. ``person``) and one attribute (e.g.
+``safety_rope``), maps the attribute's values to classes (``unknown`` first; boxes without the
+attribute are ``unknown``) and runs `sitesight.models.train.fit`. `predict_roi` adds
+``<attribute>_probs`` ``(N, K)`` float32 (NaN rows for other classes) and ``<attribute>_pred``
+(object array of class names, ``None`` for other classes) to each frame's `Detections`.
+`write_attribute_csv` writes one row per box in the layout ``sitesight eval cls`` reads:
+``image, box_index, x1, y1, x2, y2, score, label, pred`` and one probability column per class.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sitesight.dataset import Dataset
+from sitesight.detections import Detections
+from sitesight.errors import InputError
+from sitesight.models.augment import Augment
+from sitesight.models.data import FrameSource, RoiFrameDataset, roi_collate, roi_items_from_dataset
+from sitesight.models.roi_head import RoIAttributeHead, RoIHeadConfig, build_roi_head
+from sitesight.models.train import FitConfig, FitResult, evaluate, fit, resolve_device
+
+__all__ = ["roi_dataset", "train_roi_head", "predict_roi", "attribute_labels", "write_attribute_csv"]
+
+
+def roi_dataset(
+    dataset: Dataset,
+    config: RoIHeadConfig,
+    *,
+    images: Sequence[np.ndarray] | None = None,
+    train: bool = False,
+    augment: Augment | None = None,
+    seed: int = 0,
+) -> RoiFrameDataset:
+    """The frames of ``dataset`` that hold ``config.box_class`` boxes, as a `RoiFrameDataset`.
+
+    ``images`` (aligned with ``dataset.samples``) replaces reading the files, e.g. for in-memory
+    synthetic frames. ``train=True`` switches on box jitter and ``augment``.
+    """
+    indices, boxes, labels = roi_items_from_dataset(
+        dataset, box_class=config.box_class, attribute=config.attribute, class_names=config.class_names
+    )
+    frames = [images[i] if images is not None else dataset.image_path(dataset.samples[i]) for i in indices]
+    return RoiFrameDataset(
+        frames,
+        boxes,
+        labels,
+        frame_wh=config.frame_wh,
+        expansion=config.expansion,
+        jitter=config.jitter if train else None,
+        augment=augment if train else None,
+        seed=seed,
+    )
+
+
+def train_roi_head(
+    train: Dataset,
+    val: Dataset | None,
+    *,
+    config: RoIHeadConfig,
+    fit_config: FitConfig,
+    out_dir: Path | str,
+    images: tuple[Sequence[np.ndarray] | None, Sequence[np.ndarray] | None] = (None, None),
+    augment: Augment | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train a RoI attribute head; the best epoch (validation macro AP) is ``out_dir/best.safetensors``.
+
+    Args:
+        train / val: datasets with ``config.box_class`` boxes carrying ``config.attribute``.
+        config: architecture, classes (see `attribute_classes`), input size, expansion, jitter.
+        fit_config: optimisation (defaults: AdamW 5e-5, wd 0.01, batch 8 frames, 20 epochs, patience 8).
+        images: optional in-memory frames for ``(train, val)``, aligned with their samples.
+        augment: photometric / camera / erasing augmentation for training; ``None`` = none.
+    """
+    train_set = roi_dataset(train, config, images=images[0], train=True, augment=augment, seed=fit_config.seed)
+    if len(train_set) == 0:
+        raise InputError(f"no {config.box_class!r} boxes in the training set")
+    val_set = None if val is None else roi_dataset(val, config, images=images[1])
+    torch.manual_seed(fit_config.seed)
+    model = build_roi_head(config)
+    return fit(model, train_set, val_set, collate=roi_collate, config=fit_config, out_dir=out_dir, model_config=config.to_dict(), resume=resume)
+
+
+def attribute_labels(dataset: Dataset, config: RoIHeadConfig) -> list[np.ndarray]:
+    """Per sample, ``(N,)`` int64 true class index of every box (-1 for boxes of other classes)."""
+    cls = dataset.class_index(config.box_class) if config.box_class in dataset.class_names else -1
+    lookup = {name: i for i, name in enumerate(config.class_names)}
+    out = []
+    for s in dataset.samples:
+        values = s.gt.attributes.get(config.attribute)
+        lab = np.full(len(s.gt), -1, np.int64)
+        for j in np.flatnonzero(s.gt.class_id == cls):
+            v = None if values is None else values[j]
+            lab[j] = lookup.get(str(v), 0) if v is not None else 0
+        out.append(lab)
+    return out
+
+
+def predict_roi(
+    model: RoIAttributeHead,
+    frames: Sequence[FrameSource],
+    detections: Sequence[Detections],
+    *,
+    box_class_id: int = 0,
+    batch_size: int = 8,
+    device: str = "auto",
+) -> list[Detections]:
+    """Attribute probabilities for every ``box_class_id`` box, the backbone once per frame.
+
+    Args:
+        model: a trained head (e.g. from `sitesight.models.checkpoint.load_checkpoint`).
+        frames: image paths or ``(h, w, 3)`` uint8 arrays.
+        detections: per frame, boxes in that frame's pixels (ground truth or predictions).
+        box_class_id: which class's boxes get attributes (the head's ``box_class``).
+
+    Returns:
+        New `Detections` per frame with ``<attribute>_probs`` ``(N, K)`` float32 and
+        ``<attribute>_pred`` object array of class names (NaN / ``None`` for other boxes).
+    """
+    if len(frames) != len(detections):
+        raise ValueError(f"predict_roi: {len(frames)} frames but {len(detections)} Detections")
+    cfg = model.config
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    keep = [np.flatnonzero(d.class_id == box_class_id) for d in detections]
+    with_boxes = [i for i, k in enumerate(keep) if len(k)]
+    dataset = RoiFrameDataset(
+        [frames[i] for i in with_boxes], [detections[i].xyxy[keep[i]] for i in with_boxes], None,
+        frame_wh=cfg.frame_wh, expansion=cfg.expansion,
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=roi_collate)
+    _, _, probs = evaluate(model, loader, device=dev)
+    k = len(cfg.class_names)
+    names = np.array(cfg.class_names, dtype=object)
+    out, start = [], 0
+    for i, d in enumerate(detections):
+        p = np.full((len(d), k), np.nan, np.float32)
+        pred = np.full(len(d), None, object)
+        if len(keep[i]):
+            p[keep[i]] = probs[start : start + len(keep[i])]
+            pred[keep[i]] = names[p[keep[i]].argmax(axis=1)]
+            start += len(keep[i])
+        out.append(d.with_attributes(**{f"{cfg.attribute}_probs": p, f"{cfg.attribute}_pred": pred}))
+    return out
+
+
+def write_attribute_csv(
+    path: Path | str,
+    images: Sequence[str | Path],
+    predictions: Sequence[Detections],
+    *,
+    attribute: str,
+    class_names: Sequence[str],
+    labels: Sequence[np.ndarray] | None = None,
+) -> int:
+    """One row per box that has ``<attribute>_probs``; returns the number of rows written.
+
+    ``labels`` (per frame ``(N,)`` true class indices, -1 = none) fills the ``label`` column with
+    the true class name; it is empty when unknown.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "box_index", "x1", "y1", "x2", "y2", "score", "label", "pred", *class_names])
+        for i, (image, d) in enumerate(zip(images, predictions, strict=True)):
+            probs = d.attributes.get(f"{attribute}_probs")
+            if probs is None:
+                continue
+            for j in range(len(d)):
+                if np.isnan(probs[j]).any():
+                    continue
+                true = "" if labels is None or labels[i][j] < 0 else class_names[int(labels[i][j])]
+                x1, y1, x2, y2 = (round(float(v), 2) for v in d.xyxy[j])
+                writer.writerow(
+                    [str(image), j, x1, y1, x2, y2, round(float(d.score[j]), 5), true, class_names[int(probs[j].argmax())],
+                     *(f"{float(v):.6f}" for v in probs[j])]
+                )
+                rows += 1
+    return rows

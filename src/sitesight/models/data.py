@@ -1,0 +1,239 @@
+"""torch Datasets: RoI frames (frame + person boxes + attribute labels) and folder-per-class images.
+
+Both yield ``(inputs, labels)`` batches through their collate function, the contract of
+`sitesight.models.train`: ``model(*inputs) -> logits (R, K)`` and ``labels (R,) int64``.
+
+Frames are letterboxed: scaled by ``min(W / w, H / h)`` into a ``frame_wh = (W, H)`` canvas,
+top-left aligned, the rest grey; boxes are multiplied by the same scale. Images are normalised
+with ImageNet mean and std (what timm weights expect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sitesight.dataset import Dataset
+from sitesight.errors import InputError
+from sitesight.models.augment import Augment
+from sitesight.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from sitesight.models.roi_head import BoxExpansion, BoxJitter, expand_person_boxes, jitter_person_boxes
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "read_rgb",
+    "letterbox",
+    "to_tensor",
+    "attribute_classes",
+    "roi_items_from_dataset",
+    "RoiFrameDataset",
+    "roi_collate",
+    "scan_image_folder",
+    "ImageClassDataset",
+    "class_collate",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FrameSource = Path | str | np.ndarray
+
+
+def read_rgb(source: FrameSource) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB from a path or an array; `InputError` naming the file when unreadable."""
+    if isinstance(source, np.ndarray):
+        return source
+    try:
+        from sitesight.images import read_image_rgb
+    except ImportError:
+        read_image_rgb = None
+    if read_image_rgb is not None:
+        return read_image_rgb(source)
+    try:
+        with Image.open(source) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read image ({exc})", source) from None
+
+
+def letterbox(image: np.ndarray, frame_wh: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Scale ``(h, w, 3)`` uint8 into a ``(H, W, 3)`` grey canvas at the top-left; returns it and the scale."""
+    w_out, h_out = frame_wh
+    h, w = image.shape[:2]
+    scale = min(w_out / w, h_out / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.full((h_out, w_out, 3), 114, np.uint8)
+    resized = image if (nw, nh) == (w, h) else np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+    canvas[:nh, :nw] = resized[:h_out, :w_out]
+    return canvas, scale
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 normalised with ImageNet mean / std."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def attribute_classes(dataset: Dataset, attribute: str, unknown: str = "unknown") -> tuple[str, ...]:
+    """``(unknown, *values)``: the schema's values for ``attribute`` (or those seen), ``unknown`` first."""
+    spec = dataset.attribute_schema.get(attribute)
+    values: list[str] = list(spec.allowed()) if spec is not None and spec.is_categorical else []
+    if not values:
+        seen = set()
+        for s in dataset.samples:
+            arr = s.gt.attributes.get(attribute)
+            if arr is not None:
+                seen.update(str(v) for v in arr if v is not None)
+        values = sorted(seen)
+    if not values:
+        raise InputError(f"no box carries attribute {attribute!r}; attributes are {sorted(dataset.attribute_schema)}")
+    return (unknown, *[v for v in values if v != unknown])
+
+
+def roi_items_from_dataset(
+    dataset: Dataset, *, box_class: str, attribute: str, class_names: Sequence[str]
+) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """Frames holding at least one ``box_class`` box: sample indices, ``(n, 4)`` boxes, ``(n,)`` labels.
+
+    Attribute values map to their index in ``class_names``; a box without the attribute (``None``)
+    or with a value not in ``class_names`` is class 0 (``unknown``).
+    """
+    try:
+        cls = dataset.class_index(box_class)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]), where="box class") from None
+    lookup = {name: i for i, name in enumerate(class_names)}
+    indices, boxes, labels = [], [], []
+    for i, s in enumerate(dataset.samples):
+        keep = s.gt.class_id == cls
+        if not keep.any():
+            continue
+        values = s.gt.attributes.get(attribute)
+        picked = values[keep] if values is not None else np.full(int(keep.sum()), None, object)
+        indices.append(i)
+        boxes.append(s.gt.xyxy[keep])
+        labels.append(np.array([lookup.get(str(v), 0) if v is not None else 0 for v in picked], np.int64))
+    return indices, boxes, labels
+
+
+class RoiFrameDataset(torch.utils.data.Dataset):
+    """One item per frame: ``(image (3, H, W) float32, rois (n, 4) float32 expanded, labels (n,) int64)``.
+
+    Args:
+        frames: image paths or ``(h, w, 3)`` uint8 arrays.
+        boxes: per frame ``(n, 4)`` person boxes in that frame's pixels.
+        labels: per frame ``(n,)`` class indices; ``None`` for prediction (labels are -1).
+        frame_wh: network input size; frames are letterboxed into it.
+        expansion: box expansion; with ``jitter`` (training) its factors are jittered too.
+        jitter / augment: training noise; ``None`` for evaluation and prediction.
+        seed: with `set_epoch`, fixes every random draw (same seed + epoch + index → same item).
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[FrameSource],
+        boxes: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray] | None,
+        *,
+        frame_wh: tuple[int, int],
+        expansion: BoxExpansion,
+        jitter: BoxJitter | None = None,
+        augment: Augment | None = None,
+        seed: int = 0,
+    ) -> None:
+        if len(frames) != len(boxes) or (labels is not None and len(labels) != len(frames)):
+            raise ValueError(f"RoiFrameDataset: {len(frames)} frames, {len(boxes)} box sets, {None if labels is None else len(labels)} label sets")
+        self.frames = list(frames)
+        self.boxes = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
+        self.labels = None if labels is None else [np.asarray(v, np.int64) for v in labels]
+        self.frame_wh = tuple(frame_wh)
+        self.expansion, self.jitter, self.augment = expansion, jitter, augment
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, scale = letterbox(read_rgb(self.frames[index]), self.frame_wh)
+        xyxy = self.boxes[index] * scale
+        if self.jitter is not None:
+            rois = jitter_person_boxes(xyxy, self.expansion, self.jitter, self.frame_wh, rng)
+        else:
+            rois = expand_person_boxes(xyxy, self.expansion, self.frame_wh)
+        if self.augment is not None:
+            image = self.augment.apply(image, rng)
+        labels = self.labels[index] if self.labels is not None else np.full(len(xyxy), -1, np.int64)
+        return to_tensor(image), torch.from_numpy(rois), torch.from_numpy(labels)
+
+
+def roi_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Frames → ``((images (B, 3, H, W), rois (R, 5) [batch_index, x1, y1, x2, y2]), labels (R,))``."""
+    images = torch.stack([b[0] for b in batch])
+    rois = torch.cat([torch.cat([torch.full((len(b[1]), 1), float(i)), b[1]], dim=1) for i, b in enumerate(batch)])
+    labels = torch.cat([b[2] for b in batch])
+    return (images, rois.reshape(-1, 5)), labels
+
+
+def scan_image_folder(root: Path | str) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """Folder-per-class layout ``root/<class>/<image>``: paths, ``(N,)`` int64 labels, sorted class names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("not a folder of class folders", root)
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    paths, labels = [], []
+    for k, name in enumerate(classes):
+        for p in sorted((root / name).iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(p)
+                labels.append(k)
+    if not paths:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in class folders", root)
+    return paths, np.asarray(labels, np.int64), classes
+
+
+class ImageClassDataset(torch.utils.data.Dataset):
+    """One item per image: ``(image (3, S, S) float32, label int)``, resized to ``image_size`` square."""
+
+    def __init__(
+        self,
+        images: Sequence[FrameSource],
+        labels: Sequence[int] | np.ndarray | None,
+        *,
+        image_size: int,
+        augment: Augment | None = None,
+        hflip: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.images = list(images)
+        self.labels = None if labels is None else np.asarray(labels, np.int64)
+        self.image_size, self.augment, self.hflip = int(image_size), augment, hflip
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image = read_rgb(self.images[index])
+        image = np.asarray(Image.fromarray(image).resize((self.image_size, self.image_size), Image.BILINEAR))
+        if self.augment is not None:
+            image = self.augment.apply(image, rng)
+        if self.hflip and rng.random() < 0.5:
+            image = image[:, ::-1]
+        return to_tensor(image), -1 if self.labels is None else int(self.labels[index])
+
+
+def class_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+    """Images → ``((images (B, 3, S, S),), labels (B,))``."""
+    return (torch.stack([b[0] for b in batch]),), torch.tensor([b[1] for b in batch], dtype=torch.int64)
