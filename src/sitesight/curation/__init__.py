@@ -4,7 +4,13 @@ frozen CCTV frames, sample by time and package CVAT tasks. numpy and Pillow only
 
 from __future__ import annotations
 
-from sitesight.curation.captures import Capture, capture_from_path, captures_from_dataset, list_captures, parse_capture_name
+from sitesight.curation.captures import (
+    Capture,
+    capture_from_path,
+    captures_from_dataset,
+    list_captures,
+    parse_capture_name,
+)
 from sitesight.curation.dedup import DedupResult, dedup_frames, phash_file, remove_dropped
 from sitesight.curation.filters import (
     AttributeRule,

@@ -45,7 +45,7 @@ class MixSource:
     origin: str = ""
 
 
-_SPEC = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<path>.+?)(?::(?P<opts>(?:n=\d+|x\d+(?:\.\d+)?)(?::(?:n=\d+|x\d+(?:\.\d+)?))*))?$")
+_SPEC = re.compile(r"^(?:(?P<name>[^=:/\\]+)=)?(?P<path>.+?)(?::(?P<opts>(?:n=\d+|x\d+(?:\.\d+)?)(?::(?:n=\d+|x\d+(?:\.\d+)?))*))?$")
 
 
 def parse_source_spec(text: str) -> tuple[str, Path, int | None, float]:
