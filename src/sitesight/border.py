@@ -1,0 +1,248 @@
+"""From raw sliced boxes to final detections: border-cut rule, merge, score fusion, gate.
+
+Two things SAHI-style merging misses, done here on top of `sitesight.merge`:
+
+* **Slice-border cuts.** A slice cuts a worker who stands across its edge; the detector answers
+  with a box that touches the slice's border (within ``tol`` px) on a side where the slice border
+  is not the frame's border. When a neighbouring slice or the full-frame pass saw the same object
+  uncut (an uncut box of the same class that contains the cut box with intersection-over-smaller
+  ``>= twin_ios``), the cut box loses: it is dropped before merging, so it can neither survive NMS
+  as a duplicate nor drag an NMM union off the object. A cut box with no uncut twin is kept.
+* **Score fusion** (optional). An object inside the overlap of several slices is seen several
+  times; when they agree the score rises: ``s + weight * (1 - s) * (k - 1) / (m - 1)`` where ``k``
+  sources (slices or the full frame) found a matching raw box and ``m`` sources could have seen
+  it (slices containing the box, plus the full frame). A box only one source could see keeps ``s``.
+
+`postprocess_frame` chains confidence filter → border rule → merge → fusion → gate; sweeps call
+it for every combination on stored raw boxes (see `sitesight.sweep`).
+
+Example:
+    >>> from sitesight import Detections
+    >>> from sitesight.border import border_cut_mask
+    >>> import numpy as np
+    >>> slices = np.array([[0, 0, 640, 640], [512, 0, 1152, 640]])
+    >>> raw = Detections(xyxy=[[600, 10, 640, 90], [600, 10, 660, 90]], attributes={"source": [0, 1]})
+    >>> border_cut_mask(raw, slices, (1152, 640)).tolist()
+    [True, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sitesight.boxes import pairwise_ios, pairwise_iou
+from sitesight.detections import Detections
+from sitesight.gate import GateParams, gate_mask
+
+__all__ = [
+    "MergeSpec",
+    "border_cut_mask",
+    "annotate_border",
+    "drop_cut_twins",
+    "fuse_scores",
+    "postprocess_frame",
+    "postprocess_run",
+    "slices_of",
+]
+
+_HELPER_ATTRIBUTES = ("border_cut", "twin_score")
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """One merge setting: ``method`` (nms, nmm, greedy_nmm), ``metric`` (iou, ios), ``threshold``."""
+
+    method: str = "greedy_nmm"
+    metric: str = "ios"
+    threshold: float = 0.5
+    class_agnostic: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.method}/{self.metric}@{self.threshold:g}" + ("/agnostic" if self.class_agnostic else "")
+
+
+def slices_of(image_wh: tuple[int, int], parameters: Mapping[str, Any]) -> np.ndarray:
+    """``(K, 4)`` int64 slice windows of a frame, rebuilt from a run's manifest ``parameters``."""
+    from sitesight.slicing import slice_grid
+
+    if "slice_wh" not in parameters:
+        return np.zeros((0, 4), np.int64)
+    return slice_grid(tuple(image_wh), slice_wh=tuple(parameters["slice_wh"]), overlap_ratio=tuple(parameters["overlap_ratio"]))
+
+
+def _source(raw: Detections) -> np.ndarray:
+    return np.asarray(raw.attributes.get("source", np.full(len(raw), -1)), np.int64)
+
+
+def border_cut_mask(raw: Detections, slices: np.ndarray, image_wh: tuple[int, int], *, tol: float = 2.0) -> np.ndarray:
+    """``(N,)`` bool: raw boxes touching their slice's border where that border is inside the frame.
+
+    Args:
+        raw: raw boxes in frame pixels with ``attributes["source"]`` (slice index, -1 = full frame).
+        slices: ``(K, 4)`` slice windows the sources index into.
+        image_wh: frame ``(width, height)``.
+        tol: a box side within ``tol`` pixels of the slice side counts as touching it.
+    """
+    source = _source(raw)
+    cut = np.zeros(len(raw), bool)
+    from_slice = (source >= 0) & (source < len(slices))
+    if not from_slice.any():
+        return cut
+    s = np.asarray(slices, np.float32)[source[from_slice]]
+    b = raw.xyxy[from_slice]
+    w, h = image_wh
+    cut[from_slice] = (
+        ((b[:, 0] <= s[:, 0] + tol) & (s[:, 0] > 0))
+        | ((b[:, 1] <= s[:, 1] + tol) & (s[:, 1] > 0))
+        | ((b[:, 2] >= s[:, 2] - tol) & (s[:, 2] < w))
+        | ((b[:, 3] >= s[:, 3] - tol) & (s[:, 3] < h))
+    )
+    return cut
+
+
+def annotate_border(
+    raw: Detections,
+    slices: np.ndarray,
+    image_wh: tuple[int, int],
+    *,
+    tol: float = 2.0,
+    twin_ios: float = 0.6,
+    class_agnostic: bool = False,
+) -> Detections:
+    """Raw boxes with ``border_cut`` (bool) and ``twin_score`` (float32) attributes added.
+
+    ``twin_score`` is the best score of an uncut box from another source that contains the cut box
+    (intersection over smaller ``>= twin_ios``, same class unless agnostic), -1 when there is none
+    or the box is not cut. A cut box loses at confidence ``c`` exactly when ``twin_score >= c``,
+    so the pairing is done once and every confidence of a sweep reuses it.
+    """
+    cut = border_cut_mask(raw, slices, image_wh, tol=tol)
+    twin = np.full(len(raw), -1.0, np.float32)
+    if cut.any() and (~cut).any():
+        source = _source(raw)
+        ci, ui = np.flatnonzero(cut), np.flatnonzero(~cut)
+        match = pairwise_ios(raw.xyxy[ci], raw.xyxy[ui]) >= twin_ios
+        match &= source[ci][:, None] != source[ui][None, :]
+        if not class_agnostic:
+            match &= raw.class_id[ci][:, None] == raw.class_id[ui][None, :]
+        scores = np.where(match, raw.score[ui][None, :], -1.0)
+        twin[ci] = scores.max(axis=1)
+    return raw.with_attributes(border_cut=cut, twin_score=twin)
+
+
+def drop_cut_twins(annotated: Detections, conf: float) -> Detections:
+    """Boxes with ``score >= conf``, minus cut boxes whose uncut twin also passes ``conf``."""
+    keep = annotated.score >= conf
+    if "twin_score" in annotated.attributes:
+        keep &= ~(annotated.attributes["border_cut"] & (annotated.attributes["twin_score"] >= conf))
+    return annotated[keep]
+
+
+def fuse_scores(
+    merged: Detections,
+    raw: Detections,
+    slices: np.ndarray,
+    *,
+    metric: str = "ios",
+    threshold: float = 0.5,
+    weight: float = 0.5,
+    full_frame: bool = True,
+    class_agnostic: bool = False,
+) -> Detections:
+    """Raise the scores of merged boxes that several slices agree on (formula in the module doc).
+
+    Args:
+        merged: merged boxes of one frame.
+        raw: the raw boxes they were merged from, with ``attributes["source"]``.
+        slices: ``(K, 4)`` slice windows of the frame.
+        metric, threshold: how a raw box must overlap a merged box to count as agreeing.
+        weight: 0 leaves scores unchanged; 1 lifts a box all sources agree on to score 1.
+        full_frame: the run had a full-frame pass (it counts as one more source).
+    """
+    if len(merged) == 0 or len(raw) == 0 or weight == 0:
+        return merged
+    overlap = (pairwise_ios if metric == "ios" else pairwise_iou)(merged.xyxy, raw.xyxy) >= threshold
+    if not class_agnostic:
+        overlap &= merged.class_id[:, None] == raw.class_id[None, :]
+    source = _source(raw)
+    sources = np.unique(source)
+    k = np.stack([(overlap & (source == s)[None, :]).any(axis=1) for s in sources], axis=1).sum(axis=1)
+    s = np.asarray(slices, np.float32).reshape(-1, 4)
+    b = merged.xyxy
+    inside = (b[:, None, 0] >= s[None, :, 0]) & (b[:, None, 1] >= s[None, :, 1])
+    inside &= (b[:, None, 2] <= s[None, :, 2]) & (b[:, None, 3] <= s[None, :, 3])
+    m = inside.sum(axis=1) + int(full_frame)
+    k = np.minimum(k, m)
+    agreement = np.where(m >= 2, (k - 1) / np.maximum(m - 1, 1), 0.0).clip(0, 1)
+    score = merged.score + weight * (1 - merged.score) * agreement
+    return merged.replace(score=score.astype(np.float32))
+
+
+def postprocess_frame(
+    raw: Detections,
+    slices: np.ndarray,
+    image_wh: tuple[int, int],
+    *,
+    conf: float,
+    merge_spec: MergeSpec = MergeSpec(),
+    border: bool = True,
+    fuse_weight: float = 0.0,
+    gate: GateParams | None = None,
+) -> tuple[Detections, int]:
+    """Raw boxes of one frame → final detections, and how many boxes the gate removed.
+
+    Args:
+        raw: raw boxes (``source`` attribute) or the output of `annotate_border` (reused as is).
+        slices: ``(K, 4)`` slice windows of the frame (`slices_of`).
+        image_wh: frame ``(width, height)``.
+        conf: confidence threshold applied to raw boxes before merging (as SAHI does).
+        merge_spec: merge method, metric, threshold, class-awareness.
+        border: apply the slice-border-cut rule.
+        fuse_weight: score fusion weight (0 = off).
+        gate: full-image gate settings, or None for no gate.
+
+    Returns:
+        ``(detections, gate_removed)``; detections keep the detector's attributes and ``source``.
+    """
+    from sitesight.merge import merge
+
+    if border and "twin_score" not in raw.attributes:
+        raw = annotate_border(raw, slices, image_wh, class_agnostic=merge_spec.class_agnostic)
+    kept = drop_cut_twins(raw, conf) if border else raw[raw.score >= conf]
+    kept = kept.replace(attributes={k: v for k, v in kept.attributes.items() if k not in _HELPER_ATTRIBUTES})
+    merged = merge(kept, method=merge_spec.method, metric=merge_spec.metric, threshold=merge_spec.threshold,
+                   class_agnostic=merge_spec.class_agnostic)
+    if fuse_weight:
+        merged = fuse_scores(merged, kept, slices, metric=merge_spec.metric, threshold=merge_spec.threshold,
+                             weight=fuse_weight, full_frame=bool((_source(raw) < 0).any()),
+                             class_agnostic=merge_spec.class_agnostic)
+    if gate is None:
+        return merged, 0
+    full = raw[_source(raw) < 0]
+    keep = gate_mask(merged, full, r=gate.r, conf=gate.conf, ios=gate.ios, class_agnostic=gate.class_agnostic)
+    return merged[keep], int((~keep).sum())
+
+
+def postprocess_run(
+    raws: Sequence[Detections],
+    image_whs: Sequence[tuple[int, int]],
+    parameters: Mapping[str, Any],
+    *,
+    conf: float,
+    merge_spec: MergeSpec = MergeSpec(),
+    border: bool = True,
+    fuse_weight: float = 0.0,
+    gate: GateParams | None = None,
+) -> tuple[list[Detections], int]:
+    """`postprocess_frame` over every frame of a run; returns detections and total gate removals."""
+    out, removed = [], 0
+    for raw, wh in zip(raws, image_whs, strict=True):
+        det, n = postprocess_frame(raw, slices_of(wh, parameters), wh, conf=conf, merge_spec=merge_spec,
+                                   border=border, fuse_weight=fuse_weight, gate=gate)
+        out.append(det)
+        removed += n
+    return out, removed

@@ -1,0 +1,98 @@
+"""Detector builders: each turns a model on disk into a detector callable.
+
+A detector is ``Callable[[list[np.ndarray]], list[Detections]]`` (RGB uint8 ``(H, W, 3)`` images in,
+one `Detections` per image out, boxes in that image's pixels). Weights come only from local files.
+`build_detector` parses the CLI's model spec:
+
+====================================================  ===========================================
+``yolo:PATH.pt``                                      Ultralytics YOLO weights (``[yolo]`` extra)
+``torchvision:ARCH:PATH``                             a torchvision detection architecture by name
+                                                      (e.g. ``retinanet_resnet50_fpn``) with local
+                                                      weights (``[torch]`` extra)
+``onnx:PATH.onnx``                                    a YOLO-style ONNX export (``[onnx]`` extra)
+``replay:RESULTS.json:IMAGES.json``                   recorded COCO results; ``IMAGES.json`` is the
+                                                      COCO file naming the images (not needed when
+                                                      RESULTS.json has its own ``images``)
+====================================================  ===========================================
+
+Example:
+    >>> from sitesight.predictors import build_detector
+    >>> detector = build_detector("onnx:models/yolov8n.onnx")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sitesight.errors import InputError
+
+__all__ = ["BUILDERS", "build_detector", "parse_spec"]
+
+
+def _yolo(args: list[str], conf: float) -> Callable:
+    from sitesight.predictors.ultralytics import build_ultralytics_detector
+
+    (path,) = args
+    return build_ultralytics_detector(path, conf=conf)
+
+
+def _torchvision(args: list[str], conf: float) -> Callable:
+    from sitesight.predictors.torchvision import build_torchvision_detector
+
+    arch, path = args
+    return build_torchvision_detector(arch, path, score_threshold=conf)
+
+
+def _onnx(args: list[str], conf: float) -> Callable:
+    from sitesight.predictors.onnx import build_onnx_detector
+
+    (path,) = args
+    return build_onnx_detector(path, conf=conf)
+
+
+def _replay(args: list[str], conf: float) -> Callable:
+    from sitesight.predictors.replay import build_replay_detector
+
+    return build_replay_detector(args[0], args[1] if len(args) > 1 else None, conf=conf)
+
+
+# kind -> (builder, number of ':'-separated arguments allowed, usage)
+BUILDERS: dict[str, tuple[Callable[[list[str], float], Callable], tuple[int, ...], str]] = {
+    "yolo": (_yolo, (1,), "yolo:WEIGHTS.pt"),
+    "torchvision": (_torchvision, (2,), "torchvision:ARCH:WEIGHTS"),
+    "onnx": (_onnx, (1,), "onnx:MODEL.onnx"),
+    "replay": (_replay, (1, 2), "replay:RESULTS.json[:IMAGES.json]"),
+}
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """Split ``"kind:arg[:arg]"`` and check the kind, the argument count and that files exist.
+
+    Raises:
+        InputError: unknown kind (the message lists the valid ones), wrong arity, or a missing file.
+    """
+    kind, sep, rest = spec.partition(":")
+    if kind not in BUILDERS or not sep:
+        raise InputError(f"unknown model spec {spec!r}; use one of: " + ", ".join(u for _, _, u in BUILDERS.values()))
+    _, arities, usage = BUILDERS[kind]
+    args = rest.split(":")
+    if kind == "torchvision" and len(args) > 2:  # keep ':' inside the path (rare, but legal)
+        args = [args[0], ":".join(args[1:])]
+    if len(args) not in arities or not all(args):
+        raise InputError(f"model spec {spec!r}: expected {usage}")
+    for path in args[1:] if kind == "torchvision" else args:
+        if not Path(path).is_file():
+            raise InputError(f"model spec {spec!r}: no such file", path)
+    return kind, args
+
+
+def build_detector(spec: str, *, conf: float = 0.05) -> Callable:
+    """A detector callable from a model spec (see the module docstring).
+
+    Args:
+        spec: ``kind:arguments``.
+        conf: the lowest score the model should return (keep it low: sweeps raise it later).
+    """
+    kind, args = parse_spec(spec)
+    return BUILDERS[kind][0](args, conf)

@@ -1,0 +1,360 @@
+"""Runs at rest: raw predictions as Parquet shards plus a ``manifest.json``; resumable.
+
+A run folder holds::
+
+    RUN/manifest.json          model spec, parameters, library versions, the ordered frame keys
+    RUN/shards/shard-000000.parquet ...
+
+Each shard has one row per raw box (``image_id`` = frame index in the manifest, ``source`` =
+slice index or -1 for the full-frame pass, ``x1 y1 x2 y2`` absolute frame pixels, ``score``,
+``class_id``, then one column per extra attribute such as ``iou_pred``) so pandas, polars,
+DuckDB and Ray read it as it is. The frames a shard covers, including frames with no boxes and
+frames that were skipped (unreadable image, with the reason), are listed in the shard's Parquet
+key-value metadata under ``sitesight.frames``. A shard is written to a temporary name and renamed
+into place, so after a kill a frame is either in exactly one complete shard or in none: the
+done-list is derived from the shards and a resumed run neither loses nor repeats a frame.
+
+Example:
+    >>> from sitesight import Detections
+    >>> from sitesight.store import load_run, write_run
+    >>> run = write_run("run/", [("a.jpg", (1920, 1080))], [Detections(xyxy=[[0, 0, 9, 9]])],
+    ...                 model="stand-in", parameters={})  # doctest: +SKIP
+    >>> load_run("run/").raw[0]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sitesight.detections import Detections
+from sitesight.errors import InputError
+
+__all__ = [
+    "FrameRecord",
+    "SkippedFrame",
+    "Run",
+    "open_run",
+    "write_shard",
+    "done_frames",
+    "load_run",
+    "write_run",
+    "library_versions",
+]
+
+FORMAT = "sitesight-run"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+FRAMES_KEY = b"sitesight.frames"
+BOX_COLUMNS = ("image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id")
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """A frame that was processed: its index in the manifest, key (path) and ``(width, height)``."""
+
+    index: int
+    key: str
+    image_wh: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SkippedFrame:
+    """A frame that could not be read, and why."""
+
+    index: int
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stored run.
+
+    Args:
+        run_dir: the run folder.
+        manifest: the parsed ``manifest.json`` (``model``, ``parameters``, ``versions``, ``frames``).
+        frames: processed frames in manifest order.
+        raw: one `Detections` per processed frame, aligned with ``frames``; attributes hold
+            ``"source"`` (int32) and any extra stored columns.
+        skipped: frames that were unreadable, with the reason.
+    """
+
+    run_dir: Path
+    manifest: Mapping[str, Any]
+    frames: tuple[FrameRecord, ...]
+    raw: tuple[Detections, ...]
+    skipped: tuple[SkippedFrame, ...] = ()
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        """The detection parameters recorded in the manifest (slice size, overlap, ...)."""
+        return self.manifest.get("parameters", {})
+
+    @property
+    def pending(self) -> int:
+        """Frames listed in the manifest that are neither done nor skipped."""
+        return len(self.manifest.get("frames", ())) - len(self.frames) - len(self.skipped)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, sitesight and the array/model libraries that are loaded."""
+    from sitesight import __version__
+
+    versions = {"python": platform.python_version(), "sitesight": __version__, "numpy": np.__version__, "pyarrow": pa.__version__}
+    for name in ("torch", "torchvision", "onnxruntime", "ultralytics", "cv2", "PIL"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "__version__"):
+            versions[name] = str(module.__version__)
+    return versions
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("not a sitesight run (no manifest.json)", run_dir) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg})", path, f"line {exc.lineno}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"not a sitesight run manifest (format != {FORMAT!r})", path, "format")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"unsupported run format_version {manifest.get('format_version')!r}", path, "format_version")
+    if not isinstance(manifest.get("frames"), list):
+        raise InputError("missing frame list", path, "frames")
+    return manifest
+
+
+def open_run(
+    run_dir: Path | str,
+    frame_keys: Sequence[str],
+    *,
+    model: str,
+    parameters: Mapping[str, Any],
+    versions: Mapping[str, str] | None = None,
+) -> set[int]:
+    """Create a run folder, or reopen an existing one for resuming; returns the finished frame indices.
+
+    A new folder gets a manifest. An existing one must hold the same model, parameters and frame
+    list (else `InputError`: use a fresh folder); leftover temporary files of a killed writer are
+    removed. Finished frames (done or skipped) are those listed in complete shards.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / MANIFEST
+    parameters = json.loads(json.dumps(dict(parameters)))  # normalise tuples to lists for comparison
+    if manifest_path.exists():
+        old = _read_manifest(run_dir)
+        for key, value in (("model", model), ("parameters", parameters), ("frames", list(frame_keys))):
+            if old.get(key) != value:
+                raise InputError(f"the existing run has a different {key}; use a new output folder to start over", manifest_path, key)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": model,
+            "parameters": parameters,
+            "versions": dict(versions or library_versions()),
+            "frames": list(frame_keys),
+        }
+        _atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+    shard_dir = run_dir / SHARDS
+    shard_dir.mkdir(exist_ok=True)
+    for stale in shard_dir.glob(".tmp-*"):
+        stale.unlink(missing_ok=True)
+    return done_frames(run_dir)
+
+
+def _shard_paths(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / SHARDS).glob("shard-*.parquet"))
+
+
+def _frames_meta(path: Path, metadata: Mapping[bytes, bytes] | None) -> list[list[Any]]:
+    try:
+        return json.loads((metadata or {})[FRAMES_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise InputError("shard lacks its sitesight.frames metadata", path) from None
+
+
+def done_frames(run_dir: Path | str) -> set[int]:
+    """Indices of frames (done or skipped) listed in the run's complete shards."""
+    done: set[int] = set()
+    for path in _shard_paths(Path(run_dir)):
+        done.update(int(row[0]) for row in _frames_meta(path, pq.read_schema(path).metadata))
+    return done
+
+
+def _attribute_array(name: str, values: np.ndarray) -> pa.Array:
+    if values.ndim == 2:
+        flat = pa.array(values.reshape(-1))
+        return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    if values.ndim != 1:
+        raise ValueError(f"attribute {name!r}: only 1-D or 2-D arrays can be stored, got shape {values.shape}")
+    return pa.array(values.tolist() if values.dtype == object else values)
+
+
+def write_shard(
+    run_dir: Path | str,
+    frames: Sequence[tuple[FrameRecord, Detections]],
+    skipped: Sequence[SkippedFrame] = (),
+) -> Path:
+    """Write the raw boxes of some frames as one shard, atomically (temporary file, then rename).
+
+    Args:
+        run_dir: a folder prepared by `open_run`.
+        frames: ``(record, raw)`` pairs; ``raw.xyxy`` in frame pixels, ``raw.attributes["source"]``
+            optional (defaults to -1).
+        skipped: frames that could not be read; recorded so a resume does not retry them.
+    """
+    run_dir = Path(run_dir)
+    parts = [(rec, det) for rec, det in frames if len(det)]
+    keys = sorted({k for _, det in parts for k in det.attributes if k != "source"})
+    for k in keys:
+        if k in BOX_COLUMNS:
+            raise ValueError(f"attribute name {k!r} clashes with a box column")
+    det = Detections.concat([
+        d.replace(attributes={**{k: d.attributes[k] for k in keys if k in d.attributes},
+                              "source": np.asarray(d.attributes.get("source", np.full(len(d), -1)), np.int32)})
+        for _, d in parts
+    ]) if parts else Detections.empty()
+    image_id = np.concatenate([np.full(len(d), rec.index, np.int64) for rec, d in parts]) if parts else np.zeros(0, np.int64)
+    columns: dict[str, pa.Array] = {
+        "image_id": pa.array(image_id),
+        "source": pa.array(np.asarray(det.attributes.get("source", np.zeros(0)), np.int32)),
+        "x1": pa.array(det.xyxy[:, 0]),
+        "y1": pa.array(det.xyxy[:, 1]),
+        "x2": pa.array(det.xyxy[:, 2]),
+        "y2": pa.array(det.xyxy[:, 3]),
+        "score": pa.array(det.score),
+        "class_id": pa.array(det.class_id),
+    }
+    for k in keys:
+        columns[k] = _attribute_array(k, np.asarray(det.attributes[k]))
+    meta = [[rec.index, rec.key, list(rec.image_wh), None] for rec, _ in frames]
+    meta += [[s.index, s.key, None, s.reason] for s in skipped]
+    table = pa.table(columns).replace_schema_metadata({FRAMES_KEY: json.dumps(meta).encode()})
+    shard_dir = run_dir / SHARDS
+    first = min((m[0] for m in meta), default=0)
+    path = shard_dir / f"shard-{first:09d}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = shard_dir / f".tmp-{path.name}"
+    pq.write_table(table, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_fixed_size_list(column.type):
+        flat = pa.concat_arrays([c.flatten() for c in column.chunks]) if column.num_chunks else pa.array([])
+        return flat.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
+    values = column.to_numpy(zero_copy_only=False)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        values = values.astype(object)
+    return values
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """Read a stored run: manifest, processed frames and their raw detections.
+
+    Raises:
+        InputError: no manifest, an invalid manifest or a shard without frame metadata.
+    """
+    run_dir = Path(run_dir)
+    manifest = _read_manifest(run_dir)
+    records: dict[int, FrameRecord] = {}
+    skipped: dict[int, SkippedFrame] = {}
+    tables = []
+    for path in _shard_paths(run_dir):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"unreadable shard ({exc})", path) from None
+        for index, key, wh, reason in _frames_meta(path, table.schema.metadata):
+            if wh is None:
+                skipped[int(index)] = SkippedFrame(int(index), str(key), str(reason))
+            else:
+                records[int(index)] = FrameRecord(int(index), str(key), (int(wh[0]), int(wh[1])))
+        if table.num_rows:
+            tables.append(table.replace_schema_metadata(None))
+    table = pa.concat_tables(tables, promote_options="default") if tables else None
+    frames = tuple(records[i] for i in sorted(records))
+    if table is None or table.num_rows == 0:
+        return Run(run_dir, manifest, frames, tuple(Detections.empty(["source"]).with_attributes(
+            source=np.zeros(0, np.int32)) for _ in frames), tuple(skipped[i] for i in sorted(skipped)))
+    image_id = table.column("image_id").to_numpy()
+    order = np.argsort(image_id, kind="stable")
+    image_id = image_id[order]
+    xyxy = np.stack([table.column(c).to_numpy()[order] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float32)
+    score = table.column("score").to_numpy()[order].astype(np.float32)
+    class_id = table.column("class_id").to_numpy()[order].astype(np.int64)
+    attributes = {"source": table.column("source").to_numpy()[order].astype(np.int32)}
+    for name in table.column_names:
+        if name not in BOX_COLUMNS:
+            attributes[name] = _column_to_numpy(table.column(name))[order]
+    starts = np.searchsorted(image_id, [rec.index for rec in frames], side="left")
+    ends = np.searchsorted(image_id, [rec.index for rec in frames], side="right")
+    raw = tuple(
+        Detections(xyxy=xyxy[s:e], score=score[s:e], class_id=class_id[s:e], attributes={k: v[s:e] for k, v in attributes.items()})
+        for s, e in zip(starts, ends, strict=True)
+    )
+    return Run(run_dir, manifest, frames, raw, tuple(skipped[i] for i in sorted(skipped)))
+
+
+def write_run(
+    run_dir: Path | str,
+    frames: Sequence[tuple[str, tuple[int, int]]],
+    raw: Sequence[Detections],
+    *,
+    model: str,
+    parameters: Mapping[str, Any],
+    frames_per_shard: int = 64,
+) -> Run:
+    """Store in-memory predictions as a run, e.g. from a model that is not a detector callable.
+
+    Args:
+        run_dir: a new (or matching, resumable) run folder.
+        frames: ``(key, (width, height))`` per frame, in order.
+        raw: one `Detections` per frame in frame pixels; ``"source"`` attribute optional.
+        model: a name for what produced the boxes (stored in the manifest).
+        parameters: how they were produced (``slice_wh``, ``overlap_ratio``, ``full_frame`` when sliced).
+        frames_per_shard: frames per Parquet shard.
+    """
+    if len(frames) != len(raw):
+        raise ValueError(f"write_run: {len(frames)} frames but {len(raw)} Detections")
+    done = open_run(run_dir, [k for k, _ in frames], model=model, parameters=parameters)
+    batch: list[tuple[FrameRecord, Detections]] = []
+    for i, ((key, wh), det) in enumerate(zip(frames, raw, strict=True)):
+        if i in done:
+            continue
+        batch.append((FrameRecord(i, key, (int(wh[0]), int(wh[1]))), det))
+        if len(batch) >= frames_per_shard:
+            write_shard(run_dir, batch)
+            batch = []
+    if batch:
+        write_shard(run_dir, batch)
+    return load_run(run_dir)
