@@ -1,0 +1,64 @@
+"""Parse XML from outside safely: entity bombs and external references are refused.
+
+Every failure becomes one `InputError` naming the file and, for syntax errors, the line and column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml
+import defusedxml.ElementTree as DET
+
+from sitesight.errors import InputError
+
+__all__ = ["parse_xml", "describe"]
+
+
+def parse_xml(path: Path | str) -> Element:
+    """The root element of an XML file.
+
+    Raises:
+        InputError: missing/empty file, syntax error (with line and column), DTD entities
+            (possible entity-expansion bomb) or external references.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return DET.parse(f, forbid_dtd=False, forbid_entities=True, forbid_external=True).getroot()
+    except ParseError as exc:
+        line, col = getattr(exc, "position", (None, None))
+        if line is not None and "no element found" in str(exc) and line == 1 and path.stat().st_size == 0:
+            raise InputError("empty file, expected XML", path) from None
+        where = f"line {line}, column {col}" if line is not None else None
+        reason = str(exc).split(":")[0]
+        raise InputError(f"malformed XML: {reason}", path, where) from None
+    except defusedxml.EntitiesForbidden as exc:
+        raise InputError(
+            f"XML entity declaration {exc.name!r} refused (possible entity-expansion bomb)", path, "DOCTYPE"
+        ) from None
+    except defusedxml.DTDForbidden:
+        raise InputError("XML DTD refused", path, "DOCTYPE") from None
+    except defusedxml.ExternalReferenceForbidden as exc:
+        raise InputError(f"external XML reference refused ({exc.sysid})", path, "DOCTYPE") from None
+    except defusedxml.DefusedXmlException as exc:
+        raise InputError(f"unsafe XML refused: {exc}", path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, expected an XML file", path) from None
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", path) from None
+
+
+def describe(element: Element, index: int | None = None, keys: tuple[str, ...] = ("id", "name", "label")) -> str:
+    """A short locator for an element, e.g. ``<box #3 label="head">``, for error messages."""
+    parts = [element.tag]
+    if index is not None:
+        parts.append(f"#{index}")
+    for key in keys:
+        value = element.get(key)
+        if value is not None:
+            parts.append(f'{key}="{value[:60]}"')
+    return "<" + " ".join(parts) + ">"

@@ -1,0 +1,291 @@
+"""YOLO text labels: the Ultralytics layout (``data.yaml``, ``images/<split>``, ``labels/<split>``)
+and the darknet layout (``obj.data``, ``obj.names``, list files, labels next to images).
+
+A label line is ``class cx cy w h`` normalised by the image size (a sixth value is a score; more
+values are a segmentation polygon ``class x1 y1 x2 y2 ...``, read as its extent). Image sizes come
+from the image headers (EXIF orientation applied, as Ultralytics does); no pixels are decoded.
+The label of ``.../images/a/b.jpg`` is ``.../labels/a/b.txt`` (also tried: ``Annotations`` instead
+of ``images``, and ``b.txt`` beside the image). A folder without a yaml or ``obj.data`` is scanned.
+Roboflow's ``data.yaml`` points at ``../train/images``; when that does not exist the path is
+tried again without the leading ``../``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from sitesight.boxes import cxcywh_norm_to_xyxy, xyxy_to_cxcywh_norm
+from sitesight.dataset import Dataset
+from sitesight.errors import InputError
+from sitesight.formats.assemble import ImageRows, build_dataset
+from sitesight.formats.issues import Issue, Loaded, log_issues
+from sitesight.images import IMAGE_MODES, IMAGE_SUFFIXES, place_image, read_image_wh
+
+__all__ = ["read_yolo", "load_yolo", "write_yolo"]
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "valid", "test")
+_IMAGE_DIRS = {"images": ("labels", "annotations"), "jpegimages": ("labels", "annotations")}
+_NAMES_FILES = ("obj.names", "classes.txt", "classes.names", "names.txt")
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
+        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path, where) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file ({exc})", path) from None
+    if not isinstance(doc, dict):
+        raise InputError(f"expected a YAML mapping, got {type(doc).__name__}", path)
+    return doc
+
+
+def _names_from(value: object, path: Path) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, dict):
+        try:
+            ids = sorted(int(k) for k in value)
+        except (TypeError, ValueError):
+            raise InputError("'names' keys must be integers", path, "names") from None
+        if ids != list(range(len(ids))):
+            raise InputError(f"'names' ids must be 0..{len(ids) - 1}, got {ids}", path, "names")
+        by_id = {int(k): str(v) for k, v in value.items()}
+        return [by_id[i] for i in ids]
+    raise InputError(f"'names' must be a list or a mapping, got {type(value).__name__}", path, "names")
+
+
+def _read_names_file(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read names file ({exc})", path) from None
+
+
+def _resolve(base: Path, entry: str, strip: str = "") -> Path | None:
+    candidates = [base / entry]
+    cleaned = entry
+    while cleaned.startswith("../"):
+        cleaned = cleaned[3:]
+        candidates.append(base / cleaned)
+    if strip and entry.startswith(strip):
+        candidates.append(base / entry[len(strip):])
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _label_candidates(image: Path) -> list[Path]:
+    parts = list(image.parts)
+    out = []
+    for i in range(len(parts) - 2, -1, -1):
+        for replacement in _IMAGE_DIRS.get(parts[i].lower(), ()):
+            for name in (replacement, replacement.capitalize()):
+                out.append(Path(*parts[:i], name, *parts[i + 1 :]).with_suffix(".txt"))
+    out.append(image.with_suffix(".txt"))
+    return out
+
+
+def _split_of(image: Path, root: Path) -> str | None:
+    rel = image.relative_to(root).parts[:-1]
+    return next((p for p in rel if p.lower() in SPLITS), None)
+
+
+def _collect(path: Path) -> tuple[list[str], list[tuple[Path, str | None]], Path, list[Issue]]:
+    """(names, [(image, split)], root, issues) for a yaml, obj.data, or folder."""
+    issues: list[Issue] = []
+    if path.is_dir():
+        config = next((p for p in sorted(path.glob("*.y*ml")) if p.suffix in (".yaml", ".yml")), None)
+        config = config or next(iter(sorted(path.glob("*.data"))), None)
+    else:
+        config = path
+    root = path if path.is_dir() else path.parent
+    names: list[str] = []
+    images: list[tuple[Path, str | None]] = []
+    if config is not None and config.suffix in (".yaml", ".yml"):
+        doc = _load_yaml(config)
+        if "names" in doc:
+            names = _names_from(doc["names"], config)
+        base = config.parent / str(doc["path"]) if doc.get("path") else config.parent
+        base = base if base.exists() else config.parent
+        for split in SPLITS:
+            entries = doc.get(split)
+            for entry in [entries] if isinstance(entries, str) else (entries or []):
+                found = _resolve(base, str(entry))
+                if found is None:
+                    issues.append(Issue("warning", "split_missing", f"{split}: {entry} not found", str(config), split))
+                elif found.is_dir():
+                    images += [(p, "val" if split == "valid" else split) for p in _images_in(found)]
+                else:
+                    images += _list_file(found, config.parent, split)
+    elif config is not None and config.suffix == ".data":
+        doc = _read_darknet(config)
+        if "names" in doc:
+            names_path = _resolve(config.parent, doc["names"], "data/")
+            names = _read_names_file(names_path) if names_path else []
+        for split in ("train", "valid", "test"):
+            if split in doc:
+                found = _resolve(config.parent, doc[split], "data/")
+                if found is not None and found.is_file():
+                    images += _list_file(found, config.parent, "val" if split == "valid" else split)
+    if not images:
+        images = [(p, _split_of(p, root)) for p in _images_in(root)]
+    if not names:
+        names_file = next((root / n for n in _NAMES_FILES if (root / n).is_file()), None)
+        names = _read_names_file(names_file) if names_file else []
+    return names, images, root, issues
+
+
+def _read_darknet(path: Path) -> dict[str, str]:
+    doc = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file ({exc})", path) from None
+    for n, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            if "=" not in line:
+                raise InputError(f"expected 'key = value', got {line.strip()!r}", path, f"line {n}")
+            key, value = line.split("=", 1)
+            doc[key.strip()] = value.strip()
+    return doc
+
+
+def _list_file(path: Path, base: Path, split: str) -> list[tuple[Path, str | None]]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            found = _resolve(base, line.strip(), "data/") or _resolve(path.parent, line.strip(), "data/")
+            if found is not None:
+                out.append((found, split))
+    return out
+
+
+def _parse_label_file(path: Path, image_wh: tuple[int, int], rows: ImageRows, names: list[str], issues: list[Issue]) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read label file ({exc})", path) from None
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            cls = int(parts[0])
+            values = np.array(parts[1:], dtype=np.float64)
+        except ValueError:
+            raise InputError(f"expected 'class cx cy w h', got {line.strip()[:80]!r}", path, f"line {n}") from None
+        if cls < 0 or values.size < 4 or (values.size > 5 and values.size % 2) or not np.isfinite(values).all():
+            raise InputError(f"expected 'class cx cy w h' (or a polygon), got {line.strip()[:80]!r}", path, f"line {n}")
+        if values.size in (4, 5):
+            xyxy = cxcywh_norm_to_xyxy(values[None, :4], image_wh)[0]
+            if values.size == 5:
+                rows.scores.append(float(values[4]))
+        else:
+            pts = values.reshape(-1, 2) * image_wh
+            xyxy = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+        if cls >= len(names):
+            issues.append(Issue("error", "unknown_label", f"class id {cls} is not in names ({len(names)} classes)",
+                                str(path), f"line {n}"))  # fmt: skip
+            names.extend(str(i) for i in range(len(names), cls + 1))
+        rows.add(tuple(float(v) for v in xyxy), names[cls], {})
+
+
+def load_yolo(path: Path | str) -> Loaded:
+    """Read a YOLO dataset (Ultralytics ``data.yaml``, darknet ``obj.data``, or a folder).
+
+    Returns:
+        `Loaded`: the dataset (root = the folder; paths relative to it; ``subset`` = split) and
+        issues (label files without images, unknown class ids, unreadable images).
+
+    Raises:
+        InputError: malformed yaml/obj.data, bad label lines (file and line named).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("not found", path)
+    names, images, root, issues = _collect(path)
+    if not names:
+        issues.append(Issue("warning", "no_class_names", "no data.yaml names or obj.names found; classes are named by id",
+                            str(path)))  # fmt: skip
+        names = [str(i) for i in range(1000)]
+    used_labels: set[Path] = set()
+    rows_all: list[ImageRows] = []
+    for image, split in images:
+        try:
+            wh = read_image_wh(image)
+        except InputError as exc:
+            issues.append(Issue("error", "bad_image", str(exc), str(image)))
+            continue
+        rel = image.relative_to(root).as_posix() if image.is_relative_to(root) else str(image)
+        rows = ImageRows(path=rel, image_wh=wh, image_id=len(rows_all), subset=split)
+        label = next((c for c in _label_candidates(image) if c.is_file()), None)
+        if label is not None:
+            used_labels.add(label.resolve())
+            _parse_label_file(label, wh, rows, names, issues)
+        rows_all.append(rows)
+    if any(r.scores for r in rows_all) and not all(len(r.scores) == len(r.xyxy) for r in rows_all):
+        for r in rows_all:
+            r.scores = r.scores if len(r.scores) == len(r.xyxy) else [1.0] * len(r.xyxy)
+    label_dirs = {c.parent for image, _ in images for c in _label_candidates(image)[:-1] if c.parent.is_dir()}
+    for folder in sorted(label_dirs):
+        for txt in sorted(folder.glob("*.txt")):
+            if txt.resolve() not in used_labels:
+                issues.append(Issue("error", "label_without_image", "label file has no image", str(txt)))
+    if len(names) == 1000 and names[-1] == "999":  # unnamed classes: keep those up to the largest id used
+        used = max((names.index(label) for r in rows_all for label in r.labels), default=-1)
+        names = names[: used + 1]
+    return Loaded(build_dataset(rows_all, names, {}, root), issues)
+
+
+def read_yolo(path: Path | str) -> Dataset:
+    """`load_yolo` without the issues (they are logged as warnings)."""
+    loaded = load_yolo(path)
+    log_issues(loaded.issues, logger)
+    return loaded.dataset
+
+
+def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -> Path:
+    """Write the Ultralytics layout: ``images/<split>/``, ``labels/<split>/``, ``data.yaml``.
+
+    Args:
+        dataset: samples go to their ``subset`` split (``train`` when unset).
+        out_dir: output folder.
+        images: ``"copy"``, ``"symlink"`` or ``"none"`` (labels only; sizes are then lost
+            for a reader that takes them from the image headers).
+
+    Returns:
+        Path of the written ``data.yaml``.
+    """
+    if images not in IMAGE_MODES:
+        raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
+    out = Path(out_dir)
+    used: set[str] = set()
+    splits: dict[str, None] = {}
+    for i, sample in enumerate(dataset.samples):
+        split = sample.subset or "train"
+        splits[split] = None
+        name = Path(sample.path).name
+        if f"{split}/{name}" in used:
+            name = f"{Path(name).stem}_{i}{Path(name).suffix}"
+        used.add(f"{split}/{name}")
+        place_image(dataset.image_path(sample), out / "images" / split / name, images)
+        label = out / "labels" / split / Path(name).with_suffix(".txt")
+        label.parent.mkdir(parents=True, exist_ok=True)
+        norm = xyxy_to_cxcywh_norm(sample.gt.xyxy, sample.image_wh) if len(sample.gt) else np.zeros((0, 4))
+        label.write_text("".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
+                                 for c, b in zip(sample.gt.class_id, norm, strict=True)), encoding="utf-8")  # fmt: skip
+    doc = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(dataset.class_names))}
+    data_yaml = out / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return data_yaml
