@@ -242,7 +242,7 @@ def fit(
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    state = {"epoch": 0, "history": [], "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "best_metrics": None}
+    state = {"epoch": 0, "history": [], "best_score": (-math.inf, -math.inf), "best_epoch": 0, "bad_epochs": 0, "best_metrics": None}
     last_path, best_path = out_dir / "last.pt", out_dir / "best.safetensors"
     if resume and last_path.is_file():
         saved = torch.load(last_path, map_location=device, weights_only=False)
@@ -293,13 +293,14 @@ def fit(
                 val_loss, y, probs = evaluate(run_model, val_loader, device=device, loss=loss, amp=amp)
                 metrics = classification_metrics(y, probs, class_names).to_dict()
                 ap = metrics["macro_active"]["ap"]
-                score = -math.inf if ap is None else float(ap)
+                # ties in AP (it saturates at 1.0 on easy sets) go to the lower validation loss
+                score = (-math.inf if ap is None else round(float(ap), 6), -val_loss)
                 row |= {"val_loss": val_loss, "val_accuracy": metrics["accuracy"], "val_macro_ap": ap, "val_macro_f1": metrics["macro_active"]["f1"]}
             else:
-                score = -train_loss
+                score = (-train_loss, 0.0)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             state["history"].append(row)
-            if score > state["best_score"]:
+            if score > tuple(state["best_score"]):
                 state |= {"best_score": score, "best_epoch": epoch, "bad_epochs": 0, "best_metrics": metrics}
                 save_checkpoint(best_path, model, {**model_config, "epoch": epoch, "fit": asdict(config)})
             else:
