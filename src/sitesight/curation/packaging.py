@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sitesight.dataset import Dataset, Sample
 from sitesight.errors import InputError
 
-__all__ = ["package_cvat_tasks"]
+__all__ = ["package_cvat_tasks", "images_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +94,30 @@ def package_cvat_tasks(
     if missing:
         log.warning("packaging: %d images were missing or unreadable and were left out", missing)
     return parts
+
+
+def images_dataset(source: Path | str, *, class_names: Sequence[str] = ()) -> Dataset:
+    """A `Dataset` without boxes over a folder of images (recursive) or a text file listing one per line.
+
+    Args:
+        source: folder, or ``.txt`` list (relative lines resolve against the list's folder).
+        class_names: labels to declare (they appear in each CVAT task's meta).
+
+    Raises:
+        InputError: the source is missing or lists a file that is not a readable image.
+    """
+    from sitesight.images import IMAGE_SUFFIXES, read_image_wh
+
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        try:
+            lines = [ln.strip() for ln in source.read_text().splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read image list: {exc}", source) from None
+        files = [p if p.is_absolute() else source.parent / p for p in (Path(ln) for ln in lines if ln and not ln.startswith("#"))]
+    else:
+        raise InputError("no such file or folder", source)
+    samples = [Sample(path=p.resolve(), image_wh=read_image_wh(p)) for p in files]
+    return Dataset(class_names=tuple(class_names), samples=tuple(samples))

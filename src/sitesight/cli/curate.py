@@ -1,0 +1,238 @@
+"""`sitesight data filter|split|mix|tile|dedup|sample|package`: curation commands on the `data` group.
+
+Each command parses its options, calls one `sitesight.curation` function and prints a summary.
+Datasets are read with `sitesight.formats.read_dataset` (format auto-detected) and written with
+`sitesight.formats.write_dataset`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sitesight.cli.main import app
+from sitesight.errors import InputError
+
+try:  # the formats engineer's `data` group; until it exists, this module makes its own
+    from sitesight.cli.data import data_app
+except ImportError:  # pragma: no cover - depends on what has landed
+    data_app = typer.Typer(name="data", help="Read, write, validate and curate datasets.", no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+console = Console(stderr=True)
+FORMATS_HELP = "Output format: cvat, coco, yolo or voc."
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _read(path: Path, fmt: str | None = None):
+    from sitesight.formats import read_dataset
+
+    return read_dataset(path, fmt)
+
+
+def _write(dataset, path: Path, fmt: str) -> None:
+    from sitesight.formats import write_dataset
+
+    write_dataset(dataset, path, fmt)
+
+
+def _region(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise InputError(f"--ignore-region {text!r}: expected x1,y1,x2,y2 (pixels, or fractions of the frame)")
+    return values  # type: ignore[return-value]
+
+
+def _wh(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"size {text!r}: expected WIDTHxHEIGHT, e.g. 640x640") from None
+    return w, h
+
+
+@data_app.command("dedup")
+def dedup(
+    sources: list[Path] = typer.Argument(..., help="Frames or folders of frames (searched recursively)."),
+    report: Path = typer.Option(Path("dedup_report.csv"), "--report", help="Decisions as CSV (.csv) or JSON."),
+    max_distance: int = typer.Option(4, "--max-distance", help="Hash bits (of 64) that still count as the same picture."),
+    ignore_region: list[str] = typer.Option([], "--ignore-region", help="x1,y1,x2,y2 to blank (timestamp overlay); px or fractions. Repeatable."),
+    pattern: str = typer.Option(None, "--pattern", help="File-name regex with named groups camera and ts (default: cam_YYYYmmddTHHMMSS)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Hashing threads."),
+    delete: bool = typer.Option(False, "--delete", help="Delete dropped frames from disk. Off by default."),
+) -> None:
+    """Drop frozen frames: per camera in time order, compare each frame with the last kept one."""
+    from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
+    from sitesight.curation.dedup import dedup_frames, remove_dropped
+
+    captures = list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN)
+    with _progress("hashing", len(captures)) as advance:
+        result = dedup_frames(captures, max_distance=max_distance, ignore_regions=[_region(r) for r in ignore_region],
+                              workers=workers, progress=advance)
+    result.write_report(report)
+    summary = result.summary()
+    if delete:
+        summary["deleted"] = remove_dropped(result)
+    typer.echo(json.dumps(summary))
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} unreadable frames skipped; listed in {report}[/yellow]")
+
+
+@data_app.command("sample")
+def sample(
+    sources: list[Path] = typer.Argument(..., help="Frames or folders of frames (searched recursively)."),
+    every: float = typer.Option(..., "--every", help="Seconds between two frames of one camera."),
+    out: Path = typer.Option(Path("sampled.txt"), "--out", "-o", help="Text file listing the picked frames."),
+    exclude: Path = typer.Option(None, "--exclude", help="File of frames (paths or names) or epoch timestamps never to pick."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Cut the interleaved list to this many frames."),
+    pattern: str = typer.Option(None, "--pattern", help="File-name regex with named groups camera and ts."),
+) -> None:
+    """One frame per N seconds per camera, cameras interleaved, skipping excluded frames."""
+    from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
+    from sitesight.curation.sampling import read_exclusions, sample_by_time
+
+    paths, stamps = read_exclusions(exclude) if exclude else ([], [])
+    picks = sample_by_time(list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN), every_s=every,
+                           exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{c.path}\n" for c in picks))
+    typer.echo(json.dumps({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}))
+
+
+@data_app.command("filter")
+def filter_labels(
+    src: Path = typer.Argument(..., help="Dataset to read (format auto-detected)."),
+    dst: Path = typer.Argument(..., help="Where to write the filtered dataset."),
+    to: str = typer.Option("coco", "--to", help=FORMATS_HELP),
+    fixed_location: bool = typer.Option(False, "--fixed-location", help="Drop tiny boxes recurring at one place per camera."),
+    max_w: float = typer.Option(0.03, "--max-w", help="Tiny: normalised width below this ..."),
+    max_h: float = typer.Option(0.05, "--max-h", help="... and normalised height below this."),
+    min_frames: int = typer.Option(3, "--min-frames", help="Recurring: seen in at least this many frames of a camera."),
+    remap: list[str] = typer.Option([], "--remap", help="old=new (new empty drops the class). Repeatable."),
+    attr_rule: list[str] = typer.Option([], "--attr-rule", help="class:attribute=value->new_class. Repeatable."),
+) -> None:
+    """Apply label filters in this order: attribute → class rules, class remapping, fixed-location filter."""
+    from sitesight.curation.filters import (
+        attributes_to_classes,
+        drop_fixed_location,
+        parse_attribute_rule,
+        remap_classes,
+    )
+
+    dataset = _read(src)
+    before = dataset.box_count()
+    if attr_rule:
+        dataset = attributes_to_classes(dataset, [parse_attribute_rule(r) for r in attr_rule])
+    if remap:
+        pairs = [r.split("=", 1) for r in remap]
+        if any(len(p) != 2 for p in pairs):
+            raise InputError(f"--remap: expected old=new, got {remap}")
+        dataset = remap_classes(dataset, {old.strip(): (new.strip() or None) for old, new in pairs})
+    dropped = 0
+    if fixed_location:
+        dataset, dropped = drop_fixed_location(dataset, max_w=max_w, max_h=max_h, min_frames=min_frames)
+    _write(dataset, dst, to)
+    typer.echo(json.dumps({"boxes_in": before, "boxes_out": dataset.box_count(), "fixed_location_dropped": dropped,
+                           "classes": list(dataset.class_names)}))
+
+
+@data_app.command("split")
+def split(
+    src: Path = typer.Argument(..., help="Dataset to read (format auto-detected)."),
+    out: Path = typer.Argument(..., help="Folder; each subset is written to OUT/<name>."),
+    to: str = typer.Option("coco", "--to", help=FORMATS_HELP),
+    fraction: list[str] = typer.Option(["train=0.8", "val=0.1", "test=0.1"], "--fraction", help="name=share. Repeatable."),
+    group_by: list[str] = typer.Option(["camera"], "--group-by", help="camera, time, source or phash. Repeatable; none = per image."),
+    time_window: float = typer.Option(60.0, "--time-window", help="Seconds for --group-by time."),
+    seed: int = typer.Option(0, "--seed", help="Shuffling seed."),
+) -> None:
+    """Stratified split where no camera / time window / source photo straddles two subsets."""
+    from sitesight.curation.split import split_dataset
+
+    try:
+        fractions = {k.strip(): float(v) for k, v in (f.split("=", 1) for f in fraction)}
+    except ValueError:
+        raise InputError(f"--fraction: expected name=share, got {fraction}") from None
+    keys = [g for g in group_by if g != "none"]
+    parts = split_dataset(_read(src), fractions=fractions, group_by=keys, time_window_s=time_window, seed=seed)
+    for name, part in parts.items():
+        _write(part, out / name, to)
+    typer.echo(json.dumps({name: {"images": len(p), "boxes": p.class_counts()} for name, p in parts.items()}))
+
+
+@data_app.command("mix")
+def mix(
+    out: Path = typer.Argument(..., help="Folder for manifest.json, images.txt and the mixed dataset."),
+    source: list[str] = typer.Option(..., "--source", help="[name=]path[:n=COUNT][:xREPEAT], e.g. site=site.xml:x8. Repeatable."),
+    to: str = typer.Option(None, "--to", help=FORMATS_HELP + " Omit to write only the manifest and list."),
+    seed: int = typer.Option(0, "--seed", help="Seed for subsampling and shuffling."),
+) -> None:
+    """Build a training set from several sources with per-source ratios, recorded in manifest.json."""
+    from sitesight.curation.mix import MixSource, mix_datasets, parse_source_spec, write_manifest
+
+    sources = []
+    for spec in source:
+        name, path, count, repeat = parse_source_spec(spec)
+        sources.append(MixSource(name, _read(path), count=count, repeat=repeat, origin=str(path)))
+    mixed, manifest = mix_datasets(sources, seed=seed)
+    write_manifest(manifest, out / "manifest.json")
+    (out / "images.txt").write_text("".join(f"{s.path}\n" for s in mixed.samples))
+    if to:
+        _write(mixed, out / "dataset", to)
+    typer.echo(json.dumps({"images_out": manifest["images_out"], "sources": {r["name"]: r["images_out"] for r in manifest["sources"]}}))
+
+
+@data_app.command("tile")
+def tile(
+    src: Path = typer.Argument(..., help="Dataset to read (format auto-detected)."),
+    out: Path = typer.Argument(..., help="Folder for tiles (OUT/tiles) and the tiled dataset (OUT/dataset)."),
+    to: str = typer.Option("coco", "--to", help=FORMATS_HELP),
+    slice_size: str = typer.Option("640x640", "--slice", help="Tile WIDTHxHEIGHT in pixels."),
+    overlap: float = typer.Option(0.2, "--overlap", help="Overlap between tiles as a fraction of the tile."),
+    min_area_ratio: float = typer.Option(0.1, "--min-area-ratio", help="Keep a clipped box when this share of it remains."),
+    keep_empty: bool = typer.Option(True, "--keep-empty/--no-empty", help="Also write tiles without boxes."),
+) -> None:
+    """Cut a labelled set into overlapping tiles with clipped boxes (for training on slices)."""
+    from sitesight.curation.tiling import tile_dataset
+
+    dataset = _read(src)
+    with _progress("tiling", len(dataset)) as advance:
+        tiled = tile_dataset(dataset, out / "tiles", slice_wh=_wh(slice_size), overlap_ratio=(overlap, overlap),
+                             min_area_ratio=min_area_ratio, keep_empty=keep_empty, progress=advance)
+    _write(tiled, out / "dataset", to)
+    typer.echo(json.dumps({"frames": len(dataset), "tiles": len(tiled), "boxes": tiled.box_count()}))
+
+
+@data_app.command("package")
+def package(
+    src: Path = typer.Argument(..., help="Dataset with pre-annotations (any format); with --images a folder or .txt list of images."),
+    out: Path = typer.Argument(..., help="Folder for the task parts."),
+    max_images: int = typer.Option(500, "--max-images", min=1, help="Largest number of images per CVAT task."),
+    as_zip: bool = typer.Option(False, "--zip", help="Write each part as a zip instead of a folder."),
+    prefix: str = typer.Option("part", "--prefix", help="Name prefix of the parts."),
+    images: bool = typer.Option(False, "--images", help="SRC is a folder or .txt list of images without labels."),
+    label: list[str] = typer.Option([], "--label", help="With --images: a label to declare in the task. Repeatable."),
+) -> None:
+    """Split images into CVAT task packages (images + annotations.xml CVAT imports)."""
+    from sitesight.curation.packaging import images_dataset, package_cvat_tasks
+
+    dataset = images_dataset(src, class_names=label) if images else _read(src)
+    with _progress("packaging", len(dataset)) as advance:
+        parts = package_cvat_tasks(dataset, out, max_images=max_images, as_zip=as_zip, prefix=prefix, progress=advance)
+    typer.echo(json.dumps({"images": len(dataset), "parts": [str(p) for p in parts]}))
