@@ -221,6 +221,9 @@ def detect_to_run(
     start = time.perf_counter()
     run_dir = Path(run_dir)
     keys = [r.key for r in refs]
+    if hasattr(detector, "lookup"):  # recorded predictions (predictors.replay): looked up by path
+        return _replay_to_run(refs, detector, run_dir, model=model, frames_per_shard=frames_per_shard,
+                              on_progress=on_progress)
     done = open_run(run_dir, keys, model=model, parameters=run_parameters(slice_wh, overlap_ratio, full_frame),
                     versions=library_versions())
     todo = [(i, r) for i, r in enumerate(refs) if i not in done]
@@ -258,3 +261,45 @@ def detect_to_run(
         flush()
     return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes,
                          time.perf_counter() - start, timer[0])
+
+
+def _replay_to_run(
+    refs: Sequence[FrameRef],
+    replay: object,
+    run_dir: Path,
+    *,
+    model: str,
+    frames_per_shard: int,
+    on_progress: Callable[[int], None] | None,
+) -> DetectSummary:
+    """Store recorded predictions as a run: sizes from image headers, boxes as full-frame boxes."""
+    from sitesight.images import read_image_wh
+
+    start = time.perf_counter()
+    done = open_run(run_dir, [r.key for r in refs], model=model, parameters={"full_frame": True, "replay": True})
+    todo = [(i, r) for i, r in enumerate(refs) if i not in done]
+    skipped: list[SkippedFrame] = []
+    boxes = processed = 0
+    for first in range(0, len(todo), frames_per_shard):
+        chunk = todo[first : first + frames_per_shard]
+        found = replay.lookup([r.key for _, r in chunk])  # type: ignore[attr-defined]
+        records, chunk_skipped = [], []
+        for (i, ref), det in zip(chunk, found, strict=True):
+            try:
+                if ref.video_frame is not None:
+                    raise InputError("replay matches image files only", ref.path)
+                wh = read_image_wh(ref.path)
+                if det is None:
+                    raise InputError("no recorded predictions for this image", ref.path)
+            except InputError as exc:
+                log.warning("skipping %s", exc)
+                chunk_skipped.append(SkippedFrame(i, ref.key, str(exc)))
+                continue
+            records.append((FrameRecord(i, ref.key, wh), det.with_attributes(source=np.full(len(det), -1, np.int32))))
+        write_shard(run_dir, records, chunk_skipped)
+        skipped += chunk_skipped
+        boxes += sum(len(d) for _, d in records)
+        processed += len(records)
+        if on_progress is not None:
+            on_progress(len(chunk))
+    return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes, time.perf_counter() - start, 0.0)

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -238,20 +239,18 @@ def _merge_canvas(canvas: Detections, spec: MergeSpec, offsets: np.ndarray, n_fr
     return [merged[bounds[k] : bounds[k + 1]] for k in range(n_frames)]
 
 
-def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: object, removed: int) -> SweepRow:
-    values = op.to_dict() if hasattr(op, "to_dict") else dict(op)  # type: ignore[call-overload]
-    overall = values.get("overall", values)
+def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Any, removed: int) -> SweepRow:
     return SweepRow(
         method=spec.method,
         metric=spec.metric,
         threshold=spec.threshold,
         conf=float(conf),
         gate="" if gate is None else str(gate),
-        tp=int(overall["tp"]),
-        fp=int(overall["fp"]),
-        fn=int(overall["fn"]),
-        precision=float(overall["precision"]),
-        recall=float(overall["recall"]),
-        f1=float(overall["f1"]),
+        tp=int(op.tp),
+        fp=int(op.fp),
+        fn=int(op.fn),
+        precision=float(op.precision),
+        recall=float(op.recall),
+        f1=float(op.f1),
         gate_removed=removed,
     )

@@ -1,0 +1,63 @@
+"""`sitesight sweep`: merge × gate × confidence recomputed from a stored run, evaluated, best row marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sitesight.cli.main import app
+
+
+def _split(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+@app.command("sweep")
+def sweep(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `sitesight detect`."),
+    gt: Path = typer.Option(..., "--gt", help="Ground truth (CVAT, COCO, YOLO or VOC; format detected)."),
+    method: str = typer.Option("nms,nmm,greedy_nmm", "--method", help="Merge methods, comma-separated."),
+    metric: str = typer.Option("iou,ios", "--metric", help="Match metrics, comma-separated."),
+    threshold: str = typer.Option("0.3,0.4,0.5", "--threshold", help="Merge thresholds: list or start:stop:step."),
+    conf: str = typer.Option("0.15:0.5:0.05", "--conf", help="Confidence thresholds: list or start:stop:step."),
+    gate: list[str] = typer.Option([], "--gate", help="Gate setting, e.g. r=40,conf=0.2 (repeatable); rows without a gate are always included."),
+    iou: float = typer.Option(0.5, "--iou", help="IoU at which a detection matches ground truth."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the table (.csv or .json); default RUN/sweep.csv."),
+) -> None:
+    """Score every merge × gate × confidence combination on stored raw boxes, without the model."""
+    from sitesight.formats import read_dataset
+    from sitesight.gate import parse_gate
+    from sitesight.store import load_run
+    from sitesight.sweep import align_gt, merge_grid, parse_range, sweep_run
+
+    try:
+        merges = merge_grid(_split(method), _split(metric), parse_range(threshold))
+        confs = parse_range(conf)
+        gates = [None, *(parse_gate(g) for g in gate)]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    run = load_run(run_dir)
+    dataset = read_dataset(gt)
+    gts = align_gt(run, dataset)
+    console = Console()
+    total = len(merges) * len(gates) * len(confs)
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
+        task = progress.add_task("sweep", total=total)
+        result = sweep_run(run, gts, merges=merges, confs=confs, gates=gates, num_classes=len(dataset.class_names),
+                           iou=iou, on_progress=lambda n: progress.advance(task, n))
+    table = Table(title=f"{total} combinations over {result.frames} frames (IoU {iou:g})")
+    for name in ("", "method", "metric", "thr", "conf", "gate", "P", "R", "F1", "TP", "FP", "FN", "gated"):
+        table.add_column(name, justify="left" if name in ("method", "metric", "gate") else "right")
+    for i, r in enumerate(result.rows):
+        table.add_row("*" if i == result.best else "", r.method, r.metric, f"{r.threshold:g}", f"{r.conf:.2f}",
+                      r.gate or "-", f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", str(r.tp), str(r.fp),
+                      str(r.fn), str(r.gate_removed), style="bold green" if i == result.best else None)
+    console.print(table)
+    path = result.save(out or run_dir / "sweep.csv")
+    b = result.rows[result.best]
+    console.print(f"best (*): {b.method}/{b.metric}@{b.threshold:g} conf {b.conf:.2f} gate {b.gate or '-'} → "
+                  f"F1 {b.f1:.3f}; table saved to {path}")
