@@ -80,6 +80,22 @@ class Canvas:
         if label is not None:
             self._ldraw.line(list(points), fill=label, width=w, joint="curve" if len(points) > 2 else None)
 
+    def shade_ellipse(self, xyxy: Sequence[float], factor: float) -> None:
+        """Darken the colour image inside an ellipse by ``factor`` (a soft ground shadow; labels untouched)."""
+        w, h = self.image_wh
+        x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return
+        region = self.image.crop((x1, y1, x2, y2))
+        mask = Image.new("L", region.size, 0)
+        ImageDraw.Draw(mask).ellipse([0, 0, x2 - x1 - 1, y2 - y1 - 1], fill=255)
+        self.image.paste(region.point(lambda v: int(v * factor)), (x1, y1), mask)
+
+    def hide(self, mask: Image.Image) -> None:
+        """Mark pixels where the ``L`` image ``mask`` is non-zero as scenery (something burned in on top)."""
+        self.labels.paste(0, (0, 0), mask.point(lambda v: 255 if v else 0))
+
     def label_crop(self, xyxy: Sequence[int]) -> np.ndarray:
         """``(h, w)`` int32 copy of the label image inside integer ``(x1, y1, x2, y2)`` (clipped)."""
         w, h = self.image_wh

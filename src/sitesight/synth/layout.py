@@ -263,6 +263,9 @@ def draw_clutter(canvas: Canvas, c: Clutter) -> None:
     """Draw one clutter item; several kinds look a little like workers, vests or helmets on purpose."""
     rng = np.random.default_rng(c.variant)
     s, x, y = c.size, c.x, c.base_y
+    if c.kind in ("pallets", "barrel", "cone", "blocks", "container"):
+        half = {"container": 0.9, "pallets": 0.5, "blocks": 0.45}.get(c.kind, 0.25) * s
+        canvas.shade_ellipse([x - half, y - 0.04 * s, x + half * 1.2, y + 0.05 * s], 0.65)
     if c.kind == "pallets":
         wood = PLANK_RGB[rng.integers(len(PLANK_RGB))]
         ph = max(2.0, 0.08 * s)
@@ -326,6 +329,9 @@ def draw_clutter(canvas: Canvas, c: Clutter) -> None:
     elif c.kind == "container":
         color = ((200, 170, 40), (60, 110, 70), (120, 120, 125), (60, 80, 130))[rng.integers(4)]
         cw, ch = 1.6 * s * rng.uniform(0.7, 1.3), 0.75 * s
+        depth = 0.12 * s
+        canvas.polygon([(x - cw / 2, y - ch), (x + cw / 2, y - ch), (x + cw / 2 + depth, y - ch - depth),
+                        (x - cw / 2 + depth, y - ch - depth)], _dark(color, 1.15))
         canvas.rectangle([x - cw / 2, y - ch, x + cw / 2, y], color)
         step = max(2.0, 0.06 * s)
         xx = x - cw / 2 + step

@@ -16,7 +16,8 @@ Ground truth, per worker (classes `SITE_CLASSES`):
   anchor above the head), ``wrong`` (dangling or anchored at foot level), or ``unknown`` when there
   is no harness, the figure is under `ROPE_MIN_HEIGHT` pixels tall, less than 60 % of it or less
   than half of its rope is visible.
-- ``attributes["occluded"]``: ``"true"`` when more than 15 % of that box's pixels are hidden.
+- ``attributes["occluded"]``: ``"true"`` when more than 15 % of that box's pixels are hidden
+  (for a person, also when half of its head is hidden).
 
 Example:
     >>> import numpy as np
@@ -137,13 +138,13 @@ def _apply_conditions(rgb: np.ndarray, cond: Conditions) -> np.ndarray:
     return cv2.subtract(cv2.add(out, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
 
 
-def _overlay(rgb: np.ndarray, text: str) -> np.ndarray:
-    """Burn a CCTV-style caption into the top-left corner (white text, black outline)."""
-    image = Image.fromarray(rgb)
-    size = max(10, int(round(rgb.shape[0] * 0.026)))
-    ImageDraw.Draw(image).text((size, size * 0.6), text, fill=(235, 235, 235), font=ImageFont.load_default(size=size),
-                               stroke_width=max(1, size // 12), stroke_fill=(0, 0, 0))
-    return np.asarray(image, np.uint8)
+def _overlay_layer(image_wh: tuple[int, int], text: str) -> Image.Image:
+    """A CCTV-style caption for the top-left corner: RGBA, white text with a black outline."""
+    layer = Image.new("RGBA", image_wh, (0, 0, 0, 0))
+    size = max(10, int(round(image_wh[1] * 0.026)))
+    ImageDraw.Draw(layer).text((size, size * 0.6), text, fill=(235, 235, 235, 255), font=ImageFont.load_default(size=size),
+                               stroke_width=max(1, size // 12), stroke_fill=(0, 0, 0, 255))
+    return layer
 
 
 def _box_of(mask: np.ndarray, x0: int, y0: int) -> list[float]:
@@ -194,6 +195,9 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
             drawn[j] = _part_counts(canvas, workers[j], j)[1]
         if kind == 0:
             draw_scaffold(canvas, layout.scaffolds[i], front=True)
+    caption = _overlay_layer(canvas.image_wh, overlay_text) if overlay_text else None
+    if caption is not None:  # the burned-in caption hides what is under it
+        canvas.hide(caption.getchannel("A"))
     xyxy, class_id, rope, occluded = [], [], [], []
     for j, wk in enumerate(workers):
         crop, visible, (x0, y0) = _part_counts(canvas, wk, j)
@@ -204,7 +208,9 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
         state = _ROPE_LABEL[wk.rope]
         if wk.height < ROPE_MIN_HEIGHT or frac[0] < 0.6 or (wk.rope != "none" and frac[3] < 0.5):
             state = "unknown"
-        parts = [(_PERSON, (crop >= base) & (crop <= base + PART_HELMET), frac[0], state)]
+        # a person whose head is mostly hidden counts as occluded however few pixels that is
+        person_frac = frac[0] if frac[1] >= 0.5 else min(frac[0], 0.5)
+        parts = [(_PERSON, (crop >= base) & (crop <= base + PART_HELMET), person_frac, state)]
         if visible[1] >= 2 and frac[1] >= 0.25:
             parts.append((_HEAD, (crop > base) & (crop <= base + PART_HELMET), frac[1], None))
         if visible[2] >= 2 and frac[2] >= 0.25:
@@ -219,8 +225,10 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
         attributes={"safety_rope": np.asarray(rope, dtype=object), "occluded": np.asarray(occluded, dtype=object)},
     )
     rgb = _apply_conditions(canvas.rgb(), conditions)
-    if overlay_text:
-        rgb = _overlay(rgb, overlay_text)
+    if caption is not None:
+        x1, y1, x2, y2 = caption.getbbox() or (0, 0, 0, 0)
+        region = Image.fromarray(rgb[y1:y2, x1:x2]).convert("RGBA")
+        rgb[y1:y2, x1:x2] = np.asarray(Image.alpha_composite(region, caption.crop((x1, y1, x2, y2))).convert("RGB"))
     return rgb, gt
 
 

@@ -91,9 +91,9 @@ def _new_worker(rng: np.random.Generator, x: float, foot_y: float, height: float
         rope = str(rng.choice(["dangling", "anchored_low"], p=[0.6, 0.4]))
     side = 1 if rng.random() < 0.5 else -1
     if rope == "correct":
-        anchor = (x + side * rng.uniform(0.07, 0.12) * height, anchor_y)
+        anchor = (x + side * rng.uniform(0.04, 0.07) * height, anchor_y)
     else:
-        anchor = (x + side * rng.uniform(0.06, 0.11) * height, foot_y - 0.01 * height)
+        anchor = (x + side * rng.uniform(0.03, 0.07) * height, foot_y - 0.01 * height)
     working = rng.random() < 0.3
     return Worker(
         x=float(x), foot_y=float(foot_y), height=float(height), depth_y=float(depth_y), scaffold=scaffold, level=level,
@@ -187,6 +187,8 @@ def draw_worker(canvas: Canvas, wk: Worker, index: int) -> None:
     h, cx, fy = wk.height, wk.x, wk.foot_y
     top, wf = fy - h, wk.facing
     body = worker_code(index, PART_BODY)
+    if wk.scaffold < 0:
+        canvas.shade_ellipse([cx - 0.2 * h, fy - 0.035 * h, cx + 0.25 * h, fy + 0.035 * h], 0.6)
     # legs and boots
     spread = 0.02 + 0.07 * wk.stride
     leg_w = 0.085 * h * (0.8 + 0.2 * wf)
@@ -237,7 +239,7 @@ def draw_worker(canvas: Canvas, wk: Worker, index: int) -> None:
 def _draw_rope(canvas: Canvas, wk: Worker, index: int) -> None:
     h, cx, fy, side = wk.height, wk.x, wk.foot_y, wk.rope_side
     top = fy - h
-    rope, rw = worker_code(index, PART_ROPE), max(1.0, 0.02 * h)
+    rope, rw = worker_code(index, PART_ROPE), max(1.0, 0.026 * h)
     ring = max(1.5, 0.025 * h)
     d_ring = (cx + side * 0.05 * h, top + 0.24 * h)
     metal = (90, 90, 95)
@@ -247,13 +249,13 @@ def _draw_rope(canvas: Canvas, wk: Worker, index: int) -> None:
         canvas.ellipse([ax - ring, ay - ring, ax + ring, ay + ring], metal, rope)
     elif wk.rope == "anchored_low":
         ax, ay = wk.anchor_xy
-        mid = (cx + side * 0.16 * h, top + 0.6 * h)
+        mid = (cx + side * 0.09 * h, top + 0.6 * h)
         canvas.line([d_ring, mid, (ax, ay)], wk.rope_rgb, rw, rope)
         canvas.rectangle([ax - ring, ay - ring * 0.5, ax + ring, ay + ring * 1.5], metal, rope)
     else:  # dangling: loose beside the legs, past the deck edge (or onto the ground), open hook at the end
         drop = 0.35 * h if wk.scaffold >= 0 else 0.04 * h
-        pts = [d_ring, (cx + side * 0.15 * h, top + 0.5 * h), (cx + side * 0.12 * h, fy - 0.1 * h),
-               (cx + side * 0.1 * h, fy + drop)]
+        pts = [d_ring, (cx + side * 0.09 * h, top + 0.5 * h), (cx + side * 0.08 * h, fy - 0.1 * h),
+               (cx + side * 0.07 * h, fy + drop)]
         canvas.line(pts, wk.rope_rgb, rw, rope)
         ex, ey = pts[-1]
         canvas.rectangle([ex - ring, ey, ex + ring, ey + 2.5 * ring], metal, rope)
