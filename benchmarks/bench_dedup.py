@@ -38,7 +38,7 @@ def write_frames(folder: Path, n_frames: int, seed: int = 0, image_wh: tuple[int
             freq = rng.uniform(0.002, 0.01, size=4)
             base = 110 + 60 * np.sin(xx * freq[0] + yy * freq[1]) * np.cos(yy * freq[2] - xx * freq[3])
             rgb = np.stack([base, base * 0.9 + 20, base * 0.8 + 30], axis=-1)
-            rgb += rng.normal(0, 6, size=rgb.shape).astype(np.float32)
+            rgb += rng.normal(0, 3, size=rgb.shape).astype(np.float32)
             scene = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
             draw = ImageDraw.Draw(scene)
             for _ in range(12):
@@ -100,7 +100,8 @@ def main() -> None:
         fps = {k: args.frames / statistics.median(v) for k, v in times.items()}
         ours = {d.path: d.kept for d in result.decisions}
         agree = sum(ours[p] == ref[p] for p in ours) / len(ours)
-        print(f"{args.frames} frames 1920x1080 JPEG q90, median of {args.repeats} runs")
+        kib = sum(p.stat().st_size for p in paths) / len(paths) / 1024
+        print(f"{args.frames} frames 1920x1080 JPEG q90 ({kib:.0f} KiB each on average), median of {args.repeats} runs")
         for k, v in fps.items():
             print(f"  {k:24s} {v:8.1f} frames/s")
         print(f"  speed-up (2 threads vs imagehash): {fps['sitesight_2_threads'] / fps['imagehash_full_decode']:.1f}x")

@@ -45,8 +45,37 @@ def step_synth(ctx: DemoContext) -> None:
     ctx.results["synth"] = {"frames": len(ctx.dataset), "class_counts": counts}
 
 
+def step_curation(ctx: DemoContext) -> None:
+    """Dedup frozen frames, split by camera without leaks, package the test split as CVAT tasks."""
+    import shutil
+
+    from sitesight.curation import captures_from_dataset, dedup_frames, package_cvat_tasks, split_dataset
+    from sitesight.curation.captures import Capture
+
+    assert ctx.dataset is not None, "the synth step runs first"
+    out = ctx.out / "curation"
+    out.mkdir(parents=True, exist_ok=True)
+    captures = captures_from_dataset(ctx.dataset)
+    # a frozen camera: the first frame again, a second later, with only the clock region differing
+    first = captures[0]
+    frozen = out / "frozen_repeat.jpg"
+    shutil.copyfile(first.path, frozen)
+    captures.append(Capture(path=frozen, camera_id=first.camera_id, timestamp=(first.timestamp or 0.0) + 1.0, index=len(captures)))
+    dedup = dedup_frames(captures, ignore_regions=[(0.0, 0.0, 0.45, 0.07)])
+    dedup.write_report(out / "dedup_report.csv")
+    parts = split_dataset(ctx.dataset, fractions={"train": 0.75, "test": 0.25}, group_by=("camera",), seed=ctx.seed)
+    tasks = package_cvat_tasks(parts["test"], out / "cvat_tasks", max_images=10)
+    cams = {k: sorted({str(s.camera_id) for s in v.samples}) for k, v in parts.items()}
+    ctx.console.print(
+        f"  dedup: {dedup.summary()['kept']} kept, {dedup.summary()['dropped']} dropped (report {out / 'dedup_report.csv'}); "
+        f"split by camera: train {cams['train']}, test {cams['test']}; {len(tasks)} CVAT task(s) in {out / 'cvat_tasks'}"
+    )
+    ctx.results["curation"] = {"dedup": dedup.summary(), "split_cameras": cams, "cvat_tasks": [str(t) for t in tasks]}
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("synthetic site frames", step_synth),
+    ("curation: dedup, leak-free split, CVAT tasks", step_curation),
 ]
 
 
