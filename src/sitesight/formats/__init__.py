@@ -20,7 +20,7 @@ from sitesight.dataset import Dataset
 from sitesight.errors import InputError
 from sitesight.formats.issues import Issue, Loaded, log_issues
 
-__all__ = ["FORMATS", "detect_format", "load_dataset", "read_dataset", "write_dataset", "Issue", "Loaded"]
+__all__ = ["FORMATS", "convert_dataset", "detect_format", "load_dataset", "read_dataset", "write_dataset", "Issue", "Loaded"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,3 +174,23 @@ def write_dataset(
         return write_voc(dataset, path, images=images)
     raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
+
+
+def convert_dataset(
+    src: Path | str,
+    dst: Path | str,
+    to: str,
+    *,
+    src_fmt: str | None = None,
+    images: str = "copy",
+    points_as_boxes: bool = False,
+) -> tuple[Loaded, Path]:
+    """Read ``src`` (any format) and write it to ``dst`` as ``to``; returns what was read and the path written.
+
+    COCO category ids of the source are kept when writing COCO again (``Loaded.meta``).
+    """
+    if to not in FORMATS:
+        raise InputError(f"unknown output format {to!r}; choose one of {', '.join(FORMATS)}")
+    loaded = load_dataset(src, src_fmt, points_as_boxes=points_as_boxes)
+    written = write_dataset(loaded.dataset, dst, to, images=images, meta=loaded.meta)  # type: ignore[arg-type]
+    return loaded, written

@@ -197,7 +197,7 @@ class _FileParser:
         if subset:
             candidates.append(f"images/{subset}/{name}")
         if image_id is not None:
-            candidates.append(f"images/{image_id}{Path(name).suffix}")
+            candidates += [f"images/{image_id}{Path(name).suffix}", f"images/{image_id}.jpg"]
         for candidate in candidates:
             if (base / candidate).is_file():
                 return candidate
