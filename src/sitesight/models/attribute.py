@@ -26,7 +26,7 @@ from sitesight.models.data import FrameSource, RoiFrameDataset, roi_collate, roi
 from sitesight.models.roi_head import RoIAttributeHead, RoIHeadConfig, build_roi_head
 from sitesight.models.train import FitConfig, FitResult, evaluate, fit, resolve_device
 
-__all__ = ["roi_dataset", "train_roi_head", "predict_roi", "attribute_labels", "write_attribute_csv"]
+__all__ = ["roi_dataset", "train_roi_head", "train_and_evaluate_roi", "predict_roi", "predict_roi_dataset", "attribute_labels", "write_attribute_csv"]
 
 
 def roi_dataset(
@@ -88,9 +88,11 @@ def train_roi_head(
     return fit(model, train_set, val_set, collate=roi_collate, config=fit_config, out_dir=out_dir, model_config=config.to_dict(), resume=resume)
 
 
-def attribute_labels(dataset: Dataset, config: RoIHeadConfig) -> list[np.ndarray]:
+def attribute_labels(dataset: Dataset, config: RoIHeadConfig, box_class_id: int | None = None) -> list[np.ndarray]:
     """Per sample, ``(N,)`` int64 true class index of every box (-1 for boxes of other classes)."""
-    cls = dataset.class_index(config.box_class) if config.box_class in dataset.class_names else -1
+    cls = box_class_id if box_class_id is not None else (
+        dataset.class_index(config.box_class) if config.box_class in dataset.class_names else -1
+    )
     lookup = {name: i for i, name in enumerate(config.class_names)}
     out = []
     for s in dataset.samples:
@@ -186,3 +188,84 @@ def write_attribute_csv(
                 )
                 rows += 1
     return rows
+
+
+def train_and_evaluate_roi(
+    train: Dataset,
+    val: Dataset,
+    *,
+    config: RoIHeadConfig,
+    fit_config: FitConfig,
+    out_dir: Path | str,
+    images: tuple[Sequence[np.ndarray] | None, Sequence[np.ndarray] | None] = (None, None),
+    augment: Augment | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train on ``train``, then predict ``val`` with the best checkpoint and score it.
+
+    Writes into ``out_dir``: ``best.safetensors`` (+ ``.json``), ``history.csv/json``,
+    ``predictions.csv`` (the ``sitesight eval cls`` layout) and ``metrics.json``
+    (`classification_metrics` of the best model on ``val``). Returns a summary dict.
+    """
+    import json
+
+    from sitesight.evaluation.classification import classification_metrics
+    from sitesight.models.checkpoint import load_checkpoint
+
+    out_dir = Path(out_dir)
+    result = train_roi_head(train, val, config=config, fit_config=fit_config, out_dir=out_dir, images=images, augment=augment, resume=resume)
+    model, _ = load_checkpoint(result.checkpoint, device="cpu")
+    frames = images[1] if images[1] is not None else [val.image_path(s) for s in val.samples]
+    box_class_id = val.class_index(config.box_class)
+    preds = predict_roi(model, frames, [s.gt for s in val.samples], box_class_id=box_class_id, batch_size=fit_config.batch_size, device=fit_config.device)
+    labels = attribute_labels(val, config)
+    names = [str(val.image_path(s)) for s in val.samples]
+    write_attribute_csv(out_dir / "predictions.csv", names, preds, attribute=config.attribute, class_names=config.class_names, labels=labels)
+    keep = [lab >= 0 for lab in labels]
+    y = np.concatenate([lab[k] for lab, k in zip(labels, keep, strict=True)])
+    probs = np.concatenate([d.attributes[f"{config.attribute}_probs"][k] for d, k in zip(preds, keep, strict=True)])
+    metrics = classification_metrics(y, probs.reshape(len(y), len(config.class_names)), config.class_names).to_dict()
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return {
+        "checkpoint": str(result.checkpoint),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "val_boxes": int(len(y)),
+        "accuracy": metrics["accuracy"],
+        "macro_ap": metrics["macro_active"]["ap"],
+        "macro_f1": metrics["macro_active"]["f1"],
+        "metrics": metrics,
+        "history": result.history,
+    }
+
+
+def predict_roi_dataset(
+    checkpoint: Path | str,
+    boxes: Dataset,
+    out_csv: Path | str,
+    *,
+    images_root: Path | str | None = None,
+    box_class_id: int | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+) -> int:
+    """Predict the checkpoint's attribute for the boxes of ``boxes`` (ground truth or a run's output).
+
+    Frames are ``boxes``' sample paths, resolved against ``images_root`` when given. The box class
+    is the checkpoint's ``box_class`` looked up in ``boxes.class_names`` unless ``box_class_id`` is
+    given. True labels are filled in when the boxes carry the attribute. Returns the CSV row count.
+    """
+    from sitesight.models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint, device="cpu")
+    cfg = model.config
+    if box_class_id is None:
+        if cfg.box_class not in boxes.class_names:
+            raise InputError(f"box class {cfg.box_class!r} not in {list(boxes.class_names)}; pass box_class_id", where="boxes")
+        box_class_id = boxes.class_index(cfg.box_class)
+    root = None if images_root is None else Path(images_root)
+    frames = [boxes.image_path(s) if root is None else root / s.path for s in boxes.samples]
+    preds = predict_roi(model, frames, [s.gt for s in boxes.samples], box_class_id=box_class_id, batch_size=batch_size, device=device)
+    has_truth = any(cfg.attribute in s.gt.attributes for s in boxes.samples)
+    labels = attribute_labels(boxes, cfg, box_class_id) if has_truth else None
+    return write_attribute_csv(out_csv, frames, preds, attribute=cfg.attribute, class_names=cfg.class_names, labels=labels)

@@ -27,7 +27,16 @@ from sitesight.models.backbone import Backbone, build_backbone
 from sitesight.models.data import FrameSource, ImageClassDataset, class_collate
 from sitesight.models.train import FitConfig, FitResult, evaluate, fit, resolve_device
 
-__all__ = ["ClassifierConfig", "ImageClassifier", "build_classifier", "train_classifier", "predict_classifier"]
+__all__ = [
+    "ClassifierConfig",
+    "ImageClassifier",
+    "build_classifier",
+    "train_classifier",
+    "train_and_evaluate_classifier",
+    "predict_classifier",
+    "write_class_csv",
+    "predict_image_files",
+]
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,92 @@ def predict_classifier(
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=class_collate)
     _, _, probs = evaluate(model, loader, device=dev)
     return probs.reshape(len(images), len(model.config.class_names))
+
+
+def write_class_csv(path: Path | str, images: Sequence[FrameSource], probs: np.ndarray, class_names: Sequence[str], labels: np.ndarray | None = None) -> Path:
+    """One row per image: ``image, label, pred`` and one probability column per class (``sitesight eval cls``)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "label", "pred", *class_names])
+        for i, image in enumerate(images):
+            true = "" if labels is None or labels[i] < 0 else class_names[int(labels[i])]
+            name = image if not isinstance(image, np.ndarray) else f"array_{i}"
+            writer.writerow([str(name), true, class_names[int(probs[i].argmax())], *(f"{float(v):.6f}" for v in probs[i])])
+    return path
+
+
+def train_and_evaluate_classifier(
+    train: tuple[Sequence[FrameSource], np.ndarray],
+    val: tuple[Sequence[FrameSource], np.ndarray],
+    *,
+    model: ClassifierConfig,
+    fit_config: FitConfig,
+    out_dir: Path | str,
+    weights: Path | str | None = None,
+    augment: Augment | None = None,
+    resume: bool = False,
+) -> dict:
+    """`train_classifier`, then score the best checkpoint on ``val``.
+
+    Writes ``predictions.csv`` and ``metrics.json`` beside the checkpoint and history; returns a
+    flat summary (accuracy, macro AP / F1 over present classes, best epoch, checkpoint path).
+    """
+    import json
+
+    from sitesight.evaluation.classification import classification_metrics
+    from sitesight.models.checkpoint import load_checkpoint
+
+    out_dir = Path(out_dir)
+    result = train_classifier(train, val, model=model, fit_config=fit_config, out_dir=out_dir, weights=weights, augment=augment, resume=resume)
+    net, _ = load_checkpoint(result.checkpoint)
+    probs = predict_classifier(net, val[0], batch_size=fit_config.batch_size, device=fit_config.device)
+    y = np.asarray(val[1], np.int64)
+    write_class_csv(out_dir / "predictions.csv", val[0], probs, model.class_names, y)
+    metrics = classification_metrics(y, probs, model.class_names).to_dict()
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return {
+        "checkpoint": str(result.checkpoint),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "accuracy": metrics["accuracy"],
+        "macro_ap": metrics["macro_active"]["ap"],
+        "macro_f1": metrics["macro_active"]["f1"],
+    }
+
+
+def predict_image_files(
+    checkpoint: Path | str, images: Path | str, out_csv: Path | str, *, batch_size: int = 16, device: str = "auto"
+) -> int:
+    """Predict an image, a folder of images or a folder-per-class tree (true labels filled in) to a CSV.
+
+    Returns the number of images. Class folders must match the checkpoint's class names to fill labels.
+    """
+    from sitesight.errors import InputError
+    from sitesight.models.checkpoint import load_checkpoint
+    from sitesight.models.data import IMAGE_SUFFIXES, scan_image_folder
+
+    net, _ = load_checkpoint(checkpoint)
+    if not isinstance(net, ImageClassifier):
+        raise InputError("not an image-classifier checkpoint", checkpoint)
+    names = net.config.class_names
+    images = Path(images)
+    labels = None
+    if images.is_file():
+        paths = [images]
+    elif images.is_dir() and any(p.is_dir() for p in images.iterdir()):
+        paths, found, folders = scan_image_folder(images)
+        lookup = {n: i for i, n in enumerate(names)}
+        labels = np.array([lookup.get(folders[k], -1) for k in found], np.int64)
+    elif images.is_dir():
+        paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        raise InputError("no such image or folder", images)
+    if not paths:
+        raise InputError("no images found", images)
+    probs = predict_classifier(net, paths, batch_size=batch_size, device=device)
+    write_class_csv(out_csv, paths, probs, names, labels)
+    return len(paths)

@@ -35,6 +35,8 @@ __all__ = [
     "scan_image_folder",
     "ImageClassDataset",
     "class_collate",
+    "split_images",
+    "AUGMENTED_COPY_PATTERN",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -72,7 +74,7 @@ def letterbox(image: np.ndarray, frame_wh: tuple[int, int]) -> tuple[np.ndarray,
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 normalised with ImageNet mean / std."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    x = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (x - mean) / std
@@ -237,3 +239,34 @@ class ImageClassDataset(torch.utils.data.Dataset):
 def class_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[tuple[torch.Tensor], torch.Tensor]:
     """Images → ``((images (B, 3, S, S),), labels (B,))``."""
     return (torch.stack([b[0] for b in batch]),), torch.tensor([b[1] for b in batch], dtype=torch.int64)
+
+
+AUGMENTED_COPY_PATTERN = r"^(?:(?:hflipped|vflipped|flipped|rotated_\d+|aug\d*|copy)_)*(?P<source>.+?)(?:_(?:aug\d*|flip|copy))*$"
+
+
+def split_images(
+    paths: Sequence[Path],
+    labels: np.ndarray,
+    *,
+    val_fraction: float = 0.25,
+    group_pattern: str | None = None,
+    seed: int = 0,
+) -> tuple[tuple[list[Path], np.ndarray], tuple[list[Path], np.ndarray]]:
+    """Split images into train / val so that augmented copies of one original stay on one side.
+
+    Copies are grouped by file stem with ``group_pattern`` (named group ``source``; default strips
+    prefixes such as ``hflipped_`` and ``rotated_30_``) and the groups are assigned with
+    `sitesight.curation.split.stratified_group_split`, stratified by class.
+    """
+    from sitesight.curation.split import groups_by_source_stem, stratified_group_split
+
+    groups = groups_by_source_stem(paths, group_pattern or AUGMENTED_COPY_PATTERN)
+    one_hot = np.eye(int(labels.max()) + 1)[labels]
+    assign = stratified_group_split(one_hot, groups, [1 - val_fraction, val_fraction], seed=seed)
+    parts = []
+    for k in (0, 1):
+        idx = np.flatnonzero(assign == k)
+        parts.append(([Path(paths[i]) for i in idx], labels[idx]))
+    if not len(parts[0][0]) or not len(parts[1][0]):
+        raise InputError(f"split left a side empty ({len(parts[0][0])} train, {len(parts[1][0])} val images); use --val")
+    return parts[0], parts[1]

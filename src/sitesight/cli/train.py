@@ -1,0 +1,151 @@
+"""`sitesight train roi|cls`: train a RoI attribute head or an image classifier (needs the [torch] extra).
+
+Other model families add their commands to `train_app` (``sitesight train anomaly``…).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from sitesight.cli.main import app
+from sitesight.errors import InputError
+
+train_app = typer.Typer(help="Train models: RoI attribute heads, image classifiers.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+GRID_KEYS = ("lr", "resize", "batch_size", "epochs", "augment", "backbone", "loss", "freeze_epochs", "weighted_sampler")
+
+
+def _wh(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"expected WIDTHxHEIGHT, got {text!r}", where="--frame-size") from None
+    return w, h
+
+
+def _floats(text: str | None, where: str) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"expected comma-separated numbers, got {text!r}", where=where) from None
+
+
+@train_app.command("roi")
+def train_roi(
+    data: Path = typer.Argument(..., help="Training set: CVAT/COCO/YOLO/VOC file or folder."),
+    val: Path = typer.Option(None, "--val", help="Validation set; default: a grouped split of DATA."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of DATA's frames for validation when --val is absent."),
+    fmt: str = typer.Option(None, "--format", help="cvat, coco, yolo or voc (default: detected)."),
+    box_class: str = typer.Option("person", "--box-class", help="Class whose boxes carry the attribute."),
+    attribute: str = typer.Option("safety_rope", "--attribute", help="Box attribute to learn (missing = unknown)."),
+    backbone: str = typer.Option("vit_small_patch16_dinov3", "--backbone", help="timm name or tiny_cnn."),
+    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch); never downloaded."),
+    frame_size: str = typer.Option("1280x720", "--frame-size", help="Network input WIDTHxHEIGHT (letterboxed)."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames per batch."),
+    lr: float = typer.Option(5e-5, "--lr"),
+    patience: int = typer.Option(8, "--patience", min=1),
+    class_weights: str = typer.Option(None, "--class-weights", help="e.g. 1,1.5,1.5 (default: 1 for unknown, 1.5 others)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Photometric, camera and erasing augmentation."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N frames of each set (0 = all)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1…"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/roi"), "--out", "-o", help="Checkpoint, history, predictions, metrics."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+) -> None:
+    """Train a RoI attribute head (backbone once per frame, RoIAlign on expanded boxes) and evaluate it."""
+    from sitesight.formats import read_dataset
+    from sitesight.models.attribute import train_and_evaluate_roi
+    from sitesight.models.augment import Augment
+    from sitesight.models.data import attribute_classes
+    from sitesight.models.roi_head import RoIHeadConfig
+    from sitesight.models.train import FitConfig
+
+    train_ds = read_dataset(data, fmt)
+    if val is not None:
+        val_ds = read_dataset(val, fmt)
+    else:
+        from sitesight.curation.split import split_dataset
+
+        parts = split_dataset(train_ds, fractions={"train": 1 - val_fraction, "val": val_fraction}, group_by=(), seed=seed)
+        train_ds, val_ds = parts["train"], parts["val"]
+    if limit:
+        train_ds, val_ds = (d.with_samples(d.samples[:limit]) for d in (train_ds, val_ds))
+    names = attribute_classes(train_ds, attribute)
+    weights_tuple = _floats(class_weights, "--class-weights") or (1.0,) + (1.5,) * (len(names) - 1)
+    config = RoIHeadConfig(backbone=backbone, class_names=names, frame_wh=_wh(frame_size), attribute=attribute, box_class=box_class)
+    fit_config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, class_weights=weights_tuple, device=device, seed=seed)
+    if weights is not None:
+        from sitesight.models.backbone import load_weights_file
+
+        load_weights_file(weights)  # fail before training when the file is unreadable
+    summary = train_and_evaluate_roi(train_ds, val_ds, config=config, fit_config=fit_config, out_dir=out, augment=Augment() if augment else None, resume=resume)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k not in ("metrics", "history")}, indent=1))
+
+
+@train_app.command("cls")
+def train_cls(
+    data: Path = typer.Argument(..., help="Folder-per-class images: DATA/<class>/<image>."),
+    val: Path = typer.Option(None, "--val", help="Validation folder; default: a grouped split of DATA."),
+    val_fraction: float = typer.Option(0.25, "--val-fraction", help="Share held out when --val is absent."),
+    group_pattern: str = typer.Option(None, "--group-pattern", help="Regex with a (?P<source>…) group naming the original of augmented copies."),
+    backbone: str = typer.Option("resnet18", "--backbone", help="timm name or tiny_cnn."),
+    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch)."),
+    resize: int = typer.Option(224, "--resize", min=8, help="Square input size."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    patience: int = typer.Option(8, "--patience", min=1),
+    freeze_epochs: int = typer.Option(0, "--freeze-epochs", min=0, help="Train only the new head for the first N epochs."),
+    loss: str = typer.Option("ce", "--loss", help="ce or focal."),
+    balance: str = typer.Option("weights", "--balance", help="Long tails: weights (inverse frequency), sampler, or none."),
+    augment: bool = typer.Option(True, "--augment/--no-augment"),
+    grid: list[str] = typer.Option(None, "--grid", help=f"KEY=V1,V2 (repeatable); keys: {', '.join(GRID_KEYS)}."),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/cls"), "--out", "-o"),
+    resume: bool = typer.Option(False, "--resume"),
+) -> None:
+    """Fine-tune an image classifier (new head on a timm backbone); --grid compares settings in one table."""
+    import numpy as np
+
+    from sitesight.models.augment import Augment
+    from sitesight.models.classifier import ClassifierConfig, train_and_evaluate_classifier
+    from sitesight.models.data import scan_image_folder, split_images
+    from sitesight.models.grid import parse_grid, run_grid
+    from sitesight.models.train import FitConfig
+
+    if balance not in ("weights", "sampler", "none"):
+        raise InputError(f"--balance must be weights, sampler or none, got {balance!r}")
+    paths, labels, names = scan_image_folder(data)
+    if val is not None:
+        vpaths, vlabels, vnames = scan_image_folder(val)
+        if vnames != names:
+            raise InputError(f"class folders differ from DATA's {list(names)}: {list(vnames)}", val)
+        train, valid = (paths, labels), (vpaths, vlabels)
+    else:
+        train, valid = split_images(paths, labels, val_fraction=val_fraction, group_pattern=group_pattern, seed=seed)
+
+    def one(overrides: dict, name: str) -> dict:
+        o = {"lr": lr, "resize": resize, "batch_size": batch_size, "epochs": epochs, "augment": augment, "backbone": backbone,
+             "loss": loss, "freeze_epochs": freeze_epochs, "weighted_sampler": balance == "sampler", **overrides}
+        counts = np.bincount(train[1], minlength=len(names)).astype(float)
+        weights_tuple = tuple(float(v) for v in counts.sum() / (len(names) * np.maximum(counts, 1))) if balance == "weights" else None
+        fit_config = FitConfig(epochs=int(o["epochs"]), batch_size=int(o["batch_size"]), lr=float(o["lr"]), patience=patience, class_weights=weights_tuple,
+                               loss=o["loss"], weighted_sampler=bool(o["weighted_sampler"]), freeze_backbone_epochs=int(o["freeze_epochs"]), device=device, seed=seed)
+        model = ClassifierConfig(backbone=o["backbone"], class_names=names, image_size=int(o["resize"]))
+        return train_and_evaluate_classifier(train, valid, model=model, fit_config=fit_config, out_dir=out / name if grid else out,
+                                             weights=weights, augment=Augment() if o["augment"] else None, resume=resume)
+
+    if grid:
+        rows = run_grid(parse_grid(grid, GRID_KEYS), one, out / "grid.csv")
+        typer.echo((out / "grid.md").read_text())
+        typer.echo(f"{len(rows)} runs; table in {out / 'grid.csv'}")
+    else:
+        typer.echo(json.dumps(one({}, "base"), indent=1))
