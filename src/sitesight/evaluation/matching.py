@@ -263,8 +263,11 @@ def match_boxes(
     matched = pred_gt >= 0
     safe = np.where(matched, pred_gt, 0)
     a_idx = np.arange(n_ranges)[:, None, None]
-    matched_ignored = matched & gt_ignored[a_idx, safe] if len(gt) else np.zeros_like(matched)
-    counted = matched & ~(gt.zero_id[safe] if len(gt) else False)
+    if len(gt):
+        matched_ignored = matched & gt_ignored[a_idx, safe]
+        counted = matched & ~gt.zero_id[safe]
+    else:
+        matched_ignored = counted = np.zeros_like(matched)
     p_rows = p_order
     p_area = pred.area[p_rows]
     p_img = pred.image[p_rows]
