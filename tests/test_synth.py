@@ -234,3 +234,25 @@ def test_render_speed_sanity_1080p():
     elapsed = time.perf_counter() - start
     print(f"1080p frame with {int(np.sum(gt.class_id == PERSON))} persons rendered in {elapsed:.3f} s")
     assert rgb.shape == (1080, 1920, 3)
+
+
+def test_cli_synth_writes_frames_and_coco_that_pycocotools_reads(tmp_path, capsys):
+    from pycocotools.coco import COCO
+
+    from sitesight.cli.main import main
+
+    out = tmp_path / "site"
+    assert main(["synth", str(out), "-n", "2", "--size", "320x180", "--seed", "5", "-f", "coco"]) == 0
+    _, ds = make_site_dataset(2, seed=5, image_wh=(320, 180))
+    coco = COCO(str(out / "annotations.json"))
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    for sample in ds:
+        (img,) = [i for i in coco.loadImgs(coco.getImgIds()) if i["file_name"].endswith(str(sample.path))]
+        assert (img["width"], img["height"]) == (320, 180) and (out / str(sample.path)).is_file()
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img["id"]]))
+        got = sorted((names[a["category_id"]], *np.round(a["bbox"], 2)) for a in anns)
+        want = sorted((SITE_CLASSES[c], b[0], b[1], b[2] - b[0], b[3] - b[1])
+                      for c, b in zip(sample.gt.class_id, sample.gt.xyxy.tolist(), strict=True))
+        assert got == want
+    assert main(["synth", str(tmp_path / "x"), "--size", "12"]) == 1
+    assert "--size" in capsys.readouterr().err

@@ -52,6 +52,7 @@ def _register() -> None:
     from sitesight.cli import detect, sweep  # noqa: F401  (registers `sitesight detect|export|sweep`)
     from sitesight.cli import curate  # noqa: F401  (registers `sitesight data filter|split|mix|tile|dedup|sample|package`)
     from sitesight.cli import predict, train  # noqa: F401  (registers `sitesight train roi|cls`, `sitesight predict roi|cls`)
+    from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -232,6 +232,13 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
     return rgb, gt
 
 
+def _check_wh(image_wh: tuple[int, int]) -> tuple[int, int]:
+    w, h = (int(v) for v in image_wh)
+    if w < 64 or h < 64:
+        raise InputError(f"image_wh must be at least 64x64, got {tuple(image_wh)}", where="image_wh")
+    return w, h
+
+
 def render_site_frame(rng: np.random.Generator, image_wh: tuple[int, int] = (1920, 1080), *,
                       n_workers: int | None = None, darkness: float | None = None,
                       overlay_text: str | None = None) -> tuple[np.ndarray, Detections]:
@@ -240,9 +247,7 @@ def render_site_frame(rng: np.random.Generator, image_wh: tuple[int, int] = (192
     Returns ``(H, W, 3)`` uint8 RGB and ground truth `Detections` (see the module docstring).
     Same generator state → identical pixels and boxes.
     """
-    w, h = (int(v) for v in image_wh)
-    if w < 64 or h < 64:
-        raise InputError(f"image_wh must be at least 64x64, got {image_wh}", where="image_wh")
+    w, h = _check_wh(image_wh)
     layout = sample_layout(rng, (w, h))
     n = int(rng.integers(5, 41)) if n_workers is None else int(n_workers)
     workers = sample_workers(rng, layout, n)
@@ -266,7 +271,7 @@ def iter_site_frames(n_frames: int, *, seed: int = 0, image_wh: tuple[int, int] 
     """
     if n_frames < 0 or n_cameras < 1:
         raise InputError(f"need n_frames >= 0 and n_cameras >= 1, got {n_frames} and {n_cameras}", where="n_frames")
-    image_wh = (int(image_wh[0]), int(image_wh[1]))
+    image_wh = _check_wh(image_wh)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_cameras)]
     layouts = [sample_layout(r, image_wh) for r in rngs]
     clocks = [_EPOCH + r.integers(0, 30) * 86400 + r.uniform(6, 18) * 3600 for r in rngs]
@@ -307,11 +312,12 @@ def make_site_dataset(n_frames: int, *, seed: int = 0, image_wh: tuple[int, int]
 
 
 def write_site_dataset(out_dir: Path | str, *, n_frames: int = 24, seed: int = 0, image_wh: tuple[int, int] = (1920, 1080),
-                       n_cameras: int = 4, timestamp_overlay: bool = True, jpeg_quality: int = 92) -> Dataset:
+                       n_cameras: int = 4, timestamp_overlay: bool = True, jpeg_quality: int = 92,
+                       progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Write ``n_frames`` JPEGs (``frame_000000.jpg``…) into ``out_dir``; returns their `Dataset`.
 
     Sample paths are absolute; ``root`` is ``out_dir`` (absolute). Frames are written one at a time,
-    so memory stays flat for long runs.
+    so memory stays flat for long runs. ``progress(done, total)`` is called after each frame.
     """
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
@@ -323,4 +329,6 @@ def write_site_dataset(out_dir: Path | str, *, n_frames: int = 24, seed: int = 0
         path = out / str(sample.path)
         Image.fromarray(rgb).save(path, quality=jpeg_quality)
         samples.append(sample.replace(path=str(path)))
+        if progress is not None:
+            progress(len(samples), n_frames)
     return site_dataset(samples, root=out)

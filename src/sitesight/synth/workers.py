@@ -82,11 +82,11 @@ def _pick(rng: np.random.Generator, options: tuple) -> tuple:
 def _new_worker(rng: np.random.Generator, x: float, foot_y: float, height: float, depth_y: float,
                 scaffold: int, level: int, anchor_y: float) -> Worker:
     on_scaffold = scaffold >= 0
-    harness = rng.random() < (0.85 if on_scaffold else 0.22)
+    harness = rng.random() < (0.85 if on_scaffold else 0.2)
     if not harness:
         rope = "none"
     elif on_scaffold:
-        rope = str(rng.choice(["correct", "dangling", "anchored_low"], p=[0.55, 0.25, 0.2]))
+        rope = str(rng.choice(["correct", "dangling", "anchored_low"], p=[0.65, 0.2, 0.15]))
     else:
         rope = str(rng.choice(["dangling", "anchored_low"], p=[0.6, 0.4]))
     side = 1 if rng.random() < 0.5 else -1
@@ -131,7 +131,7 @@ def sample_workers(rng: np.random.Generator, layout: SiteLayout, n_workers: int)
     workers: list[Worker] = []
     for _ in range(n_workers):
         for _try in range(40):
-            if decks and rng.random() < 0.35:
+            if decks and rng.random() < 0.45:
                 si, level = decks[int(rng.integers(len(decks)))]
                 s = layout.scaffolds[si]
                 height = layout.person_height(s.base_y) * rng.uniform(0.96, 1.04)
