@@ -25,6 +25,7 @@ TYPED_EXTRAS: dict[str, tuple[type, object]] = {
     "cvat_z_order": (np.int64, 0),
     "cvat_track_id": (np.int64, -1),
     "iscrowd": (np.int64, 0),
+    "coco_area": (np.float32, float("nan")),
 }
 
 

@@ -85,14 +85,14 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _label_candidates(image: Path) -> list[Path]:
-    parts = list(image.parts)
+def _label_dirs(image_dir: Path) -> list[Path]:
+    """Folders where the labels of images in ``image_dir`` may lie, most specific first."""
+    parts = list(image_dir.parts)
     out = []
-    for i in range(len(parts) - 2, -1, -1):
+    for i in range(len(parts) - 1, -1, -1):
         for replacement in _IMAGE_DIRS.get(parts[i].lower(), ()):
             for name in (replacement, replacement.capitalize()):
-                out.append(Path(*parts[:i], name, *parts[i + 1 :]).with_suffix(".txt"))
-    out.append(image.with_suffix(".txt"))
+                out.append(Path(*parts[:i], name, *parts[i + 1 :]))
     return out
 
 
@@ -221,7 +221,10 @@ def load_yolo(path: Path | str) -> Loaded:
         names = [str(i) for i in range(1000)]
     used_labels: set[Path] = set()
     rows_all: list[ImageRows] = []
+    dirs_of: dict[Path, list[Path]] = {}
     for image, split in images:
+        if image.parent not in dirs_of:
+            dirs_of[image.parent] = [d for d in _label_dirs(image.parent) if d.is_dir()] + [image.parent]
         try:
             wh = read_image_wh(image)
         except InputError as exc:
@@ -229,18 +232,19 @@ def load_yolo(path: Path | str) -> Loaded:
             continue
         rel = image.relative_to(root).as_posix() if image.is_relative_to(root) else str(image)
         rows = ImageRows(path=rel, image_wh=wh, image_id=len(rows_all), subset=split)
-        label = next((c for c in _label_candidates(image) if c.is_file()), None)
+        stem = image.stem + ".txt"
+        label = next((d / stem for d in dirs_of[image.parent] if (d / stem).is_file()), None)
         if label is not None:
-            used_labels.add(label.resolve())
+            used_labels.add(label)
             _parse_label_file(label, wh, rows, names, issues)
         rows_all.append(rows)
     if any(r.scores for r in rows_all) and not all(len(r.scores) == len(r.xyxy) for r in rows_all):
         for r in rows_all:
             r.scores = r.scores if len(r.scores) == len(r.xyxy) else [1.0] * len(r.xyxy)
-    label_dirs = {c.parent for image, _ in images for c in _label_candidates(image)[:-1] if c.parent.is_dir()}
+    label_dirs = {d for dirs in dirs_of.values() for d in dirs[:-1]}
     for folder in sorted(label_dirs):
         for txt in sorted(folder.glob("*.txt")):
-            if txt.resolve() not in used_labels:
+            if txt not in used_labels:
                 issues.append(Issue("error", "label_without_image", "label file has no image", str(txt)))
     if len(names) == 1000 and names[-1] == "999":  # unnamed classes: keep those up to the largest id used
         used = max((names.index(label) for r in rows_all for label in r.labels), default=-1)
