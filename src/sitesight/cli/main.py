@@ -53,6 +53,7 @@ def _register() -> None:
     from sitesight.cli import curate  # noqa: F401  (registers `sitesight data filter|split|mix|tile|dedup|sample|package`)
     from sitesight.cli import predict, train  # noqa: F401  (registers `sitesight train roi|cls`, `sitesight predict roi|cls`)
     from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
+    from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
 
 
 def main(argv: list[str] | None = None) -> int:

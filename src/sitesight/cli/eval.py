@@ -1,0 +1,149 @@
+"""`sitesight eval coco|det|cls|anomaly`: metrics from files, printed and optionally written as JSON.
+
+`eval_app` is the `eval` command group; other modules may add commands to it (e.g. ``iou-aware``).
+Each command parses, calls one library function, prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sitesight.cli.main import app
+
+eval_app = typer.Typer(name="eval", help="Evaluate detections, classifiers and anomaly scores.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+console = Console()
+JSON_HELP = "Also write the full result as JSON here."
+
+
+def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+        console.print(f"written {path}")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None or v < 0 else f"{v:.4f}"
+
+
+@eval_app.command("coco")
+def coco(
+    gt: Path = typer.Option(..., "--gt", help="COCO ground-truth JSON."),
+    pred: Path = typer.Option(..., "--pred", help="COCO results JSON (list of image_id, category_id, bbox, score)."),
+    json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
+    relative_area: bool = typer.Option(False, "--relative-area", help="Area ranges as fractions of the frame (give --area-ranges)."),
+    area_ranges: str = typer.Option(None, "--area-ranges", help="small,medium upper bounds, e.g. '1024,9216' (px²) or '0.0005,0.005' with --relative-area."),
+    honour_max_dets: bool = typer.Option(False, "--honour-max-dets", help="Headline AP at the last maxDets instead of pycocotools' fixed 100."),
+) -> None:
+    """COCO bbox AP/AR: the 12 pycocotools stats (identical values) and per-class AP."""
+    from sitesight.evaluation.coco import COCO_AREA_RANGES, STAT_NAMES
+    from sitesight.evaluation.coco_files import evaluate_coco_files
+
+    ranges = dict(COCO_AREA_RANGES)
+    if area_ranges:
+        from sitesight.errors import InputError
+
+        try:
+            small, medium = (float(v) for v in area_ranges.split(","))
+        except ValueError:
+            raise InputError(f"--area-ranges: expected 'small,medium', got {area_ranges!r}") from None
+        top = 1.0 if relative_area else 1e10
+        ranges = {"all": (0.0, top), "small": (0.0, small), "medium": (small, medium), "large": (medium, top)}
+    with console.status("evaluating"):
+        result = evaluate_coco_files(gt, pred, area_ranges=ranges, relative_area=relative_area, honour_max_dets=honour_max_dets)
+    table = Table("stat", "value", title=f"COCO bbox: {result.counts['images']} images, {result.counts['gt']} GT, {result.counts['pred']} predictions")
+    for name, value in zip(STAT_NAMES, result.stats, strict=True):
+        table.add_row(name, _fmt(float(value)))
+    console.print(table)
+    per = Table("class", "AP", "AP50", "AP75", "AR100", title="per class")
+    for name, row in result.per_class.items():
+        per.add_row(name, _fmt(row.get("AP")), _fmt(row.get("AP50")), _fmt(row.get("AP75")), _fmt(row.get("AR100")))
+    console.print(per)
+    _write_json(json_out, result.to_dict())
+
+
+@eval_app.command("det")
+def det(
+    gt: Path = typer.Option(..., "--gt", help="Ground truth in any supported format (CVAT, COCO, YOLO, VOC)."),
+    pred: Path = typer.Option(..., "--pred", help="COCO results JSON or a sitesight run folder."),
+    iou: float = typer.Option(0.5, "--iou", min=0.0, max=1.0, help="IoU for a match."),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Operating confidence threshold."),
+    sweep: str = typer.Option("0.05:0.95:0.05", "--sweep", help="Thresholds as start:stop:step or a comma list."),
+    target_recall: float = typer.Option(None, "--target-recall", help="Report the highest-precision threshold reaching this recall."),
+    merge_method: str = typer.Option("greedy_nmm", "--merge", help="For a run folder: nms, nmm or greedy_nmm."),
+    json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
+    """TP/FP/FN/precision/recall/F1 at --conf and --iou, a confidence sweep and an error breakdown."""
+    from sitesight.evaluation.detection import parse_sweep
+    from sitesight.evaluation.inputs import evaluate_det_files
+
+    thresholds = parse_sweep(sweep)
+    with console.status("matching"):
+        out = evaluate_det_files(gt, pred, iou=iou, conf=conf, thresholds=thresholds, target_recall=target_recall, merge_method=merge_method)
+    table = Table("class", "TP", "FP", "FN", "precision", "recall", "F1", title=f"{out['images']} images at conf ≥ {conf}, IoU ≥ {iou}")
+    for name, row in [*out["per_class"].items(), ("all", out)]:
+        table.add_row(name, str(row["tp"]), str(row["fp"]), str(row["fn"]), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
+    console.print(table)
+    sw = Table("conf", "TP", "FP", "FN", "precision", "recall", "F1", title="confidence sweep")
+    for row in out["sweep"]:
+        sw.add_row(f"{row['conf']:.3f}", str(row["tp"]), str(row["fp"]), str(row["fn"]), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
+    console.print(sw)
+    errors = out["errors"]
+    err = Table("error", "count", "ΔAP if fixed", title=f"error breakdown (AP@{iou} = {errors['ap']:.4f})")
+    for name, count in errors["counts"].items():
+        err.add_row(name, str(count), f"{errors['delta_ap'][name]:+.4f}")
+    err.add_row("duplicate across slices", str(errors["duplicate_cross_slice"]), "")
+    console.print(err)
+    _write_json(json_out, out)
+
+
+@eval_app.command("cls")
+def cls(
+    pred: Path = typer.Option(..., "--pred", help="CSV: 'label' (true class name) and one probability column per class."),
+    json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
+    """Per-class AP/precision/recall/F1/support, accuracy, confusion, macro over active and all classes."""
+    from sitesight.evaluation.inputs import evaluate_cls_csv
+
+    result = evaluate_cls_csv(pred)
+    table = Table("class", "AP", "precision", "recall", "F1", "support", title=f"{result.n_samples} samples, accuracy {result.accuracy:.4f}")
+    for name, m in result.per_class.items():
+        table.add_row(name, _fmt(m.ap), _fmt(m.precision), _fmt(m.recall), _fmt(m.f1), str(m.support))
+    for label, macro in (("macro (active classes)", result.macro_active), ("macro (all classes)", result.macro_all)):
+        table.add_row(label, _fmt(macro["ap"]), _fmt(macro["precision"]), _fmt(macro["recall"]), _fmt(macro["f1"]), "")
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning: {w}[/yellow]")
+    _write_json(json_out, result.to_dict())
+
+
+@eval_app.command("anomaly")
+def anomaly(
+    scores: Path = typer.Option(..., "--scores", help="CSV with 'label' (normal/anomalous) and 'score' columns."),
+    threshold: float = typer.Option(None, "--threshold", help="Flag score ≥ this; default: the best-F1 threshold on these labels."),
+    json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
+    """Image-level AUROC, AUPR and precision/recall/F1 at a threshold."""
+    from sitesight.evaluation.inputs import evaluate_anomaly_csv
+
+    result = evaluate_anomaly_csv(scores, threshold=threshold)
+    d = result.to_dict()
+    table = Table("metric", "value", title=f"{result.n_anomalous} anomalous, {result.n_normal} normal")
+    for key in ("auroc", "aupr", "threshold", "precision", "recall", "f1"):
+        table.add_row(key, _fmt(d[key]) if key != "threshold" else f"{d[key]:.6g} ({d['threshold_source']})")
+    console.print(table)
+    _write_json(json_out, d)
