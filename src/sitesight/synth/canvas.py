@@ -90,11 +90,13 @@ class Canvas:
         region = self.image.crop((x1, y1, x2, y2))
         mask = Image.new("L", region.size, 0)
         ImageDraw.Draw(mask).ellipse([0, 0, x2 - x1 - 1, y2 - y1 - 1], fill=255)
-        self.image.paste(region.point(lambda v: int(v * factor)), (x1, y1), mask)
+        lut = [int(v * factor) for v in range(256)] * 3
+        self.image.paste(region.point(lut), (x1, y1), mask)
 
-    def hide(self, mask: Image.Image) -> None:
-        """Mark pixels where the ``L`` image ``mask`` is non-zero as scenery (something burned in on top)."""
-        self.labels.paste(0, (0, 0), mask.point(lambda v: 255 if v else 0))
+    def hide(self, mask: Image.Image, offset: tuple[int, int] = (0, 0)) -> None:
+        """Mark pixels where the ``L`` image ``mask`` (placed at ``offset``) is non-zero as scenery:
+        something burned in on top, such as a caption."""
+        self.labels.paste(0, (*offset, offset[0] + mask.width, offset[1] + mask.height), mask.point([0] + [255] * 255))
 
     def label_crop(self, xyxy: Sequence[int]) -> np.ndarray:
         """``(h, w)`` int32 copy of the label image inside integer ``(x1, y1, x2, y2)`` (clipped)."""

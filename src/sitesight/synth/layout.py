@@ -174,7 +174,9 @@ def render_ground(layout: SiteLayout) -> np.ndarray:
     lum = cv2.addWeighted(_smooth_noise(rng, layout.image_wh, 120), 9.0, _smooth_noise(rng, layout.image_wh, 10), 6.0, 0.0)
     lum = cv2.scaleAdd(standard_noise(rng, (h, w)), grain, lum)
     # Patches that keep the texture: slabs, puddles and tyre tracks multiply the ground brightness.
-    shade = Image.new("L", (w, h), 128)
+    # drawn at 1/4 resolution: bilinear upsampling gives the patches soft edges for free
+    q = 4
+    shade = Image.new("L", (w // q + 1, h // q + 1), 128)
     draw = ImageDraw.Draw(shade)
     top = max(layout.horizon_y, 0)
     for _ in range(int(rng.integers(3, 9))):
@@ -184,13 +186,14 @@ def render_ground(layout: SiteLayout) -> np.ndarray:
         kind = rng.integers(3)
         if kind == 0:  # a concrete slab or a gravel bed: lighter quadrilateral
             pts = [(cx - rx, cy - ry), (cx + rx, cy - ry * rng.uniform(0.5, 1.5)), (cx + rx * 1.1, cy + ry), (cx - rx * 0.9, cy + ry)]
-            draw.polygon(pts, fill=int(rng.integers(140, 175)))
+            draw.polygon([(x / q, y / q) for x, y in pts], fill=int(rng.integers(140, 175)))
         elif kind == 1:  # a puddle or wet patch: darker ellipse
-            draw.ellipse([cx - rx, cy - ry * 0.5, cx + rx, cy + ry * 0.5], fill=int(rng.integers(70, 105)))
+            draw.ellipse([(cx - rx) / q, (cy - ry * 0.5) / q, (cx + rx) / q, (cy + ry * 0.5) / q], fill=int(rng.integers(70, 105)))
         else:  # tyre tracks: two darker bands towards the camera
             for off in (-0.4, 0.4):
-                draw.line([(cx + off * s, top), (cx + off * s * 3 + rx, h)], fill=110, width=max(1, int(s * 0.15)))
-    factor = cv2.GaussianBlur(np.asarray(shade, np.float32) * (1 / 128.0), (0, 0), 3)
+                draw.line([((cx + off * s) / q, top / q), ((cx + off * s * 3 + rx) / q, h / q)], fill=110,
+                          width=max(1, int(s * 0.15 / q)))
+    factor = cv2.resize(np.asarray(shade, np.float32) * (1 / 128.0), (w, h), interpolation=cv2.INTER_LINEAR)
     lum_factor = cv2.multiply(lum, factor)
     # channel c = (base_c + tint_c * lum) * factor, saturated to uint8 by OpenCV in one pass
     out = cv2.merge([cv2.addWeighted(factor, float(base[c]), lum_factor, t, 0.0, dtype=cv2.CV_8U)

@@ -138,13 +138,18 @@ def _apply_conditions(rgb: np.ndarray, cond: Conditions) -> np.ndarray:
     return cv2.subtract(cv2.add(out, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
 
 
-def _overlay_layer(image_wh: tuple[int, int], text: str) -> Image.Image:
-    """A CCTV-style caption for the top-left corner: RGBA, white text with a black outline."""
-    layer = Image.new("RGBA", image_wh, (0, 0, 0, 0))
+def _caption(image_wh: tuple[int, int], text: str) -> tuple[Image.Image, tuple[int, int]]:
+    """A CCTV-style caption for the top-left corner: small RGBA image (white text, black outline)
+    and where its top-left corner goes in the frame."""
     size = max(10, int(round(image_wh[1] * 0.026)))
-    ImageDraw.Draw(layer).text((size, size * 0.6), text, fill=(235, 235, 235, 255), font=ImageFont.load_default(size=size),
-                               stroke_width=max(1, size // 12), stroke_fill=(0, 0, 0, 255))
-    return layer
+    font, stroke = ImageFont.load_default(size=size), max(1, size // 12)
+    x1, y1, x2, y2 = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font, stroke_width=stroke)
+    layer = Image.new("RGBA", (x2 - x1 + 2, y2 - y1 + 2), (0, 0, 0, 0))
+    ImageDraw.Draw(layer).text((1 - x1, 1 - y1), text, fill=(235, 235, 235, 255), font=font, stroke_width=stroke,
+                               stroke_fill=(0, 0, 0, 255))
+    w, h = image_wh
+    x, y = size, int(size * 0.6)
+    return layer.crop((0, 0, max(0, min(layer.width, w - x)), max(0, min(layer.height, h - y)))), (x, y)
 
 
 def _box_of(mask: np.ndarray, x0: int, y0: int) -> list[float]:
@@ -195,9 +200,9 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
             drawn[j] = _part_counts(canvas, workers[j], j)[1]
         if kind == 0:
             draw_scaffold(canvas, layout.scaffolds[i], front=True)
-    caption = _overlay_layer(canvas.image_wh, overlay_text) if overlay_text else None
+    caption = _caption(canvas.image_wh, overlay_text) if overlay_text else None
     if caption is not None:  # the burned-in caption hides what is under it
-        canvas.hide(caption.getchannel("A"))
+        canvas.hide(caption[0].getchannel("A"), caption[1])
     xyxy, class_id, rope, occluded = [], [], [], []
     for j, wk in enumerate(workers):
         crop, visible, (x0, y0) = _part_counts(canvas, wk, j)
@@ -226,9 +231,9 @@ def compose_frame(layout: SiteLayout, workers: tuple[Worker, ...], conditions: C
     )
     rgb = _apply_conditions(canvas.rgb(), conditions)
     if caption is not None:
-        x1, y1, x2, y2 = caption.getbbox() or (0, 0, 0, 0)
-        region = Image.fromarray(rgb[y1:y2, x1:x2]).convert("RGBA")
-        rgb[y1:y2, x1:x2] = np.asarray(Image.alpha_composite(region, caption.crop((x1, y1, x2, y2))).convert("RGB"))
+        layer, (x, y) = caption
+        region = Image.fromarray(rgb[y:y + layer.height, x:x + layer.width]).convert("RGBA")
+        rgb[y:y + layer.height, x:x + layer.width] = np.asarray(Image.alpha_composite(region, layer).convert("RGB"))
     return rgb, gt
 
 
