@@ -63,9 +63,9 @@ def load_state_dict(path: Path | str) -> dict[str, Any]:
 
 
 def _build(arch: str, num_classes: int, image_size: tuple[int, int] | None) -> Any:
-    from torchvision.models import detection
+    from torchvision.models import detection, list_models
 
-    builders = {n: getattr(detection, n) for n in detection.__all__ if n[0].islower() and callable(getattr(detection, n))}
+    builders = {n: getattr(detection, n) for n in list_models(module=detection) if hasattr(detection, n)}
     if arch not in builders:
         raise InputError(f"unknown torchvision detection architecture {arch!r}; choose from {sorted(builders)}")
     extra = {} if image_size is None else {"min_size": image_size[0], "max_size": image_size[1]}
