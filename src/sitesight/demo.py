@@ -87,8 +87,8 @@ def step_roi_head(ctx: DemoContext) -> None:
     train, val = ctx.dataset.with_samples(ctx.dataset.samples[:cut]), ctx.dataset.with_samples(ctx.dataset.samples[cut:])
     names = attribute_classes(ctx.dataset, "safety_rope")
     # tiny random-initialised backbone so the step stays within a minute on two CPU cores
-    config = RoIHeadConfig(backbone="tiny_cnn", class_names=names, frame_wh=(512, 288), hidden=64, reduce_channels=16)
-    fit_config = FitConfig(epochs=5, batch_size=4, lr=2e-3, patience=4, device="cpu", seed=ctx.seed,
+    config = RoIHeadConfig(backbone="tiny_cnn", class_names=names, frame_wh=(384, 216), hidden=64, reduce_channels=16)
+    fit_config = FitConfig(epochs=4, batch_size=4, lr=2e-3, patience=4, device="cpu", seed=ctx.seed,
                            class_weights=(1.0,) + (1.5,) * (len(names) - 1))
     frames = [read_rgb(ctx.dataset.image_path(s)) for s in ctx.dataset.samples]  # decode once, not every epoch
     summary = train_and_evaluate_roi(train, val, config=config, fit_config=fit_config, out_dir=out, augment=Augment(),
