@@ -100,10 +100,12 @@ def _overlap(xyxy: np.ndarray, area: np.ndarray, a: np.ndarray | int, b: np.ndar
     return np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
 
 
-def _match_pairs(xyxy: np.ndarray, area: np.ndarray, iou: bool, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every unordered pair of boxes whose overlap is ``>= threshold > 0``, each once.
+def _match_pairs(
+    xyxy: np.ndarray, area: np.ndarray, bucket: np.ndarray, iou: bool, threshold: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every unordered pair of boxes in the same ``bucket`` whose overlap is ``>= threshold > 0``.
 
-    Boxes are registered in the horizontal strips they cross; inside a strip a sweep along x
+    Each pair comes once. Boxes are registered in the horizontal strips they cross; inside a strip a sweep along x
     pairs each box with the boxes that start before it ends. A pair is examined only in the
     strip holding the top of its intersection, so it is seen once. Returns None when the boxes
     are so crowded that more than ``_PAIR_BUDGET`` candidates would have to be examined.
@@ -114,6 +116,8 @@ def _match_pairs(xyxy: np.ndarray, area: np.ndarray, iou: bool, threshold: float
         return empty, empty
     if n <= _SMALL:
         i, j = np.triu_indices(n, 1)
+        same = bucket[i] == bucket[j]
+        i, j = i[same], j[same]
         hit = _overlap(xyxy, area, i, j, iou) >= threshold
         return i[hit], j[hit]
     x64 = xyxy.astype(np.float64)
@@ -122,6 +126,9 @@ def _match_pairs(xyxy: np.ndarray, area: np.ndarray, iou: bool, threshold: float
     first = np.floor((x64[:, 1] - y_min) / strip).astype(np.int64)
     last = np.maximum(np.floor((x64[:, 3] - y_min) / strip).astype(np.int64), first)
     spans = last - first + 1
+    # Each bucket gets its own run of bands, so pairs never cross buckets.
+    offset = np.unique(bucket, return_inverse=True)[1].ravel() * (int(last.max()) + 1)
+    first, last = first + offset, last + offset
     box = np.repeat(np.arange(n), spans)
     band = first[box] + (np.arange(len(box)) - np.repeat(np.cumsum(spans) - spans, spans))
     # x positions as integer ranks, so that one int64 key orders entries by (band, x1) exactly.
@@ -208,6 +215,21 @@ def _groups_from_pairs(
     np.minimum.at(first_claim, dst[by_keeper], rank[src[by_keeper]])
     owner = np.where(kept, np.arange(n), order[np.minimum(first_claim, n - 1)])
     return owner, owner
+
+
+def _group(
+    xyxy: np.ndarray, score: np.ndarray, bucket: np.ndarray, rank: np.ndarray, iou: bool, threshold: float, method: str,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(owner, claimer)`` rows of every box, matching only within a bucket; ``rank`` is the
+    visiting position. None when pairs cannot be listed (crowded, or threshold <= 0) and the
+    boxes span several buckets; a single bucket then goes row by row."""
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    pairs = _match_pairs(xyxy, area, bucket, iou, threshold) if threshold > 0 else None
+    if pairs is not None:
+        return _groups_from_pairs(xyxy, score, pairs, rank, method)
+    if len(xyxy) and (bucket != bucket[0]).any():
+        return None
+    return _groups_by_rows(xyxy, score, area, iou, threshold, method)
 
 
 def _groups_by_rows(
@@ -301,18 +323,25 @@ def _fold(
         cls[g[tie]] = class_id[row[tie]]
         merged[entry[ok]] = True
         step += 1
-    for g in active.tolist():
-        u = union[g].tolist()
-        entries = range(offsets[g] + step, offsets[g] + lengths[g])
-        rows = members[offsets[g] + step : offsets[g] + lengths[g]]
-        tied = (score[rows] == top[g]).tolist()
-        for e, r, b, tie in zip(entries, rows.tolist(), xyxy[rows].astype(np.float64).tolist(), tied, strict=True):
-            if _fold_one(u, b, iou, threshold):
+    # The few groups still folding finish in plain Python over lists gathered in one go.
+    count = lengths[active] - step
+    entries = np.repeat(offsets[active] + step - np.cumsum(count) + count, count) + np.arange(count.sum())
+    rows = members[entries]
+    boxes = xyxy[rows].astype(np.float64).tolist()
+    tied = (score[rows] == np.repeat(top[active], count)).tolist()
+    row_cls, done = class_id[rows].tolist(), []
+    k = 0
+    for g, c in zip(active.tolist(), count.tolist(), strict=True):
+        u, cg = union[g].tolist(), cls[g]
+        for b in boxes[k : k + c]:
+            ok = _fold_one(u, b, iou, threshold)
+            if ok:
                 u = [min(u[0], b[0]), min(u[1], b[1]), max(u[2], b[2]), max(u[3], b[3])]
-                if tie:
-                    cls[g] = class_id[r]
-                merged[e] = True
-        union[g] = u
+                cg = row_cls[k] if tied[k] else cg
+            done.append(ok)
+            k += 1
+        union[g], cls[g] = u, cg
+    merged[entries] = done
     return union, cls, merged
 
 
@@ -324,32 +353,26 @@ def _merge(
     iou = metric == "iou"
     xyxy, score, class_id = detections.xyxy, detections.score, detections.class_id
     n = len(detections)
-    owner = np.arange(n, dtype=np.int64)
-    member_key = np.zeros(n, np.int64)
-    if class_agnostic:
-        subsets = [np.arange(n)]
-    else:
+    rank = np.empty(n, np.int64)
+    rank[_score_order(xyxy, score)] = np.arange(n)
+    bucket = np.zeros(n, np.int64) if class_agnostic else class_id
+    # Visiting order restricted to one class is that class's own order, so one pass serves all.
+    found = _group(xyxy, score, bucket, rank, iou, threshold, method)
+    if found is None:
+        owner, claimer = np.arange(n), np.arange(n)
         by_class = np.argsort(class_id, kind="stable")
-        subsets = np.split(by_class, np.flatnonzero(np.diff(class_id[by_class])) + 1)
-    for rows in subsets:
-        if len(rows) < 2:
-            continue
-        sub, sub_score = xyxy[rows], score[rows]
-        area = (sub[:, 2] - sub[:, 0]) * (sub[:, 3] - sub[:, 1])
-        rank = np.empty(len(rows), np.int64)
-        rank[_score_order(sub, sub_score)] = np.arange(len(rows))
-        pairs = _match_pairs(sub, area, iou, threshold) if threshold > 0 else None
-        if pairs is None:
-            own, claim = _groups_by_rows(sub, sub_score, area, iou, threshold, method)
-        else:
-            own, claim = _groups_from_pairs(sub, sub_score, pairs, rank, method)
-        owner[rows] = rows[own]
-        # Members join in the order SAHI lists them: by their claimer's turn, then by row (nmm);
-        # by their own turn (greedy_nmm).
-        member_key[rows] = rank[claim] if method == "nmm" else rank
+        for rows in np.split(by_class, np.flatnonzero(np.diff(class_id[by_class])) + 1):
+            sub_rank = np.argsort(np.argsort(rank[rows]))
+            own, claim = _group(xyxy[rows], score[rows], bucket[rows], sub_rank, iou, threshold, method)
+            owner[rows], claimer[rows] = rows[own], rows[claim]
+    else:
+        owner, claimer = found
+    # Members join in the order SAHI lists them: by their claimer's turn, then by row (nmm);
+    # by their own turn (greedy_nmm).
+    member_key = rank[claimer] if method == "nmm" else rank
     is_keeper = owner == np.arange(n)
     keepers = np.flatnonzero(is_keeper)
-    keep = keepers[_score_order(xyxy[keepers], score[keepers])]
+    keep = keepers[np.argsort(rank[keepers])]
     out_row = np.empty(n, np.int64)
     out_row[keep] = np.arange(len(keep))
     group = out_row[owner]
