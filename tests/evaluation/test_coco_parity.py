@@ -190,3 +190,10 @@ def test_honour_max_dets_in_headline() -> None:
     honoured = evaluate_coco(gts, preds, max_dets=md, honour_max_dets=True)
     p = ref.eval["precision"][:, :, :, 0, 2]
     assert honoured.stats[0] == pytest.approx(np.mean(p[p > -1]), abs=TOL)
+
+
+def test_fractional_ids_are_input_errors(tmp_path: Path) -> None:
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [{"id": 1.5}], "categories": [{"id": 1, "name": "a"}], "annotations": []}))
+    with pytest.raises(InputError, match=r"images\[0\]"):
+        evaluate_coco_files(gt, gt)

@@ -114,19 +114,27 @@ def _accumulate(
     order = np.lexsort((matches.pred_rank, pred.image[rows], -pred.score[rows], cls))
     cls_sorted = cls[order]
     rank_sorted = matches.pred_rank[order]
-    tp_all = matches.pred_tp[:, :, order]
-    fp_all = matches.pred_fp[:, :, order]
     for a in range(n_ranges):
         npig = np.bincount(gt.class_id[~matches.gt_ignored[a]], minlength=num_classes)[:num_classes]
+        if not npig.any():
+            continue
+        # Predictions ignored at every IoU threshold never move a curve: leave them out early.
+        ign = matches.pred_ignored[a]
+        live = ~ign.all(axis=0)
+        sel = order[live[order]]
+        tp_a = (matches.pred_gt[a][:, sel] >= 0) & ~ign[:, sel]
+        counted_a = ~ign[:, sel]
+        cls_a = cls_sorted[live[order]]
+        rank_a = rank_sorted[live[order]]
         for m, max_det in enumerate(max_dets):
-            counted = tp_all[a] | fp_all[a]  # (T, D)
-            keep = (rank_sorted < max_det) & counted.any(axis=0)
-            tp = tp_all[a][:, keep]
-            fp = fp_all[a][:, keep]
-            c = cls_sorted[keep]
+            if max_det >= rank_a.max(initial=-1) + 1:
+                tp, counted, c = tp_a, counted_a, cls_a
+            else:
+                keep = rank_a < max_det
+                tp, counted, c = tp_a[:, keep], counted_a[:, keep], cls_a[keep]
             bounds = np.searchsorted(c, np.arange(num_classes + 1))
             tp_cum = np.cumsum(tp, axis=1, dtype=np.float64)
-            fp_cum = np.cumsum(fp, axis=1, dtype=np.float64)
+            n_cum = np.cumsum(counted, axis=1, dtype=np.float64)
             for k in np.flatnonzero(npig > 0):
                 lo, hi = bounds[k], bounds[k + 1]
                 if hi == lo:
@@ -134,7 +142,7 @@ def _accumulate(
                     recall[:, k, a, m] = 0.0
                     continue
                 tps = tp_cum[:, lo:hi] - (tp_cum[:, lo - 1 : lo] if lo else 0.0)
-                fps = fp_cum[:, lo:hi] - (fp_cum[:, lo - 1 : lo] if lo else 0.0)
+                fps = n_cum[:, lo:hi] - (n_cum[:, lo - 1 : lo] if lo else 0.0) - tps
                 rc = tps / npig[k]
                 pr = tps / (fps + tps + _EPS)
                 pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
@@ -142,12 +150,10 @@ def _accumulate(
                 n = hi - lo
                 for t in range(n_thr):
                     idx = np.searchsorted(rc[t], rec, side="left")
-                    q = np.zeros(rec.size)
-                    ok = idx < n
                     # pycocotools stops filling at the first recall point past the curve's end.
-                    first_bad = int(np.argmin(ok)) if not ok.all() else rec.size
-                    q[:first_bad] = pr[t, idx[:first_bad]]
-                    precision[t, :, k, a, m] = q
+                    filled = int(np.searchsorted(idx, n, side="left"))
+                    precision[t, :filled, k, a, m] = pr[t, idx[:filled]]
+                    precision[t, filled:, k, a, m] = 0.0
     return precision, recall
 
 

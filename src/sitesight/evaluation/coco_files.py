@@ -10,9 +10,11 @@ is not in the ground truth is an error (pycocotools asserts).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,10 @@ def _load_json(path: Path | str, what: str) -> Any:
 
 def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> np.ndarray:
     try:
-        bbox = np.array([a["bbox"] for a in items], np.float64).reshape(len(items), 4)
+        boxes = [a["bbox"] for a in items]
+        if not all(len(b) == 4 for b in boxes):
+            raise ValueError
+        bbox = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * len(items)).reshape(len(items), 4)
     except (KeyError, TypeError, ValueError):
         for i, a in enumerate(items):
             b = a.get("bbox") if isinstance(a, Mapping) else None
@@ -75,7 +80,10 @@ def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> 
 def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where: str, default: int | None = None) -> np.ndarray:
     try:
         if default is None:
-            return np.array([a[key] for a in items], np.int64).reshape(len(items))
+            values = np.fromiter(map(itemgetter(key), items), np.float64, count=len(items))
+            if not np.all(values == np.floor(values)):
+                raise ValueError
+            return values.astype(np.int64)
         return np.array([a.get(key, default) for a in items], np.int64).reshape(len(items))
     except (KeyError, TypeError, ValueError, AttributeError):
         for i, a in enumerate(items):
@@ -154,7 +162,7 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
     cat, cat_ok = _lookup(gt.category_ids, cats)
     bbox = _boxes(data, path, "results")
     try:
-        score = np.array([a["score"] for a in data], np.float64).reshape(len(data))
+        score = np.fromiter(map(itemgetter("score"), data), np.float64, count=len(data))
     except (KeyError, TypeError, ValueError):
         raise InputError("every result needs a numeric 'score'", path, "results") from None
     xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]

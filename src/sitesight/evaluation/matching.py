@@ -260,20 +260,19 @@ def match_boxes(
     if pair_pred.size and n_thr:
         _greedy(pred_gt, pair_pred, pair_gt, iou, p_rank, thr, gt_ignored, gt.crowd, len(gt))
 
-    matched = pred_gt >= 0
-    safe = np.where(matched, pred_gt, 0)
-    a_idx = np.arange(n_ranges)[:, None, None]
-    if len(gt):
-        matched_ignored = matched & gt_ignored[a_idx, safe]
-        counted = matched & ~gt.zero_id[safe]
-    else:
-        matched_ignored = counted = np.zeros_like(matched)
-    p_rows = p_order
-    p_area = pred.area[p_rows]
-    p_img = pred.image[p_rows]
+    # Ignore flags, touching only the matched entries (most predictions match nothing).
+    p_area = pred.area[p_order]
+    p_img = pred.image[p_order]
     out_of_range = (p_area[None, :] < area_lo[:, p_img]) | (p_area[None, :] > area_hi[:, p_img])
-    pred_ignored = matched_ignored | (~counted & out_of_range[:, None, :])
-    pred_gt = np.where(counted | ~matched, pred_gt, -1)
+    pred_ignored = np.repeat(out_of_range[:, None, :], n_thr, axis=1)
+    a, t, d = np.nonzero(pred_gt >= 0)
+    if a.size:
+        g = pred_gt[a, t, d]
+        zero = gt.zero_id[g]
+        # matched to ignored GT → ignored; matched to a regular GT → counted, unless its id is 0
+        # (pycocotools then sees "no match" and applies the area test to the prediction).
+        pred_ignored[a, t, d] = gt_ignored[a, g] | (zero & out_of_range[a, d])
+        pred_gt[a[zero], t[zero], d[zero]] = -1
     return Matches(
         pred_index=p_order,
         pred_rank=p_rank,
@@ -300,6 +299,17 @@ def _greedy(
     Predictions of equal rank belong to different groups, so they never compete for one ground truth.
     """
     n_ranges, n_thr, _ = pred_gt.shape
+    # Fast path: a ground truth whose candidate predictions have no other candidate is simply
+    # taken by the first of them (by score rank) that clears each threshold; crowd by all of them.
+    multi = np.bincount(pair_pred, minlength=pred_gt.shape[2])[pair_pred] > 1
+    contested = np.zeros(n_gt, bool)
+    contested[pair_gt[multi]] = True
+    simple = ~contested[pair_gt]
+    if simple.any():
+        _resolve_simple(pred_gt, pair_pred[simple], pair_gt[simple], iou[simple], p_rank, thr, crowd)
+        pair_pred, pair_gt, iou = pair_pred[~simple], pair_gt[~simple], iou[~simple]
+        if pair_pred.size == 0:
+            return
     used = np.zeros((n_ranges, n_thr, n_gt), bool)
     rank = p_rank[pair_pred]
     order = np.argsort(rank, kind="stable")  # pairs stay ordered by prediction, then ground truth
@@ -321,6 +331,23 @@ def _greedy(
         g = gg[chosen]
         used[a, t, g] = True
         pred_gt[a, t, pp[starts[s]]] = g
+
+
+def _resolve_simple(
+    pred_gt: np.ndarray, pair_pred: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, p_rank: np.ndarray, thr: np.ndarray, crowd: np.ndarray
+) -> None:
+    """Pairs whose predictions have exactly one candidate and whose GT only such predictions."""
+    order = np.lexsort((p_rank[pair_pred], pair_gt))
+    pp, gg, uu = pair_pred[order], pair_gt[order], iou[order]
+    valid = uu[None, :] >= thr[:, None]  # (T, S)
+    start = np.r_[True, gg[1:] != gg[:-1]]
+    seg_start = np.flatnonzero(start)
+    cum = np.cumsum(valid, axis=1)
+    before = np.where(seg_start > 0, cum[:, np.maximum(seg_start - 1, 0)], 0)  # (T, segments)
+    within = cum - np.repeat(before, np.diff(np.r_[seg_start, gg.size]), axis=1)
+    take = valid & (crowd[gg][None, :] | (within == 1))
+    t, i = np.nonzero(take)
+    pred_gt[:, t, pp[i]] = gg[i]
 
 
 def _segment_best(mask: np.ndarray, iou: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
