@@ -46,6 +46,7 @@ class ImageRows:
     labels: list[str] = field(default_factory=list)
     attrs: list[dict[str, object]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    columns: dict[str, list] = field(default_factory=dict)  # per-box extras kept as columns (faster)
 
     def add(self, box: tuple[float, float, float, float], label: str, attrs: dict[str, object]) -> None:
         self.xyxy.append(box)
@@ -76,6 +77,17 @@ def _column(key: str, attrs: Sequence[Mapping[str, object]], schema_keys: set[st
     return out
 
 
+def _from_columns(key: str, image: ImageRows, schema_keys: set[str]) -> np.ndarray:
+    values = image.columns.get(key)
+    if values is None or len(values) != len(image.xyxy):
+        return _column(key, image.attrs, schema_keys)
+    if key in TYPED_EXTRAS and key not in schema_keys:
+        return np.array(values, dtype=TYPED_EXTRAS[key][0])
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def build_dataset(
     images: Sequence[ImageRows],
     class_names: Sequence[str],
@@ -91,6 +103,8 @@ def build_dataset(
             for k in a:
                 if k not in keys:
                     keys[k] = None
+        for k in image.columns:
+            keys.setdefault(k, None)
     samples = []
     for image in images:
         n = len(image.xyxy)
@@ -98,7 +112,7 @@ def build_dataset(
             xyxy=np.array(image.xyxy, dtype=np.float32).reshape(n, 4),
             score=np.array(image.scores, np.float32) if image.scores else None,
             class_id=np.array([index[label] for label in image.labels], dtype=np.int64),
-            attributes={k: _column(k, image.attrs, schema_keys) for k in keys},
+            attributes={k: _from_columns(k, image, schema_keys) for k in keys},
         )
         samples.append(
             Sample(

@@ -19,7 +19,7 @@ The writer lives in `sitesight.formats.cvat_write`; `write_cvat` is re-exported 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 _CATEGORICAL = ("radio", "select", "checkbox")
 _EXTENT_SHAPES = ("polygon", "polyline")
 _POINT_SHAPES = ("points", "skeleton")
+_CVAT_COLUMNS = ("cvat_shape", "cvat_occluded", "cvat_z_order", "cvat_source", "cvat_track_id")
 _CUBOID_KEYS = ("xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
                 "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2")  # fmt: skip
 
@@ -65,6 +66,7 @@ class _FileParser:
         self.schema: dict[str, AttributeSpec] = {}
         self.issues: list[Issue] = []
         self.images: list[ImageRows] = []
+        self.defaults: dict[str, dict[str, object]] = {}  # label -> attribute defaults (also marks it seen)
         self.skipped_points = 0
         self.default_subset: str | None = None
         self.frame_wh: tuple[int, int] | None = None
@@ -166,7 +168,7 @@ class _FileParser:
                     raise self.fail("missing attribute 'label'", f"{where} {describe(shape, j)}")
                 rows.tags.append(label)
             else:
-                self.add_shape(rows, shape, f"{where} {describe(shape, j)}", track_id=-1)
+                self.add_shape(rows, shape, lambda j=j, shape=shape: f"{where} {describe(shape, j)}", track_id=-1)
         return rows
 
     def parse_track(self, track: Element, index: int, by_frame: dict[int, ImageRows]) -> None:
@@ -189,7 +191,7 @@ class _FileParser:
                 by_frame[frame] = rows
                 self.images.append(rows)
             shape.set("label", shape.get("label", label or ""))
-            self.add_shape(rows, shape, here, track_id=track_id)
+            self.add_shape(rows, shape, lambda here=here: here, track_id=track_id)
 
     def resolve(self, name: str, subset: str | None, image_id: int | None) -> str:
         base = self.path.parent
@@ -232,40 +234,59 @@ class _FileParser:
         self.issues.append(Issue("warning", "unknown_shape", f"shape <{tag}> ignored", str(self.path), where))
         return None
 
-    def add_shape(self, rows: ImageRows, shape: Element, where: str, track_id: int) -> None:
-        label = shape.get("label")
+    def add_shape(self, rows: ImageRows, shape: Element, locate: Callable[[], str], track_id: int) -> None:
+        """Append one shape; ``locate()`` builds the element's description, only when needed."""
+        get = shape.get
+        label = get("label")
         if label is None:
-            raise self.fail("missing attribute 'label'", where)
-        box = self.box_of(shape, where)
+            raise self.fail("missing attribute 'label'", locate())
+        box = None
+        if shape.tag == "box" and get("rotation") is None:  # the common case, kept lean
+            try:
+                box = (float(get("xtl")), float(get("ytl")), float(get("xbr")), float(get("ybr")))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                box = None
         if box is None:
-            if shape.tag == "mask":
-                self.issues.append(Issue("warning", "empty_mask", "mask with no foreground pixels skipped",
-                                         str(self.path), where))  # fmt: skip
+            box = self.box_of(shape, locate())
+            if box is None:
+                if shape.tag == "mask":
+                    self.issues.append(Issue("warning", "empty_mask", "mask with no foreground pixels skipped",
+                                             str(self.path), locate()))  # fmt: skip
+                return
+        if not label:
+            self.issues.append(Issue("warning", "no_label", f"<{shape.tag}> without a label skipped", str(self.path), locate()))
             return
-        if label == "":
-            self.issues.append(Issue("warning", "no_label", f"<{shape.tag}> without a label skipped", str(self.path), where))
-            return
-        if label not in self.labels:
-            self.labels[label] = ""
-            self.issues.append(Issue("error", "unknown_label", f"label {label!r} is not declared in <meta>",
-                                     str(self.path), where))  # fmt: skip
-        attrs: dict[str, object] = {s.name: s.default for s in self.label_attrs.get(label, ())}
-        for attr in shape.iterfind("attribute"):
+        defaults = self.defaults.get(label)
+        if defaults is None:
+            if label not in self.labels:
+                self.labels[label] = ""
+                self.issues.append(Issue("error", "unknown_label", f"label {label!r} is not declared in <meta>",
+                                         str(self.path), locate()))  # fmt: skip
+            defaults = self.defaults[label] = {s.name: s.default for s in self.label_attrs.get(label, ())}
+        attrs: dict[str, object] = dict(defaults)
+        for attr in shape:
+            if attr.tag != "attribute":
+                continue
             key = attr.get("name")
             if key is None:
-                raise self.fail("<attribute> without name", where)
-            attrs[key] = (attr.text or "").strip()
+                raise self.fail("<attribute> without name", locate())
+            text = attr.text
+            attrs[key] = text.strip() if text else ""
             if key not in self.schema:
                 merge_specs(self.schema, AttributeSpec(name=key, input_type="text", labels=(label,)))
                 self.issues.append(Issue("warning", "undeclared_attribute",
-                    f"attribute {key!r} is not declared for label {label!r} in <meta>", str(self.path), where))  # fmt: skip
-        attrs["cvat_shape"] = shape.tag
-        attrs["cvat_occluded"] = shape.get("occluded", "0") == "1"
-        attrs["cvat_z_order"] = int(self.number(shape, "z_order", where, "0"))
-        attrs["cvat_source"] = shape.get("source")
-        attrs["cvat_track_id"] = track_id
+                    f"attribute {key!r} is not declared for label {label!r} in <meta>", str(self.path), locate()))  # fmt: skip
+        z_order = get("z_order")
+        z = 0 if z_order is None else int(z_order if z_order.lstrip("-").isdigit() else self.number(shape, "z_order", locate()))
+        if "cvat_source" not in rows.columns:
+            rows.columns.update({k: [] for k in _CVAT_COLUMNS})
+        cols = rows.columns
+        cols["cvat_shape"].append(shape.tag)
+        cols["cvat_occluded"].append(get("occluded") == "1")
+        cols["cvat_z_order"].append(z)
+        cols["cvat_source"].append(get("source"))
+        cols["cvat_track_id"].append(track_id)
         rows.add(box, label, attrs)
-
 
 def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool = False) -> Loaded:
     """Read one or several CVAT for images 1.1 XML files into one dataset, with the issues found.
