@@ -18,7 +18,8 @@ def _dataset(tmp_path):
         class_id=[0, 0, 1, 0, 0],
         attributes={"rope": rope},
     )
-    samples = [Sample("a.jpg", (100, 50), gt), Sample("missing.jpg", (10, 10))]
+    Image.new("RGB", (30, 20)).save(tmp_path / "wrong_size.jpg")
+    samples = [Sample("a.jpg", (100, 50), gt), Sample("missing.jpg", (10, 10)), Sample("wrong_size.jpg", (20, 30))]
     schema = {"rope": AttributeSpec("rope", ("correct", "wrong"), "radio", labels=("person",))}
     return Dataset(("person", "head"), samples, schema, root=tmp_path)
 
@@ -26,7 +27,9 @@ def _dataset(tmp_path):
 def test_each_check_fires_exactly_where_expected(tmp_path):
     issues = validate_dataset(_dataset(tmp_path))
     found = sorted((i.code, i.where or i.path.split("/")[-1]) for i in issues)
-    assert [code for code, _ in found] == ["attribute_value", "box_outside_image", "duplicate_box", "image_missing", "zero_area"]
+    assert [code for code, _ in found] == [
+        "attribute_value", "box_outside_image", "duplicate_box", "image_missing", "image_size_mismatch", "zero_area"
+    ]  # fmt: skip
     where = dict(found)
     assert where["box_outside_image"].startswith("box #1") and where["zero_area"].startswith("box #2")
     assert where["duplicate_box"].startswith("box #4") and where["attribute_value"].startswith("box #1")
@@ -44,6 +47,7 @@ def test_validate_path_and_cli_exit_codes(tmp_path, capsys):
     assert main(["data", "validate", str(xml), "--json", str(tmp_path / "r.json")]) == 1
     assert (tmp_path / "r.json").is_file()
     clean = ds.with_samples([ds[0].replace(gt=ds[0].gt[[0, 3]])])
+    assert "image_size_mismatch" in report.counts()
     assert main(["data", "validate", str(write_cvat(clean, tmp_path / "clean.xml"))]) == 0
     out = capsys.readouterr().out
     assert "no errors" in out

@@ -10,6 +10,7 @@ Checks (code → severity):
 - ``attribute_value`` (error): a categorical attribute value outside its schema.
 - ``duplicate_box`` (error): two boxes of one class in one image with IoU ``>= duplicate_iou``.
 - ``image_missing`` (error): the image file does not exist.
+- ``image_size_mismatch`` (error): the labelled size differs from the image header (EXIF applied).
 - ``size_unknown`` (warning): the image size is 0 x 0, so boxes cannot be checked against it.
 - from the readers: ``unknown_label``, ``label_without_image``, ``bad_image`` (errors), and warnings.
 """
@@ -23,7 +24,9 @@ import numpy as np
 
 from sitesight.boxes import pairwise_iou
 from sitesight.dataset import Dataset
+from sitesight.errors import InputError
 from sitesight.formats.issues import Issue
+from sitesight.images import read_image_wh
 
 __all__ = ["Issue", "ValidationReport", "validate_dataset", "validate_path"]
 
@@ -130,8 +133,18 @@ def validate_dataset(
     """
     issues: list[Issue] = []
     for index, sample in enumerate(dataset.samples):
-        if check_images and not dataset.image_path(sample).is_file():
-            issues.append(Issue("error", "image_missing", "image file not found", str(dataset.image_path(sample))))
+        image = dataset.image_path(sample)
+        if check_images and not image.is_file():
+            issues.append(Issue("error", "image_missing", "image file not found", str(image)))
+        elif check_images and sample.image_wh != (0, 0):
+            try:
+                header = read_image_wh(image)
+            except InputError as exc:
+                issues.append(Issue("error", "bad_image", str(exc), str(image)))
+            else:
+                if header != tuple(sample.image_wh):
+                    issues.append(Issue("error", "image_size_mismatch",
+                        f"labelled as {sample.image_wh[0]}x{sample.image_wh[1]}, image is {header[0]}x{header[1]}", str(image)))  # fmt: skip
         issues += _box_issues(dataset, index, tolerance, duplicate_iou)
     return issues
 

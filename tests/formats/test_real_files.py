@@ -123,3 +123,23 @@ def test_yolo_and_voc_counts(shared_data):
     assert {s.image_wh for s in ds} == {(640, 640)}
     voc = load_voc(shared_data / "voc/hardhat_voc/dataset").dataset
     assert len(voc) == 181 and voc.class_counts() == {"Safety Helmet": 538, "No Safety Helmet": 130}
+
+
+def test_real_cvat_coco_yolo_cvat_round_trip(shared_data, tmp_path):
+    """The helmet task through COCO (written elsewhere) and YOLO (symlinked images) back to CVAT."""
+    from sitesight.formats import read_dataset, write_dataset
+
+    src = read_cvat(shared_data / "cvat/helmet_attributes/annotations.xml")
+    coco = read_dataset(write_dataset(src, tmp_path / "coco" / "instances.json", "coco"))
+    assert all(coco.image_path(s).is_file() for s in coco)  # file_name resolves from the new folder
+    for key in ("has_safety_helmet", "mask", "is_safety_jacket"):
+        assert [s.gt.attributes[key].tolist() for s in coco] == [s.gt.attributes[key].tolist() for s in src]
+    write_dataset(coco, tmp_path / "yolo", "yolo", images="symlink")
+    back = read_dataset(write_dataset(read_dataset(tmp_path / "yolo"), tmp_path / "back.xml", "cvat"))
+    assert back.class_names == src.class_names and len(back) == len(src)
+    by_name = {Path(s.path).stem: s for s in src}
+    for s in back:
+        ref = by_name[Path(s.path).stem]
+        assert s.gt.class_id.tolist() == ref.gt.class_id.tolist()
+        if s.image_wh == ref.image_wh:  # YOLO takes sizes from the image headers
+            np.testing.assert_allclose(s.gt.xyxy, ref.gt.xyxy, atol=0.5)

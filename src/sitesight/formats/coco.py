@@ -222,6 +222,16 @@ def _box_fields(det: Detections, i: int, schema_keys: set[str]) -> tuple[dict, d
     return top, attrs
 
 
+def _file_name(dataset: Dataset, sample: object, out_dir: Path) -> str:
+    """``file_name`` that resolves from ``out_dir``: relative when the image lies under it,
+    absolute when it exists elsewhere, else the sample path as it is."""
+    image = dataset.image_path(sample)  # type: ignore[arg-type]
+    if image.is_file():
+        image, out_dir = image.resolve(), out_dir.resolve()
+        return image.relative_to(out_dir).as_posix() if image.is_relative_to(out_dir) else image.as_posix()
+    return Path(sample.path).as_posix()  # type: ignore[attr-defined]
+
+
 def write_coco(dataset: Dataset, path: Path | str, *, category_ids: Sequence[int] | None = None) -> Path:
     """Write COCO instances JSON (``iscrowd``, ``area`` and string attributes kept).
 
@@ -254,7 +264,7 @@ def write_coco(dataset: Dataset, path: Path | str, *, category_ids: Sequence[int
         "info": {"description": "written by sitesight"},
         "categories": [{"id": c, "name": n, "supercategory": ""} for c, n in zip(cids, dataset.class_names, strict=True)],
         "images": [
-            {"id": image_id, "file_name": Path(s.path).as_posix(), "width": s.image_wh[0], "height": s.image_wh[1]}
+            {"id": image_id, "file_name": _file_name(dataset, s, path.parent), "width": s.image_wh[0], "height": s.image_wh[1]}
             for s, image_id in zip(dataset.samples, image_ids, strict=True)
         ],
         "annotations": annotations,

@@ -178,13 +178,14 @@ def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") ->
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {}
     used: set[str] = set()
+    missing = 0
     for i, sample in enumerate(dataset.samples):
         filename = Path(sample.path).name
         stem = Path(filename).stem if filename not in used else f"{Path(filename).stem}_{i}"
         filename = stem + Path(filename).suffix
         used.add(filename)
         splits.setdefault(sample.subset or "default", []).append(stem)
-        place_image(dataset.image_path(sample), out / "JPEGImages" / filename, images)
+        missing += not place_image(dataset.image_path(sample), out / "JPEGImages" / filename, images)
         w, h = sample.image_wh
         lines = ["<annotation>", "  <folder>JPEGImages</folder>", f"  <filename>{escape(filename)}</filename>",
                  "  <source><database>sitesight</database></source>",
@@ -209,6 +210,8 @@ def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") ->
                       "  </object>"]  # fmt: skip
         lines.append("</annotation>")
         (out / "Annotations" / f"{stem}.xml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if missing and images != "none":
+        logger.warning("%d of %d images not found on disk; their annotations were written without them", missing, len(dataset))
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     for split, stems in splits.items():
         (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(s + "\n" for s in stems), encoding="utf-8")

@@ -274,6 +274,7 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
     if images not in IMAGE_MODES:
         raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
     out = Path(out_dir)
+    missing = 0
     used: set[str] = set()
     splits: dict[str, None] = {}
     for i, sample in enumerate(dataset.samples):
@@ -283,13 +284,15 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
         if f"{split}/{name}" in used:
             name = f"{Path(name).stem}_{i}{Path(name).suffix}"
         used.add(f"{split}/{name}")
-        place_image(dataset.image_path(sample), out / "images" / split / name, images)
+        missing += not place_image(dataset.image_path(sample), out / "images" / split / name, images)
         label = out / "labels" / split / Path(name).with_suffix(".txt")
         label.parent.mkdir(parents=True, exist_ok=True)
         norm = xyxy_to_cxcywh_norm(sample.gt.xyxy, sample.image_wh) if len(sample.gt) else np.zeros((0, 4))
         label.write_text("".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
                                  for c, b in zip(sample.gt.class_id, norm, strict=True)), encoding="utf-8")  # fmt: skip
     doc = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(dataset.class_names))}
+    if missing and images != "none":
+        logger.warning("%d of %d images not found on disk; their labels were written without them", missing, len(dataset))
     data_yaml = out / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return data_yaml
