@@ -102,57 +102,59 @@ class CocoResult:
 def _accumulate(
     matches: Matches, pred: BoxTable, gt: BoxTable, num_classes: int, max_dets: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' ``accumulate``: ``precision (T, R, K, A, M)`` and ``recall (T, K, A, M)``."""
+    """pycocotools' ``accumulate``: ``precision (T, R, K, A, M)`` and ``recall (T, K, A, M)``.
+
+    Works on the true positives only: recall rises and precision peaks exactly at them, so the
+    interpolated curve needs, per TP, its rank j among TPs and the count of counted (not ignored)
+    predictions up to it; precision ``j / (counted + eps)`` is then the same float pycocotools gets.
+    """
     n_ranges, n_thr, _ = matches.pred_gt.shape
     rec = COCO_RECALL_THRESHOLDS
-    n_m = len(max_dets)
-    precision = -np.ones((n_thr, rec.size, num_classes, n_ranges, n_m))
-    recall = -np.ones((n_thr, num_classes, n_ranges, n_m))
+    precision = -np.ones((n_thr, rec.size, num_classes, n_ranges, len(max_dets)))
+    recall = -np.ones((n_thr, num_classes, n_ranges, len(max_dets)))
     rows = matches.pred_index
     cls = pred.class_id[rows]
     # Across images, ties in score keep image order, then rank inside the image (as pycocotools).
     order = np.lexsort((matches.pred_rank, pred.image[rows], -pred.score[rows], cls))
-    cls_sorted = cls[order]
-    rank_sorted = matches.pred_rank[order]
     for a in range(n_ranges):
         npig = np.bincount(gt.class_id[~matches.gt_ignored[a]], minlength=num_classes)[:num_classes]
         if not npig.any():
             continue
-        # Predictions ignored at every IoU threshold never move a curve: leave them out early.
         ign = matches.pred_ignored[a]
-        live = ~ign.all(axis=0)
-        sel = order[live[order]]
-        tp_a = (matches.pred_gt[a][:, sel] >= 0) & ~ign[:, sel]
-        counted_a = ~ign[:, sel]
-        cls_a = cls_sorted[live[order]]
-        rank_a = rank_sorted[live[order]]
+        tp_dense = (matches.pred_gt[a] >= 0) & ~ign
+        live = order[~ign.all(axis=0)[order]]  # predictions ignored at every threshold move nothing
+        tp_live, ign_live, rank_live = tp_dense[:, live], ign[:, live], matches.pred_rank[live]
         for m, max_det in enumerate(max_dets):
-            if max_det >= rank_a.max(initial=-1) + 1:
-                tp, counted, c = tp_a, counted_a, cls_a
+            if max_det > rank_live.max(initial=-1):
+                sel, tp_sel, ign_sel = live, tp_live, ign_live
             else:
-                keep = rank_a < max_det
-                tp, counted, c = tp_a[:, keep], counted_a[:, keep], cls_a[keep]
-            bounds = np.searchsorted(c, np.arange(num_classes + 1))
-            tp_cum = np.cumsum(tp, axis=1, dtype=np.float64)
-            n_cum = np.cumsum(counted, axis=1, dtype=np.float64)
-            for k in np.flatnonzero(npig > 0):
-                lo, hi = bounds[k], bounds[k + 1]
-                if hi == lo:
-                    precision[:, :, k, a, m] = 0.0
-                    recall[:, k, a, m] = 0.0
-                    continue
-                tps = tp_cum[:, lo:hi] - (tp_cum[:, lo - 1 : lo] if lo else 0.0)
-                fps = n_cum[:, lo:hi] - (n_cum[:, lo - 1 : lo] if lo else 0.0) - tps
-                rc = tps / npig[k]
-                pr = tps / (fps + tps + _EPS)
-                pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                recall[:, k, a, m] = rc[:, -1]
-                n = hi - lo
-                for t in range(n_thr):
-                    idx = np.searchsorted(rc[t], rec, side="left")
+                keep = rank_live < max_det
+                sel, tp_sel, ign_sel = live[keep], tp_live[:, keep], ign_live[:, keep]
+            bounds = np.searchsorted(cls[sel], np.arange(num_classes + 1))
+            tp_t, tp_pos = np.nonzero(tp_sel)
+            ig_t, ig_pos = np.nonzero(ign_sel)
+            tp_tb = np.searchsorted(tp_t, np.arange(n_thr + 1))
+            ig_tb = np.searchsorted(ig_t, np.arange(n_thr + 1))
+            for t in range(n_thr):
+                tps = tp_pos[tp_tb[t] : tp_tb[t + 1]]
+                igs = ig_pos[ig_tb[t] : ig_tb[t + 1]]
+                for k in np.flatnonzero(npig > 0):
+                    lo, hi = bounds[k], bounds[k + 1]
+                    pos = tps[np.searchsorted(tps, lo) : np.searchsorted(tps, hi)]
+                    if pos.size == 0:
+                        precision[t, :, k, a, m] = 0.0
+                        recall[t, k, a, m] = 0.0
+                        continue
+                    j = np.arange(1, pos.size + 1, dtype=np.float64)
+                    counted = (pos - lo + 1) - (np.searchsorted(igs, pos, side="right") - np.searchsorted(igs, lo))
+                    pr = j / (counted.astype(np.float64) + _EPS)
+                    rc = j / npig[k]
+                    env = np.maximum.accumulate(pr[::-1])[::-1]
+                    recall[t, k, a, m] = rc[-1]
+                    idx = np.searchsorted(rc, rec, side="left")
                     # pycocotools stops filling at the first recall point past the curve's end.
-                    filled = int(np.searchsorted(idx, n, side="left"))
-                    precision[t, :filled, k, a, m] = pr[t, idx[:filled]]
+                    filled = int(np.searchsorted(idx, pos.size, side="left"))
+                    precision[t, :filled, k, a, m] = env[idx[:filled]]
                     precision[t, filled:, k, a, m] = 0.0
     return precision, recall
 

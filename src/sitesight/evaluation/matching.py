@@ -120,25 +120,28 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
     class_id = np.concatenate([d.class_id for d in parts])
     area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     if gt:
-        crowd = np.concatenate([_column(d, "iscrowd", 0).astype(np.int64) != 0 for d in parts])
-        range_area = np.concatenate(
-            [_column(d, "area", np.nan).astype(np.float64) for d in parts]
-        )
+        crowd = _column(parts, "iscrowd", 0).astype(np.int64) != 0
+        range_area = _column(parts, "area", np.nan).astype(np.float64)
         range_area = np.where(np.isnan(range_area), area, range_area)
         return BoxTable.build(image, class_id, xyxy, area=area, range_area=range_area, crowd=crowd)
     score = np.concatenate([d.score for d in parts]).astype(np.float64)
     table = BoxTable.build(image, class_id, xyxy, score=score, area=area)
-    source = np.concatenate([_column(d, "source", -1).astype(np.int64) for d in parts])
-    return table.with_columns(source=source)
+    return table.with_columns(source=_column(parts, "source", -1).astype(np.int64))
 
 
-def _column(d: Detections, key: str, default: float) -> np.ndarray:
-    if key not in d.attributes:
-        return np.full(len(d), default)
-    values = d.attributes[key]
-    if values.dtype == object:
-        values = np.array([default if v is None else v for v in values])
-    return values
+def _column(parts: Sequence[Detections], key: str, default: float) -> np.ndarray:
+    """One attribute over all parts; ``default`` where a part lacks it or holds None."""
+    if not any(key in d.attributes for d in parts):
+        return np.full(sum(len(d) for d in parts), default)
+    chunks = []
+    for d in parts:
+        values = d.attributes.get(key)
+        if values is None:
+            values = np.full(len(d), default)
+        elif values.dtype == object:
+            values = np.array([default if v is None else v for v in values], np.float64)
+        chunks.append(np.asarray(values, np.float64))
+    return np.concatenate(chunks)
 
 
 @dataclass(frozen=True)
