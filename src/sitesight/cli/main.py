@@ -52,8 +52,10 @@ def _register() -> None:
     from sitesight.cli import detect, sweep  # noqa: F401  (registers `sitesight detect|export|sweep`)
     from sitesight.cli import curate  # noqa: F401  (registers `sitesight data filter|split|mix|tile|dedup|sample|package`)
     from sitesight.cli import predict, train  # noqa: F401  (registers `sitesight train roi|cls`, `sitesight predict roi|cls`)
+    from sitesight.cli import anomaly  # noqa: F401  (registers `sitesight train|predict anomaly`, `sitesight anomaly-parts`)
     from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
     from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
+    from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        # With standalone_mode=False, typer.Exit(code) comes back as the return value.
+        result = app(args=args, standalone_mode=False)
+        if isinstance(result, int):
+            return result
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False
         return int(exc.code or 0)
     except (InputError, MissingExtraError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
