@@ -56,6 +56,7 @@ def _register() -> None:
     from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
     from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
     from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
+    from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
 
 
 def main(argv: list[str] | None = None) -> int:

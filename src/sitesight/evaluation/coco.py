@@ -133,30 +133,63 @@ def _accumulate(
             bounds = np.searchsorted(cls[sel], np.arange(num_classes + 1))
             tp_t, tp_pos = np.nonzero(tp_sel)
             ig_t, ig_pos = np.nonzero(ign_sel)
-            tp_tb = np.searchsorted(tp_t, np.arange(n_thr + 1))
-            ig_tb = np.searchsorted(ig_t, np.arange(n_thr + 1))
-            for t in range(n_thr):
-                tps = tp_pos[tp_tb[t] : tp_tb[t + 1]]
-                igs = ig_pos[ig_tb[t] : ig_tb[t + 1]]
-                for k in np.flatnonzero(npig > 0):
-                    lo, hi = bounds[k], bounds[k + 1]
-                    pos = tps[np.searchsorted(tps, lo) : np.searchsorted(tps, hi)]
-                    if pos.size == 0:
-                        precision[t, :, k, a, m] = 0.0
-                        recall[t, k, a, m] = 0.0
-                        continue
-                    j = np.arange(1, pos.size + 1, dtype=np.float64)
-                    counted = (pos - lo + 1) - (np.searchsorted(igs, pos, side="right") - np.searchsorted(igs, lo))
-                    pr = j / (counted.astype(np.float64) + _EPS)
-                    rc = j / npig[k]
-                    env = np.maximum.accumulate(pr[::-1])[::-1]
-                    recall[t, k, a, m] = rc[-1]
-                    idx = np.searchsorted(rc, rec, side="left")
-                    # pycocotools stops filling at the first recall point past the curve's end.
-                    filled = int(np.searchsorted(idx, pos.size, side="left"))
-                    precision[t, :filled, k, a, m] = env[idx[:filled]]
-                    precision[t, filled:, k, a, m] = 0.0
+            _curves(precision[:, :, :, a, m], recall[:, :, a, m], tp_t, tp_pos, ig_t, ig_pos, bounds, npig, sel.size)
     return precision, recall
+
+
+def _curves(
+    precision: np.ndarray,
+    recall: np.ndarray,
+    tp_t: np.ndarray,
+    tp_pos: np.ndarray,
+    ig_t: np.ndarray,
+    ig_pos: np.ndarray,
+    bounds: np.ndarray,
+    npig: np.ndarray,
+    n_pos: int,
+) -> None:
+    """Fill ``precision (T, R, K)`` and ``recall (T, K)`` of one area range and max_det, all T and K at once.
+
+    ``tp_t, tp_pos``: true positives as (threshold, position in the score-sorted list), sorted;
+    ``ig_*`` the same for ignored predictions; ``bounds``: class k owns positions ``bounds[k]:bounds[k+1]``.
+    """
+    n_thr, n_cls = recall.shape
+    rec = COCO_RECALL_THRESHOLDS
+    has_gt = npig > 0
+    precision[:, :, has_gt] = 0.0
+    recall[:, has_gt] = 0.0
+    if tp_pos.size == 0:
+        return
+    k = np.searchsorted(bounds, tp_pos, side="right") - 1
+    seg = tp_t * n_cls + k  # sorted: positions increase within a threshold, classes own ranges
+    starts = np.r_[0, np.flatnonzero(np.diff(seg)) + 1]
+    length = np.diff(np.r_[starts, seg.size])
+    j = np.arange(seg.size) - np.repeat(starts, length) + 1  # rank among the segment's TPs
+    big = n_pos + 1
+    ig_key = ig_t * big + ig_pos
+    lo = bounds[k]
+    n_ign = np.searchsorted(ig_key, tp_t * big + tp_pos, side="right") - np.searchsorted(ig_key, tp_t * big + lo)
+    counted = (tp_pos - lo + 1 - n_ign).astype(np.float64)
+    jf = j.astype(np.float64)
+    pr = jf / (counted + _EPS)  # the very floats pycocotools computes: tp / (fp + tp + eps)
+    # Reverse running max inside each segment, on a padded (segments, longest) grid.
+    grid = np.full((starts.size, int(length.max())), -np.inf)
+    grid[np.repeat(np.arange(starts.size), length), j - 1] = pr
+    env = np.maximum.accumulate(grid[:, ::-1], axis=1)[:, ::-1]
+    seg_t, seg_k = seg[starts] // n_cls, seg[starts] % n_cls
+    npk = npig[seg_k].astype(np.float64)
+    recall[seg_t, seg_k] = length / npk
+    # First TP rank j with j / npig >= r (pycocotools' searchsorted on rc), exact: test j* - 1, j*, j* + 1.
+    guess = np.ceil(rec[None, :] * npk[:, None]).astype(np.int64)
+    first = np.full(guess.shape, np.iinfo(np.int64).max)
+    for cand in (guess + 1, guess, guess - 1):
+        ok = (cand >= 1) & (cand / npk[:, None] >= rec[None, :])
+        first = np.where(ok, np.minimum(first, cand), first)
+    first = np.maximum(first, 1)  # r = 0 is reached at the first position
+    filled = first <= length[:, None]
+    # pycocotools stops filling at the first recall point past the curve's end; rows are monotone.
+    values = np.where(filled, env[np.arange(starts.size)[:, None], np.minimum(first, length[:, None]) - 1], 0.0)
+    precision[seg_t, :, seg_k] = values
 
 
 def _mean_defined(values: np.ndarray) -> float:

@@ -111,11 +111,11 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
             ``attributes["area"]`` (when present, e.g. from COCO) is the area compared with ranges.
             For predictions ``attributes["source"]`` (slice index, -1 = full frame) is kept.
     """
-    counts = np.array([len(d) for d in per_image], np.int64)
+    counts = np.fromiter((d.xyxy.shape[0] for d in per_image), np.int64, count=len(per_image))
     image = np.repeat(np.arange(len(per_image), dtype=np.int64), counts)
     if counts.sum() == 0:
         return BoxTable.build(image, np.zeros(0), np.zeros((0, 4)))
-    parts = [d for d in per_image if len(d)]
+    parts = [d for d, n in zip(per_image, counts.tolist(), strict=True) if n]
     xyxy = np.concatenate([d.xyxy for d in parts]).astype(np.float64)
     class_id = np.concatenate([d.class_id for d in parts])
     area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
@@ -132,7 +132,7 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
 def _column(parts: Sequence[Detections], key: str, default: float) -> np.ndarray:
     """One attribute over all parts; ``default`` where a part lacks it or holds None."""
     if not any(key in d.attributes for d in parts):
-        return np.full(sum(len(d) for d in parts), default)
+        return np.full(sum(d.xyxy.shape[0] for d in parts), default)
     chunks = []
     for d in parts:
         values = d.attributes.get(key)
@@ -152,7 +152,7 @@ class Matches:
         pred_index: ``(D,)`` rows of the prediction table that were evaluated (after ``max_det``),
             ordered by (image, class, score descending).
         pred_rank: ``(D,)`` rank of each of them within its image and class (0 = highest score).
-        pred_gt: ``(A, T, D)`` int64 row of the matched ground truth, -1 when unmatched.
+        pred_gt: ``(A, T, D)`` int32 (int64 beyond 2**31 boxes) row of the matched ground truth, -1 when unmatched.
         pred_ignored: ``(A, T, D)`` bool, neither TP nor FP.
         gt_ignored: ``(A, G)`` bool ground truth ignored for each area range (crowd or out of range).
         iou_thresholds: ``(T,)`` float64.
@@ -259,7 +259,7 @@ def match_boxes(
         possible = iou >= thr.min()
         pair_pred, pair_gt, iou = pair_pred[possible], pair_gt[possible], iou[possible]
 
-    pred_gt = np.full((n_ranges, n_thr, n_pred), -1, np.int64)
+    pred_gt = np.full((n_ranges, n_thr, n_pred), -1, np.int64 if len(gt) >= 2**31 else np.int32)
     if pair_pred.size and n_thr:
         _greedy(pred_gt, pair_pred, pair_gt, iou, p_rank, thr, gt_ignored, gt.crowd, len(gt))
 
