@@ -214,6 +214,40 @@ def step_sliced(ctx: DemoContext) -> None:
     ctx.results["sliced"] = {"run": str(run.run_dir), "best": best.__dict__, "rows": len(result.rows)}
 
 
+def step_report(ctx: DemoContext) -> None:
+    """One self-contained HTML page over every run the demo made: ``ctx.out/report.html``.
+
+    Runs are found from ``ctx.results``: an entry with ``"report_run"`` (a folder `sitesight.report`
+    reads) is used as it is; the RoI head, the stand-in evaluation and the sliced run are wired here.
+    """
+    from sitesight.formats.coco import write_coco
+    from sitesight.report import build_report, write_run_info
+
+    assert ctx.dataset is not None
+    folder = ctx.out / "report_inputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    gt = write_coco(ctx.dataset, folder / "ground_truth_coco.json")
+    runs: list[Path] = []
+    if "roi_head" in ctx.results:
+        runs.append(ctx.out / "roi_head")
+    if "evaluation" in ctx.results and (ctx.out / "eval" / "standin_eval.json").is_file():
+        runs.append(write_run_info(folder / "standin_eval", kind="detection", name="stand-in evaluation",
+                                   artefacts={"evaluation": ctx.out / "eval" / "standin_eval.json", "gt": gt}).parent)
+    sliced = ctx.results.get("sliced")
+    if sliced:
+        best = sliced["best"]
+        artefacts = {"predictions": sliced["run"], "gt": gt}
+        if (Path(sliced["run"]) / "sweep.csv").is_file():
+            artefacts["sweep"] = Path(sliced["run"]) / "sweep.csv"
+        runs.append(write_run_info(folder / "sliced", kind="detection", name="sliced run (stand-in detector)", artefacts=artefacts,
+                                   config={"conf": best["conf"], "iou": 0.5, "merge": {"method": best["method"], "threshold": best["threshold"]},
+                                           "note": "predictions merged per frame with the sweep's best merge setting"}).parent)
+    runs += [Path(r["report_run"]) for r in ctx.results.values() if isinstance(r, dict) and r.get("report_run")]
+    path = build_report(runs, ctx.out / "report.html", title=f"sitesight demo ({ctx.frames} synthetic frames, seed {ctx.seed})")
+    ctx.console.print(f"  {len(runs)} runs → {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    ctx.results["report"] = {"html": str(path), "runs": [str(r) for r in runs]}
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("synthetic site frames", step_synth),
     ("formats: synth ground truth as CVAT XML and COCO, read back and validated", step_formats),
@@ -221,6 +255,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sliced detection run + merge x gate x conf sweep (stand-in detector)", step_sliced),
     ("curation: dedup, leak-free split, CVAT tasks", step_curation),
     ("RoI attribute head: safety rope on synth workers", step_roi_head),
+    ("report: one HTML page over every run above (keep this step last)", step_report),
 ]
 
 

@@ -50,19 +50,59 @@ def parse_number(value: str, path: Path, line: int, column: str = "score") -> fl
 
 
 def load_anomaly(run: ReportRun) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray]:
-    """``(rows, labels (N,) bool True = anomalous, scores (N,) float64)`` of the run's scores CSV."""
+    """``(rows, labels (N,) int8: 1 anomalous, 0 normal, -1 unlabelled, scores (N,) float64)``.
+
+    The image column is ``image`` or ``path`` (as `sitesight predict anomaly` writes it).
+    """
     path = run.artefact("scores")
     assert path is not None
     rows = read_table(path, ("label", "score"))
-    labels = np.zeros(len(rows), bool)
+    labels = np.full(len(rows), -1, np.int8)
     scores = np.zeros(len(rows))
     for i, r in enumerate(rows):
         v = r["label"].lower()
-        if v not in ANOMALOUS and v not in NORMAL:
+        if v and v not in ANOMALOUS and v not in NORMAL:
             raise InputError(f"label {r['label']!r}: expected normal or anomalous", path, f"line {i + 2}")
-        labels[i] = v in ANOMALOUS
+        labels[i] = -1 if not v else int(v in ANOMALOUS)
         scores[i] = parse_number(r["score"], path, i + 2)
+        r.setdefault("image", r.get("path", ""))
     return rows, labels, scores
+
+
+def _thresholds(run: ReportRun) -> dict[str, float]:
+    """Named thresholds from ``config.thresholds`` and from the run's ``summary.json``."""
+    out: dict[str, float] = {}
+    given = run.config.get("thresholds", {})
+    if isinstance(given, dict):
+        out.update({str(k): float(v) for k, v in given.items() if isinstance(v, (int, float))})
+    summary_path = run.artefact("summary")
+    if summary_path is not None:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        if isinstance(summary, dict):
+            if isinstance(summary.get("threshold"), (int, float)):
+                out[f"operating ({summary.get('threshold_source') or 'stored'})"] = float(summary["threshold"])
+            for row in summary.get("thresholds") or []:
+                if isinstance(row, dict) and isinstance(row.get("threshold"), (int, float)) and "labels" not in str(row.get("source", "")):
+                    out[str(row.get("name"))] = float(row["threshold"])
+    return out
+
+
+def _picture(path: Path | None, width: int = 1000) -> str | None:
+    """A PNG the run drew itself (e.g. ``heatmaps.png``), downscaled and re-encoded as JPEG."""
+    if path is None or not path.is_file():
+        return None
+    from PIL import Image
+
+    from sitesight.report.crops import jpeg_data_uri
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.width > width:
+                im = im.resize((width, max(1, round(im.height * width / im.width))), Image.Resampling.LANCZOS)
+            return jpeg_data_uri(im, quality=80)
+    except OSError:
+        return None
 
 
 def _heatmap(path: Path) -> np.ndarray | None:
@@ -81,14 +121,15 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
     """Metrics at every named threshold (plus the best-F1 one), histograms, and the top-scored images."""
     cache = cache or FrameCache()
     rows, labels, scores = load_anomaly(run)
-    given = run.config.get("thresholds", {})
-    thresholds = {str(k): float(v) for k, v in given.items()} if isinstance(given, dict) else {}
+    thresholds = _thresholds(run)
+    known = labels >= 0
+    y, s = labels[known] == 1, scores[known]
     results = []
-    if labels.any() and (~labels).any():
-        best = anomaly_metrics(labels, scores)
+    if y.any() and (~y).any():
+        best = anomaly_metrics(y, s)
         thresholds = {**thresholds, "best F1 (on these labels)": best.threshold}
-    for name, t in thresholds.items():
-        results.append({"name": name, **anomaly_metrics(labels, scores, threshold=t).to_dict()})
+        for name, t in thresholds.items():
+            results.append({"name": name, **anomaly_metrics(y, s, threshold=t).to_dict()})
     base = Path(str(run.artefact("scores"))).parent
     order = np.argsort(-scores, kind="stable")[:top_k]
     cards = []
@@ -104,10 +145,11 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
             hp = Path(r["heatmap"])
             hm = _heatmap(hp if hp.is_absolute() else base / hp)
         cards.append({"src": heatmap_overlay(frame, hm) if hm is not None else draw_thumbnail(frame, side=320),
-                      "where": image.name, "score": float(scores[i]), "label": "anomalous" if labels[i] else "normal",
+                      "where": image.name, "score": float(scores[i]), "label": ("normal", "anomalous", "unlabelled")[int(labels[i])],
                       "heatmap": hm is not None})
-    hist = plots.score_histogram({"normal": scores[~labels], "anomalous": scores[labels]}, thresholds=thresholds,
-                                 title="image scores by true label")
-    return {"kind": "anomaly", "name": run.name, "path": str(run.path), "n": len(rows), "n_anomalous": int(labels.sum()),
-            "thresholds": results, "hist_png": hist, "top": cards,
+    groups = {"normal": scores[labels == 0], "anomalous": scores[labels == 1], "unlabelled": scores[labels < 0]}
+    hist = plots.score_histogram({k: v for k, v in groups.items() if len(v)}, thresholds=thresholds, title="image scores by true label")
+    return {"kind": "anomaly", "name": run.name, "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),
+            "n_unlabelled": int(np.sum(labels < 0)), "thresholds": results, "hist_png": hist, "top": cards,
+            "heatmaps_png": _picture(run.artefact("heatmaps")),
             "config_json": json.dumps(run.config, indent=1, default=str) if run.config else ""}

@@ -102,14 +102,17 @@ def _anomaly(a: ReportRun, b: ReportRun, limit: int) -> dict[str, Any]:
     from sitesight.evaluation.anomaly import anomaly_metrics
 
     (rows_a, la, sa), (rows_b, lb, sb) = load_anomaly(a), load_anomaly(b)
-    ma, mb = anomaly_metrics(la, sa), anomaly_metrics(lb, sb)
+    ka, kb = la >= 0, lb >= 0
+    if not ((la[ka] == 1).any() and (la[ka] == 0).any() and (lb[kb] == 1).any() and (lb[kb] == 0).any()):
+        raise InputError("anomaly runs need normal and anomalous labels to be compared")
+    ma, mb = anomaly_metrics(la[ka] == 1, sa[ka]), anomaly_metrics(lb[kb] == 1, sb[kb])
     headline = [_row(k, getattr(ma, k), getattr(mb, k)) for k in ("auroc", "aupr", "f1", "precision", "recall")]
-    fa = {r.get("image", str(i)): (bool(s >= ma.threshold), bool(lab)) for i, (r, s, lab) in enumerate(zip(rows_a, sa, la, strict=True))}
+    flags_a = {r["image"]: bool(s >= ma.threshold) for r, s in zip(rows_a, sa, strict=True)}
     rows = []
     for i, r in enumerate(rows_b):
-        key = r.get("image", str(i))
-        if key in fa and fa[key][0] != bool(sb[i] >= mb.threshold):
-            rows.append({"image": key, "label": "anomalous" if lb[i] else "normal", "a": fa[key][0], "b": bool(sb[i] >= mb.threshold)})
+        flag_b = bool(sb[i] >= mb.threshold)
+        if r["image"] in flags_a and flags_a[r["image"]] != flag_b:
+            rows.append({"image": r["image"], "label": ("normal", "anomalous", "unlabelled")[int(lb[i])], "a": flags_a[r["image"]], "b": flag_b})
     return {"headline": headline, "per_class": [], "disagree": len(rows), "flag_rows": rows[:limit], "cards": []}
 
 

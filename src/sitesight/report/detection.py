@@ -143,7 +143,7 @@ def _sweep_section(path: Path | None) -> dict[str, Any] | None:
     gate_effect = []
     for gate in dict.fromkeys(str(r.get("gate", "")) for r in rows):
         best = max((r for r in rows if str(r.get("gate", "")) == gate), key=lambda r: float(r.get("f1", 0)))
-        gate_effect.append({"gate": gate or "no gate", **best})
+        gate_effect.append({**best, "gate": gate or "no gate"})
     return {"rows": ranked[:30], "total": len(rows), "gate_effect": gate_effect, "file": str(path)}
 
 
@@ -190,6 +190,16 @@ def _examples(data: DetectionData, per_type: int, cache: FrameCache) -> list[dic
     return out
 
 
+def _defined(value: Any) -> Any:
+    """COCO marks undefined values (no ground truth in that range) as -1: shown as a dash."""
+    return None if isinstance(value, (int, float)) and value < 0 else value
+
+
+def _stride(det: Mapping[str, Any]) -> int:
+    """Every n-th sweep row in the table so that it stays at about 20 rows (the plots use all)."""
+    return max(1, int(np.ceil(len(det.get("sweep", [])) / 20)))
+
+
 def detection_section(run: ReportRun, *, examples_per_type: int = 6, cache: FrameCache | None = None,
                       data: DetectionData | None = None) -> dict[str, Any]:
     """Everything the detection template shows for one run, as plain values."""
@@ -207,12 +217,12 @@ def detection_section(run: ReportRun, *, examples_per_type: int = 6, cache: Fram
         "path": str(run.path),
         "summary": None if data.dataset is None else _dataset_summary(data.dataset),
         "images": det.get("images"),
-        "coco_stats": [(k, coco.get(k)) for k in stat_names if k in coco],
-        "per_class_ap": [{"class": n, **{k: v for k, v in dict(v).items()}} for n, v in coco.get("per_class", {}).items()],
+        "coco_stats": [(k, _defined(coco.get(k))) for k in stat_names if k in coco],
+        "per_class_ap": [{"class": n, **{k: _defined(x) for k, x in dict(v).items()}} for n, v in coco.get("per_class", {}).items()],
         "ap_columns": list(dict.fromkeys(k for v in coco.get("per_class", {}).values() for k in v)),
         "op": {k: det.get(k) for k in ("conf", "iou", "tp", "fp", "fn", "precision", "recall", "f1")},
         "op_per_class": [{"class": n, **c} for n, c in (det.get("per_class") or {}).items()],
-        "sweep": [{k: r[k] for k in ("conf", "tp", "fp", "fn", "precision", "recall", "f1")} for r in det.get("sweep", [])],
+        "sweep": [{k: r[k] for k in ("conf", "tp", "fp", "fn", "precision", "recall", "f1")} for r in det.get("sweep", [])][::_stride(det)],
         "pr_png": pr_png,
         "f1_png": f1_png,
         "best_thresholds": [{"class": n, **(v.get("best_f1") or {})} for n, v in (det.get("best_thresholds") or {}).items()],
@@ -221,7 +231,7 @@ def detection_section(run: ReportRun, *, examples_per_type: int = 6, cache: Fram
         "errors_png": plots.bar_chart(list(errors.get("counts", {})), {"count": list(errors.get("counts", {}).values())},
                                       title="false positives by type, and misses") if errors.get("counts") else None,
         "confusion_png": None if not confusion else plots.confusion_heatmap(np.array(confusion["matrix"]), confusion["labels"],
-                                                                           title=f"IoU ≥ {confusion.get('iou')}, conf ≥ {confusion.get('conf')}; background = FP row / miss column"),
+                                                                           title="class confusion (with background)"),
         "examples": None if data.preds is None or data.dataset is None else _examples(data, examples_per_type, cache),
         "config_json": json.dumps(run.config, indent=1, default=str) if run.config else "",
     }

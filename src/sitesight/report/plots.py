@@ -64,13 +64,15 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> str:
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
     keys = list(dict.fromkeys(k for r in history for k in r))
     right = ax.twinx()
+    colour = 0
     for k in keys:
         values = [r.get(k) for r in history]
         if k in ("epoch", "seconds", "lr", "backbone_frozen") or not all(isinstance(v, (int, float)) or v is None for v in values):
             continue
         y = [np.nan if v is None else float(v) for v in values]
         target, style = (ax, "-") if "loss" in k else (right, "--")
-        target.plot(epochs, y, style, marker="o", markersize=3, label=k)
+        target.plot(epochs, y, style, marker="o", markersize=3, label=k, color=f"C{colour % 10}")
+        colour += 1
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     right.set_ylabel("validation metric")

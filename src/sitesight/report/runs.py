@@ -19,9 +19,10 @@ Roles per kind (``*`` = required):
   ``predictions`` a COCO results JSON or a sitesight run folder (``manifest.json``; merged per
   frame); ``evaluation`` a JSON with ``coco`` and ``det`` keys (the demo's stand-in evaluation)
   used when there are no predictions; ``sweep`` the ``sitesight sweep`` table (``.csv``/``.json``).
-* ``anomaly``: ``scores``\\* a CSV with ``image``, ``label`` (normal/anomalous) and ``score``, and
-  optionally ``heatmap`` (a ``.npy`` float map or a grey ``.png`` per image); ``config.thresholds``
-  name → score threshold, shown side by side.
+* ``anomaly``: ``scores``\\* a CSV with ``image`` (or ``path``), ``label`` (normal/anomalous, empty =
+  unlabelled) and ``score``, optionally ``heatmap`` (a ``.npy`` float map or a grey ``.png`` per
+  image); ``summary`` (``sitesight predict anomaly``'s ``summary.json``: its thresholds are shown
+  side by side with ``config.thresholds``, name → score); ``heatmaps`` a picture drawn by the run.
 * ``mining``: ``ranking``\\* a CSV with ``image`` and ``score`` (higher = harder), optional ``rank``
   and any further columns (shown as they are).
 
@@ -150,7 +151,11 @@ def _guess(folder: Path, gt: Path | None) -> ReportRun:
             config = {k: v for k, v in data.items() if k not in ("coco", "det")}
             return ReportRun("detection", name, folder, artefacts, config)
     if (folder / "scores.csv").is_file():
-        return ReportRun("anomaly", name, folder, {"scores": folder / "scores.csv"})
+        artefacts = {"scores": folder / "scores.csv"}
+        for role, file in (("summary", "summary.json"), ("heatmaps", "heatmaps.png")):
+            if (folder / file).is_file():
+                artefacts[role] = folder / file
+        return ReportRun("anomaly", name, folder, artefacts)
     if (folder / "ranking.csv").is_file():
         return ReportRun("mining", name, folder, {"ranking": folder / "ranking.csv"})
     raise InputError(

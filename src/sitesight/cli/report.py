@@ -1,0 +1,31 @@
+"""`sitesight report RUN... --out report.html`: one self-contained HTML page; two runs of a kind are compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from sitesight.cli.main import app
+
+
+@app.command("report")
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run folders (run.json, or what sitesight train/detect/eval wrote); two of one kind are compared (B - A)."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+    gt: Path | None = typer.Option(None, "--gt", help="Ground truth for detection run folders that do not name their own."),
+    title: str = typer.Option("sitesight report", "--title", help="Page title."),
+    samples_per_class: int = typer.Option(4, "--samples", min=0, help="Sample predictions per class (classification)."),
+    audit_per_class: int = typer.Option(8, "--audit", min=0, help="Most confident mistakes per class (classification)."),
+) -> None:
+    """Write one offline HTML report (metrics, plots, crops) for one or more runs."""
+    from sitesight.report import build_report
+
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("reading runs")
+        path = build_report(runs, out, title=title, gt=gt, samples_per_class=samples_per_class,
+                            audit_per_class=audit_per_class, on_progress=lambda what: progress.update(task, description=what))
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
