@@ -197,3 +197,22 @@ def test_fractional_ids_are_input_errors(tmp_path: Path) -> None:
     gt.write_text(json.dumps({"images": [{"id": 1.5}], "categories": [{"id": 1, "name": "a"}], "annotations": []}))
     with pytest.raises(InputError, match=r"images\[0\]"):
         evaluate_coco_files(gt, gt)
+
+
+def test_fast_and_plain_results_readers_agree(tmp_path: Path) -> None:
+    from sitesight.evaluation.coco_files import _fast_results, load_coco_gt, load_coco_results
+
+    gts, preds, k = _case(np.random.default_rng(77), dense=False)
+    gd, res = coco_dicts(gts, preds, k)
+    (tmp_path / "gt.json").write_text(json.dumps(gd))
+    flat = tmp_path / "flat.json"
+    flat.write_text(json.dumps([{**r, "category_name": "x{y}"[:1], "segmentation": []} for r in res], indent=4))
+    nested = tmp_path / "nested.json"  # RLE-like dicts force the plain reader
+    nested.write_text(json.dumps([{**r, "segmentation": {"size": [1, 1], "counts": "0"}} for r in res]))
+    assert _fast_results(flat) is not None and _fast_results(nested) is None
+    gt = load_coco_gt(tmp_path / "gt.json")
+    a, b = load_coco_results(flat, gt), load_coco_results(nested, gt)
+    for col in ("image", "class_id", "xyxy", "score", "area"):
+        np.testing.assert_array_equal(getattr(a, col), getattr(b, col))
+    ref = pycocotools_eval(gd, res)
+    np.testing.assert_allclose(evaluate_coco_files(tmp_path / "gt.json", flat).stats, ref.stats, atol=TOL, rtol=0)

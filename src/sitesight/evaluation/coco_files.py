@@ -10,8 +10,10 @@ is not in the ground truth is an error (pycocotools asserts).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -148,6 +150,14 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
     Results of categories the ground truth does not list are kept with class index ``-1`` (the
     evaluator drops them, as pycocotools does). A result for an unknown image is an `InputError`.
     """
+    fast = _fast_results(path)
+    if fast is not None:
+        ids, cats, bbox, score = fast
+        img, ok = _lookup(gt.image_ids, ids)
+        if ok.all():
+            cat, cat_ok = _lookup(gt.category_ids, cats)
+            xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
+            return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
     data = _load_json(path, "results")
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]  # a full COCO file used as results
@@ -167,6 +177,43 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
         raise InputError("every result needs a numeric 'score'", path, "results") from None
     xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
     return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
+
+
+def _fast_results(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Columns of a results file of flat objects via Arrow's JSON reader (about twice as fast as
+    ``json``); None whenever the file is anything else (nested objects, odd types, missing keys), so
+    that the plain reader handles it and reports errors with their place."""
+    try:
+        raw = Path(path).read_bytes().strip()
+    except OSError:
+        return None
+    n = raw.count(b'"image_id"')
+    if not (raw[:1] == b"[" and raw[-1:] == b"]") or n == 0 or raw.count(b"{") != n or raw.count(b"}") != n:
+        return None
+    chars = np.frombuffer(raw, np.uint8)
+    braces = chars[(chars == ord("{")) | (chars == ord("}"))]
+    if not (np.all(braces[0::2] == ord("{")) and np.all(braces[1::2] == ord("}"))):
+        return None  # nested or stray braces: not one flat object per result
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    lines = re.sub(rb"}\s*,\s*{", b"}\n{", raw[1:-1])
+    schema = pa.schema([("image_id", pa.int64()), ("category_id", pa.int64()), ("score", pa.float64()), ("bbox", pa.list_(pa.float64()))])
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=True)
+    try:
+        table = pj.read_json(io.BytesIO(lines), parse_options=options)
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != n or any(table.column(c).null_count for c in schema.names):
+        return None
+    bbox = table.column("bbox").combine_chunks()
+    if bbox.values.null_count or not np.all(np.diff(bbox.offsets.to_numpy()) == 4):
+        return None
+    values = bbox.values.to_numpy()[bbox.offsets[0].as_py() : bbox.offsets[-1].as_py()].reshape(n, 4)
+    if not np.all(np.isfinite(values)):
+        return None
+    columns = [table.column(c).to_numpy() for c in ("image_id", "category_id", "score")]
+    return columns[0], columns[1], values, columns[2]
 
 
 def evaluate_coco_files(
