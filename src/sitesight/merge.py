@@ -122,7 +122,8 @@ def _match_pairs(
         return i[hit], j[hit]
     x64 = xyxy.astype(np.float64)
     y_min = float(x64[:, 1].min())
-    strip = max(float(np.median(x64[:, 3] - x64[:, 1])), (float(x64[:, 3].max()) - y_min) / 4096, 1e-6)
+    # Strips of about two typical box heights: most boxes sit in one or two (measured best).
+    strip = max(2 * float(np.median(x64[:, 3] - x64[:, 1])), (float(x64[:, 3].max()) - y_min) / 4096, 1e-6)
     first = np.floor((x64[:, 1] - y_min) / strip).astype(np.int64)
     last = np.maximum(np.floor((x64[:, 3] - y_min) / strip).astype(np.int64), first)
     spans = last - first + 1
