@@ -86,3 +86,26 @@ def test_eval_anomaly_and_bad_csv(tmp_path: Path, capsys) -> None:
     assert main(["eval", "anomaly", "--scores", str(tmp_path / "bad.csv")]) == 1
     err = capsys.readouterr().err
     assert "bad.csv" in err and "line 3" in err and "Traceback" not in err
+
+
+def test_eval_det_from_run_folder(tmp_path: Path) -> None:
+    """A stored run (raw per-slice boxes) is merged per frame and evaluated like COCO results."""
+    from sitesight import Dataset, Detections, Sample
+    from sitesight.formats.coco import write_coco
+    from sitesight.store import write_run
+
+    frames = [str(tmp_path / f"f{i}.jpg") for i in range(2)]
+    gt = [Detections(xyxy=[[10, 10, 50, 50], [100, 100, 140, 160]], class_id=[0, 1]), Detections(xyxy=[[0, 0, 30, 30]], class_id=[0])]
+    ds = Dataset(class_names=("person", "helmet"), samples=[Sample(path=f, image_wh=(200, 200), gt=g, image_id=i + 1) for i, (f, g) in enumerate(zip(frames, gt, strict=True))])
+    write_coco(ds, tmp_path / "gt.json")
+    # frame 0: the person seen by two overlapping slices (merged into one TP), a helmet FP; frame 1: nothing
+    raw = [
+        Detections(xyxy=[[10, 10, 50, 50], [11, 10, 50, 50], [150, 0, 170, 20]], class_id=[0, 0, 1], score=[0.9, 0.8, 0.7], attributes={"source": np.array([0, 1, 0], np.int32)}),
+        Detections(xyxy=np.zeros((0, 4)), attributes={"source": np.zeros(0, np.int32)}),
+    ]
+    write_run(tmp_path / "run", [(f, (200, 200)) for f in frames], raw, model="test", parameters={})
+    out = tmp_path / "det.json"
+    assert main(["eval", "det", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "run"), "--conf", "0.5", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert (d["tp"], d["fp"], d["fn"]) == (1, 1, 2)
+    assert d["per_class"]["person"] == {"tp": 1, "fp": 0, "fn": 1, "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3)}

@@ -118,7 +118,9 @@ def load_coco_gt(path: Path | str) -> CocoGroundTruth:
     cats = data["categories"]
     cat_raw = _ints(cats, "id", path, "categories")
     category_ids, cfirst = np.unique(cat_raw, return_index=True)
-    class_names = tuple(str(cats[i].get("name", cat_raw[i])) for i in cfirst)
+    names = [str(cats[i].get("name", cat_raw[i])) for i in cfirst]
+    # Names key the per-class results: a repeated name gets its category id appended.
+    class_names = tuple(n if names.count(n) == 1 else f"{n}#{cid}" for n, cid in zip(names, category_ids.tolist(), strict=True))
 
     img, img_ok = _lookup(image_ids, _ints(anns, "image_id", path, "annotations"))
     cat, cat_ok = _lookup(category_ids, _ints(anns, "category_id", path, "annotations"))
