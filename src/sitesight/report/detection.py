@@ -106,7 +106,7 @@ def _dataset_summary(dataset: Dataset) -> dict[str, Any]:
     boxes = [len(s.gt) for s in dataset.samples]
     cameras = {s.camera_id for s in dataset.samples if s.camera_id is not None}
     return {"frames": len(dataset), "sizes": sizes, "boxes": int(sum(boxes)), "per_frame": float(np.mean(boxes)) if boxes else 0.0,
-            "cameras": len(cameras), "per_class": per_class}
+            "cameras": len(cameras) or None, "per_class": per_class}
 
 
 def read_sweep_table(path: Path) -> list[dict[str, Any]]:
