@@ -1,0 +1,50 @@
+"""Hard-sample mining: where models disagree (MAD), what to label next, and which model wins.
+
+* `sitesight.mining.pool`: stored runs → flat arrays over a pool of frames (`load_pool`).
+* `sitesight.mining.discrepancy`: detection / classification / cross-task discrepancy per frame.
+* `sitesight.mining.select`: top-k under a budget with camera/time/near-duplicate diversity.
+* `sitesight.mining.handoff`: disputed boxes and CVAT task packages of the selection.
+* `sitesight.mining.verdict`: pair winners, aggressiveness/resistance, Bradley–Terry ranking, drop.
+* `sitesight.mining.single`: one model's confident errors against ground truth.
+* `sitesight.mining.mad`: `mine_pool` writes ``MINED/``; `verdict_dir` judges it once labelled.
+"""
+
+from __future__ import annotations
+
+from sitesight.mining.discrepancy import (
+    CrossTaskRules,
+    DiscrepancyWeights,
+    PairDiscrepancy,
+    all_pairs,
+    pair_discrepancy,
+)
+from sitesight.mining.mad import MiningResult, mine_pool, verdict_dir
+from sitesight.mining.pool import FlatDetections, Pool, load_pool, pool_from_detections
+from sitesight.mining.select import Diversity, Selection, random_control, select_top
+from sitesight.mining.single import SingleHard, rank_hard_frames, single_model_hard
+from sitesight.mining.verdict import Verdict, bradley_terry, verdict
+
+__all__ = [
+    "CrossTaskRules",
+    "DiscrepancyWeights",
+    "Diversity",
+    "FlatDetections",
+    "MiningResult",
+    "PairDiscrepancy",
+    "Pool",
+    "Selection",
+    "SingleHard",
+    "Verdict",
+    "all_pairs",
+    "bradley_terry",
+    "load_pool",
+    "mine_pool",
+    "pair_discrepancy",
+    "pool_from_detections",
+    "random_control",
+    "rank_hard_frames",
+    "select_top",
+    "single_model_hard",
+    "verdict",
+    "verdict_dir",
+]

@@ -1,0 +1,330 @@
+"""A pool of unlabelled frames and every model's final detections on it, as flat arrays.
+
+Mining scores tens of thousands of frames at once, so nothing here holds one Python object per
+frame: each model's detections over the pool are a `FlatDetections` (all boxes of all frames
+concatenated, frame ``f`` owning rows ``offsets[f]:offsets[f + 1]``), and the frames' keys,
+sizes, cameras and timestamps are aligned arrays in a `Pool`.
+
+Stored runs (`sitesight.store`) are read shard by shard straight into these arrays. A run made
+only of full-frame boxes (``source == -1`` everywhere, e.g. written by `sitesight.store.write_run`
+from a detector's final output) is taken as final. A sliced run (raw boxes per slice) is first
+post-processed per frame by `sitesight.border.postprocess_run` (confidence, border rule, merge).
+
+Example:
+    >>> from sitesight import Detections
+    >>> from sitesight.mining.pool import FlatDetections
+    >>> flat = FlatDetections.from_detections([Detections(xyxy=[[0, 0, 9, 9]]), Detections.empty()])
+    >>> flat.offsets.tolist(), flat.n_frames
+    ([0, 1, 1], 2)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sitesight.detections import Detections
+from sitesight.errors import InputError
+
+__all__ = ["FlatDetections", "Pool", "load_flat_run", "load_pool", "pool_from_detections"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class FlatDetections:
+    """One model's detections over ``F`` frames, flat.
+
+    Args:
+        offsets: ``(F + 1,)`` int64, frame ``f`` owns rows ``offsets[f]:offsets[f + 1]``.
+        xyxy: ``(N, 4)`` float32 absolute pixels in each frame.
+        score: ``(N,)`` float32.
+        class_id: ``(N,)`` int64.
+        probs: ``(N, K)`` float32 attribute probabilities (e.g. ``safety_rope_probs`` of the RoI
+            head), NaN rows for boxes without the attribute; None when the model has no such head.
+    """
+
+    offsets: np.ndarray
+    xyxy: np.ndarray
+    score: np.ndarray
+    class_id: np.ndarray
+    probs: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        offsets = np.asarray(self.offsets, np.int64)
+        n = int(offsets[-1]) if offsets.size else 0
+        xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
+        score = np.asarray(self.score, np.float32)
+        class_id = np.asarray(self.class_id, np.int64)
+        if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+            raise ValueError("FlatDetections.offsets: expected a non-decreasing (F + 1,) array starting at 0")
+        if xyxy.shape[0] != n or score.shape != (n,) or class_id.shape != (n,):
+            raise ValueError(f"FlatDetections: offsets end at {n} but got xyxy {xyxy.shape}, score {score.shape}, class_id {class_id.shape}")
+        probs = None if self.probs is None else np.asarray(self.probs, np.float32)
+        if probs is not None and (probs.ndim != 2 or probs.shape[0] != n):
+            raise ValueError(f"FlatDetections.probs: expected ({n}, K), got {probs.shape}")
+        for name, value in (("offsets", offsets), ("xyxy", xyxy), ("score", score), ("class_id", class_id), ("probs", probs)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.offsets.size - 1)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def frame(self) -> np.ndarray:
+        """``(N,)`` int64 frame index of every box."""
+        return np.repeat(np.arange(self.n_frames, dtype=np.int64), np.diff(self.offsets))
+
+    def counts(self) -> np.ndarray:
+        """``(F,)`` int64 boxes per frame."""
+        return np.diff(self.offsets)
+
+    def frame_detections(self, f: int, *, probs_name: str = "probs") -> Detections:
+        """Frame ``f`` as `Detections` (``probs`` as attribute ``probs_name`` when present)."""
+        s, e = int(self.offsets[f]), int(self.offsets[f + 1])
+        attributes = {} if self.probs is None else {probs_name: self.probs[s:e]}
+        return Detections(xyxy=self.xyxy[s:e], score=self.score[s:e], class_id=self.class_id[s:e], attributes=attributes)
+
+    def take_frames(self, frames: np.ndarray) -> FlatDetections:
+        """The detections of the given frames, in that order."""
+        frames = np.asarray(frames, np.int64)
+        counts = self.counts()[frames]
+        starts = self.offsets[frames]
+        rows = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(int(counts.sum()))
+        return FlatDetections(offsets=np.r_[0, np.cumsum(counts)], xyxy=self.xyxy[rows], score=self.score[rows],
+                              class_id=self.class_id[rows], probs=None if self.probs is None else self.probs[rows])
+
+    def filter(self, keep: np.ndarray) -> FlatDetections:
+        """Rows where ``keep`` (``(N,)`` bool) is True, frames kept (possibly empty)."""
+        counts = np.bincount(self.frame[keep], minlength=self.n_frames)
+        return FlatDetections(offsets=np.r_[0, np.cumsum(counts)], xyxy=self.xyxy[keep], score=self.score[keep],
+                              class_id=self.class_id[keep], probs=None if self.probs is None else self.probs[keep])
+
+    @classmethod
+    def from_detections(cls, per_frame: Sequence[Detections], *, probs_name: str | None = None) -> FlatDetections:
+        """Concatenate one `Detections` per frame; ``attributes[probs_name]`` (``(n, K)``) becomes ``probs``."""
+        counts = np.array([len(d) for d in per_frame], np.int64)
+        parts = [d for d in per_frame if len(d)]
+        if not parts:
+            return cls(offsets=np.zeros(len(per_frame) + 1, np.int64), xyxy=np.zeros((0, 4)), score=np.zeros(0), class_id=np.zeros(0))
+        probs = None
+        if probs_name is not None and any(probs_name in d.attributes for d in parts):
+            k = next(np.asarray(d.attributes[probs_name]).shape[1] for d in parts if probs_name in d.attributes)
+            probs = np.concatenate([np.asarray(d.attributes[probs_name], np.float32) if probs_name in d.attributes
+                                    else np.full((len(d), k), np.nan, np.float32) for d in parts])
+        return cls(offsets=np.r_[0, np.cumsum(counts)], xyxy=np.concatenate([d.xyxy for d in parts]),
+                   score=np.concatenate([d.score for d in parts]), class_id=np.concatenate([d.class_id for d in parts]), probs=probs)
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Frames and the detections of every model on them.
+
+    Args:
+        keys: ``(F,)`` frame keys (image paths as the runs stored them).
+        image_wh: ``(F, 2)`` int64 ``(width, height)``.
+        runs: model name → `FlatDetections` over the same ``F`` frames, in insertion order.
+        camera: ``(F,)`` object camera ids (``None`` unknown).
+        timestamp: ``(F,)`` float64 seconds since the epoch (NaN unknown).
+        class_names: names of the class ids, when known.
+    """
+
+    keys: np.ndarray
+    image_wh: np.ndarray
+    runs: Mapping[str, FlatDetections]
+    camera: np.ndarray = None  # type: ignore[assignment]
+    timestamp: np.ndarray = None  # type: ignore[assignment]
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        keys = np.asarray(self.keys, object)
+        f = keys.shape[0]
+        wh = np.asarray(self.image_wh, np.int64).reshape(f, 2)
+        camera = np.full(f, None, object) if self.camera is None else np.asarray(self.camera, object)
+        ts = np.full(f, np.nan) if self.timestamp is None else np.asarray(self.timestamp, np.float64)
+        if camera.shape != (f,) or ts.shape != (f,):
+            raise ValueError(f"Pool: camera {camera.shape} / timestamp {ts.shape} do not match {f} frames")
+        for name, run in self.runs.items():
+            if run.n_frames != f:
+                raise ValueError(f"Pool: run {name!r} covers {run.n_frames} frames, the pool has {f}")
+        for name, value in (("keys", keys), ("image_wh", wh), ("camera", camera), ("timestamp", ts)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "runs", MappingProxyType(dict(self.runs)))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.keys.shape[0])
+
+    def take(self, frames: np.ndarray) -> Pool:
+        """The sub-pool of the given frame indices, in that order."""
+        frames = np.asarray(frames, np.int64)
+        return Pool(self.keys[frames], self.image_wh[frames], {k: r.take_frames(frames) for k, r in self.runs.items()},
+                    self.camera[frames], self.timestamp[frames], self.class_names)
+
+
+def pool_from_detections(
+    keys: Sequence[str],
+    image_wh: Sequence[tuple[int, int]] | np.ndarray,
+    runs: Mapping[str, Sequence[Detections]],
+    *,
+    camera: Sequence[str | None] | None = None,
+    timestamp: Sequence[float | None] | None = None,
+    probs_name: str | None = None,
+    class_names: Sequence[str] = (),
+) -> Pool:
+    """A `Pool` from in-memory predictions: ``runs[name]`` is one `Detections` per frame of ``keys``."""
+    ts = None if timestamp is None else np.array([np.nan if t is None else float(t) for t in timestamp], np.float64)
+    flat = {}
+    for name, dets in runs.items():
+        if len(dets) != len(keys):
+            raise InputError(f"run {name!r} has {len(dets)} frames, expected {len(keys)}", where=name)
+        flat[name] = FlatDetections.from_detections(dets, probs_name=probs_name)
+    return Pool(np.asarray(list(keys), object), np.asarray(image_wh, np.int64).reshape(-1, 2), flat,
+                None if camera is None else np.asarray(list(camera), object), ts, tuple(class_names))
+
+
+def _read_shards(run_dir: Path) -> tuple[list[list], list[pa.Table]]:
+    from sitesight.store import FRAMES_KEY, SHARDS
+
+    metas, tables = [], []
+    for path in sorted((run_dir / SHARDS).glob("shard-*.parquet")):
+        try:
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {})[FRAMES_KEY])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"unreadable shard ({exc})", path) from None
+        except (KeyError, json.JSONDecodeError):
+            raise InputError("shard lacks its sitesight.frames metadata", path) from None
+        metas.append(meta)
+        if table.num_rows:
+            tables.append(table.replace_schema_metadata(None))
+    return metas, tables
+
+
+def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | None = "safety_rope_probs",
+                  merge_spec: object | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
+    """Read a stored run's final detections as flat arrays.
+
+    Args:
+        run_dir: a run folder (``manifest.json`` + ``shards/``).
+        conf: boxes below this score are dropped (for sliced runs: before merging, as SAHI does).
+        probs_name: a 2-D stored attribute column to carry as ``probs`` (absent columns are fine).
+        merge_spec: `sitesight.border.MergeSpec` for sliced runs (default: greedy NMM over IoS 0.5).
+
+    Returns:
+        ``(keys (F,) object, image_wh (F, 2) int64, FlatDetections)`` over the processed frames in
+        manifest order; skipped (unreadable) frames are left out and logged.
+
+    Raises:
+        InputError: not a run folder, an invalid manifest or an unreadable shard.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise InputError("not a sitesight run (no manifest.json)", run_dir) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg})", manifest_path, f"line {exc.lineno}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "sitesight-run":
+        raise InputError("not a sitesight run manifest", manifest_path, "format")
+    metas, tables = _read_shards(run_dir)
+    frames: dict[int, tuple[str, tuple[int, int]]] = {}
+    skipped = 0
+    for meta in metas:
+        for index, key, wh, _reason in meta:
+            if wh is None:
+                skipped += 1
+            else:
+                frames[int(index)] = (str(key), (int(wh[0]), int(wh[1])))
+    if skipped:
+        log.warning("%s: %d unreadable frames were skipped by the run and are left out of the pool", run_dir, skipped)
+    order = np.array(sorted(frames), np.int64)
+    keys = np.array([frames[i][0] for i in order], object)
+    wh = np.array([frames[i][1] for i in order], np.int64).reshape(-1, 2)
+    table = pa.concat_tables(tables, promote_options="default") if tables else None
+    if table is None or table.num_rows == 0:
+        return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+    source = table.column("source").to_numpy()
+    if (source >= 0).any():
+        return keys, wh, _sliced(run_dir, conf, probs_name, merge_spec)
+    image_id = table.column("image_id").to_numpy()
+    score = table.column("score").to_numpy().astype(np.float32)
+    keep = (score >= conf) & np.isin(image_id, order)
+    sort = np.flatnonzero(keep)[np.argsort(image_id[keep], kind="stable")]
+    xyxy = np.stack([table.column(c).to_numpy()[sort] for c in ("x1", "y1", "x2", "y2")], axis=1)
+    probs = None
+    if probs_name and probs_name in table.column_names:
+        column = table.column(probs_name).combine_chunks()
+        if pa.types.is_fixed_size_list(column.type):
+            probs = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)[sort]
+    frame_pos = np.searchsorted(order, image_id[sort])
+    counts = np.bincount(frame_pos, minlength=order.size)
+    flat = FlatDetections(np.r_[0, np.cumsum(counts)], xyxy, score[sort], table.column("class_id").to_numpy()[sort], probs)
+    return keys, wh, flat
+
+
+def _sliced(run_dir: Path, conf: float, probs_name: str | None, merge_spec: object | None) -> FlatDetections:
+    from sitesight.border import MergeSpec, postprocess_run
+    from sitesight.store import load_run
+
+    run = load_run(run_dir)
+    spec = merge_spec if isinstance(merge_spec, MergeSpec) else MergeSpec()
+    dets, _ = postprocess_run(run.raw, [f.image_wh for f in run.frames], run.parameters, conf=conf, merge_spec=spec)
+    return FlatDetections.from_detections(dets, probs_name=probs_name)
+
+
+def load_pool(
+    runs: Mapping[str, Path | str],
+    *,
+    conf: float = 0.05,
+    probs_name: str | None = "safety_rope_probs",
+    class_names: Sequence[str] = (),
+    capture_pattern: str | None = None,
+) -> Pool:
+    """Load several stored runs over the same frames into one `Pool`.
+
+    Frames are matched by key; only frames every run processed are kept (the rest are logged).
+    Camera and timestamp come from each key's file name (`sitesight.curation.captures`; camera
+    falls back to the folder name, the timestamp to unknown).
+
+    Args:
+        runs: model name → run folder (at least one).
+        conf, probs_name: see `load_flat_run`.
+        class_names: names of the class ids, carried into the outputs.
+        capture_pattern: regex for camera/time in file names (default `CAPTURE_NAME_PATTERN`).
+    """
+    from sitesight.curation.captures import CAPTURE_NAME_PATTERN, capture_from_path
+
+    if not runs:
+        raise InputError("mining needs at least one run")
+    loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name) for name, path in runs.items()}
+    first = next(iter(loaded))
+    keys, wh, _ = loaded[first]
+    common = np.ones(keys.shape[0], bool)
+    for _name, (k, _, _) in loaded.items():
+        common &= np.isin(keys, k)
+    if not common.all():
+        log.warning("%d frames of run %r are missing from another run and are left out", int((~common).sum()), first)
+    keys, wh = keys[common], wh[common]
+    flats = {}
+    for name, (k, _, flat) in loaded.items():
+        position = {key: i for i, key in enumerate(k.tolist())}
+        flats[name] = flat.take_frames(np.array([position[key] for key in keys.tolist()], np.int64))
+    pattern = capture_pattern or CAPTURE_NAME_PATTERN
+    caps = [capture_from_path(key, pattern=pattern, use_mtime=False) for key in keys.tolist()]
+    camera = np.array([c.camera_id or None for c in caps], object)
+    timestamp = np.array([np.nan if c.timestamp is None else c.timestamp for c in caps], np.float64)
+    return Pool(keys, wh, flats, camera, timestamp, tuple(class_names))

@@ -1,0 +1,221 @@
+"""Once the mined images are labelled: who wins each pair, a global ranking, and the "drop".
+
+For each model pair ``(i, j)`` and its mined set ``S_ij`` (the labelled frames selected for that
+pair), every image is scored per model by its detection errors ``FP + FN`` at one confidence and
+IoU (`image_errors`, the pycocotools matching rules of `sitesight.evaluation.matching`); the model
+with fewer errors wins the image, equal errors tie. Then:
+
+* **winner** of the pair: the higher F1 on ``S_ij`` (pooled over its images); ties go to more wins.
+* **aggressiveness** ``A[i, j]``: the share of ``S_ij`` that ``i`` wins, i.e. how often ``i`` was
+  right where ``j`` failed (``A[i, j] + A[j, i] + ties = 1``).
+* **resistance** ``R[i, j]``: ``F1_i(S_ij) / F1_i(control)``, how much of its quality ``i`` keeps on
+  the images its disagreement with ``j`` exposed (1 = unaffected; lower = it breaks there).
+* **global ranking**: a Bradley–Terry model fitted by maximum likelihood to the image wins of all
+  pairs (a tie counts half a win each way; ``prior`` pseudo-wins each way regularise a pair that
+  one model swept), by Hunter's (2004) MM iterations. MAD's own paper aggregates a normalised
+  aggressiveness matrix instead; Bradley–Terry is used here because it is a proper likelihood
+  over the same pairwise outcomes and handles any number of models and unequal set sizes.
+* **drop**: each model's F1 on the union of its mined sets next to its F1 on a random control set
+  of the same pool (`sitesight.mining.select.random_control`); ``drop = F1(control) - F1(mined)``.
+
+Example:
+    >>> import numpy as np
+    >>> from sitesight.mining.verdict import bradley_terry
+    >>> s = bradley_terry(np.array([[0, 3], [1, 0]]), prior=0.0)
+    >>> round(float(s[0] / s[1]), 6)
+    3.0
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sitesight.detections import Detections
+from sitesight.errors import InputError
+from sitesight.evaluation.matching import match_boxes, table_from_detections
+
+__all__ = ["image_errors", "bradley_terry", "PairVerdict", "Verdict", "verdict"]
+
+log = logging.getLogger(__name__)
+
+
+def image_errors(gts: Sequence[Detections], preds: Sequence[Detections], *, iou: float = 0.5, conf: float = 0.5) -> dict[str, np.ndarray]:
+    """Per-image ``tp``, ``fp``, ``fn`` (``(n,)`` int64) of predictions with ``score >= conf``.
+
+    Matching per image and class, highest score first, at ``iou`` (pycocotools' rules, no
+    ``max_det`` cap); predictions matched to crowd ground truth count as neither TP nor FP.
+    """
+    if len(gts) != len(preds):
+        raise InputError(f"{len(gts)} ground-truth images but {len(preds)} prediction images")
+    n = len(gts)
+    gt = table_from_detections(gts, gt=True)
+    pred = table_from_detections([p[p.score >= conf] for p in preds], gt=False)
+    m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
+    image = pred.image[m.pred_index]
+    tp = np.bincount(image, m.pred_tp[0, 0], n).astype(np.int64)
+    fp = np.bincount(image, m.pred_fp[0, 0], n).astype(np.int64)
+    regular = np.bincount(gt.image[~gt.crowd], minlength=n)
+    return {"tp": tp, "fp": fp, "fn": regular - tp}
+
+
+def _f1(err: Mapping[str, np.ndarray], rows: np.ndarray) -> float:
+    tp, fp, fn = (int(err[k][rows].sum()) for k in ("tp", "fp", "fn"))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+
+def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, max_iter: int = 10_000, tol: float = 1e-12) -> np.ndarray:
+    """Bradley–Terry strengths from a ``(M, M)`` win matrix (``wins[i, j]`` = times ``i`` beat ``j``).
+
+    ``P(i beats j) = p_i / (p_i + p_j)``; maximum likelihood by MM iterations (Hunter 2004).
+    ``prior`` pseudo-wins are added each way to every pair that met. Returns ``(M,)`` float64
+    strengths with geometric mean 1 (0 for a model that never won when ``prior`` is 0).
+    """
+    w = np.asarray(wins, np.float64).copy()
+    np.fill_diagonal(w, 0)
+    games = w + w.T
+    w += prior * (games > 0)
+    games = w + w.T
+    total = w.sum(axis=1)
+    p = np.ones(w.shape[0])
+    for _ in range(max_iter):
+        denom = (games / np.maximum(p[:, None] + p[None, :], 1e-300)).sum(axis=1)
+        new = np.where(denom > 0, total / np.where(denom > 0, denom, 1), p)
+        positive = new > 0
+        new[positive] /= np.exp(np.log(new[positive]).mean())
+        if np.max(np.abs(new - p)) < tol:
+            return new
+        p = new
+    return p
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """The outcome of one pair on its labelled mined set."""
+
+    a: str
+    b: str
+    n_images: int
+    f1_a: float
+    f1_b: float
+    wins_a: int
+    wins_b: int
+    ties: int
+
+    @property
+    def winner(self) -> str | None:
+        if self.n_images == 0:
+            return None
+        if self.f1_a != self.f1_b:
+            return self.a if self.f1_a > self.f1_b else self.b
+        return None if self.wins_a == self.wins_b else (self.a if self.wins_a > self.wins_b else self.b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pair": f"{self.a}~{self.b}", "a": self.a, "b": self.b, "n_images": self.n_images, "f1_a": self.f1_a,
+                "f1_b": self.f1_b, "wins_a": self.wins_a, "wins_b": self.wins_b, "ties": self.ties, "winner": self.winner}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """All pairs, the matrices (rows/columns in ``models`` order), the ranking and the drops."""
+
+    models: tuple[str, ...]
+    pairs: tuple[PairVerdict, ...]
+    aggressiveness: np.ndarray
+    resistance: np.ndarray
+    strength: np.ndarray
+    mined_f1: Mapping[str, float]
+    control_f1: Mapping[str, float]
+    conf: float
+    iou: float
+
+    @property
+    def ranking(self) -> list[str]:
+        """Model names, strongest first (Bradley–Terry)."""
+        return [self.models[i] for i in np.argsort(-self.strength, kind="stable")]
+
+    @property
+    def drop(self) -> dict[str, float]:
+        return {m: self.control_f1[m] - self.mined_f1[m] for m in self.models}
+
+    def to_dict(self) -> dict[str, Any]:
+        def matrix(x: np.ndarray) -> list[list[float | None]]:
+            return [[None if not np.isfinite(v) else float(v) for v in row] for row in x]
+
+        return {"models": list(self.models), "ranking": self.ranking, "ranking_method": "bradley-terry (MM, image wins)",
+                "strength": dict(zip(self.models, map(float, self.strength), strict=True)),
+                "pairs": [p.to_dict() for p in self.pairs], "aggressiveness": matrix(self.aggressiveness),
+                "resistance": matrix(self.resistance), "mined_f1": dict(self.mined_f1), "control_f1": dict(self.control_f1),
+                "drop": self.drop, "conf": self.conf, "iou": self.iou}
+
+
+def verdict(
+    gts: Sequence[Detections | None],
+    preds: Mapping[str, Sequence[Detections]],
+    pair_sets: Mapping[tuple[str, str], Sequence[int] | np.ndarray],
+    control: Sequence[int] | np.ndarray,
+    *,
+    conf: float = 0.5,
+    iou: float = 0.5,
+    prior: float = 0.5,
+) -> Verdict:
+    """Judge the models on their labelled mined sets (module notes).
+
+    Args:
+        gts: ground truth per frame of the pool (None: not labelled; such frames are left out).
+        preds: model name → one `Detections` per frame, aligned with ``gts``.
+        pair_sets: ``(a, b)`` → frame indices mined for that pair.
+        control: frame indices of the random control set.
+        conf, iou: the operating point images are judged at.
+        prior: Bradley–Terry pseudo-wins (see `bradley_terry`).
+    """
+    models = tuple(preds)
+    labelled = np.array([g is not None for g in gts], bool)
+    used = np.flatnonzero(labelled)
+    if used.size == 0:
+        raise InputError("none of the mined or control frames has ground truth")
+    sub = {int(f): k for k, f in enumerate(used)}
+    gt_list = [gts[f] for f in used]
+    errors = {m: image_errors(gt_list, [preds[m][f] for f in used], iou=iou, conf=conf) for m in models}
+
+    def rows(frames: Sequence[int] | np.ndarray, what: str) -> np.ndarray:
+        frames = [int(f) for f in frames]
+        missing = sum(1 for f in frames if f not in sub)
+        if missing:
+            log.warning("%s: %d of %d frames have no labels and are left out", what, missing, len(frames))
+        return np.array([sub[f] for f in frames if f in sub], np.int64)
+
+    control_rows = rows(control, "control set")
+    control_f1 = {m: _f1(errors[m], control_rows) for m in models}
+    index = {m: i for i, m in enumerate(models)}
+    k = len(models)
+    agg = np.full((k, k), np.nan)
+    res = np.full((k, k), np.nan)
+    wins = np.zeros((k, k))
+    pairs = []
+    mined_rows: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    for (a, b), frames in pair_sets.items():
+        r = rows(frames, f"mined set {a}~{b}")
+        ea = errors[a]["fp"][r] + errors[a]["fn"][r]
+        eb = errors[b]["fp"][r] + errors[b]["fn"][r]
+        wa, wb = int((ea < eb).sum()), int((eb < ea).sum())
+        ties = int(r.size - wa - wb)
+        pv = PairVerdict(a, b, int(r.size), _f1(errors[a], r), _f1(errors[b], r), wa, wb, ties)
+        pairs.append(pv)
+        i, j = index[a], index[b]
+        wins[i, j] += wa + ties / 2
+        wins[j, i] += wb + ties / 2
+        if r.size:
+            agg[i, j], agg[j, i] = wa / r.size, wb / r.size
+            for x, y, f1 in ((i, j, pv.f1_a), (j, i, pv.f1_b)):
+                c = control_f1[models[x]]
+                res[x, y] = f1 / c if c > 0 else np.nan
+        mined_rows[a].append(r)
+        mined_rows[b].append(r)
+    mined_f1 = {m: _f1(errors[m], np.unique(np.concatenate(mined_rows[m]))) if mined_rows[m] else float("nan") for m in models}
+    strength = bradley_terry(wins, prior=prior)
+    return Verdict(models, tuple(pairs), agg, res, strength, mined_f1, control_f1, float(conf), float(iou))
