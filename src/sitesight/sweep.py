@@ -41,7 +41,7 @@ from sitesight.border import MergeSpec, annotate_border, drop_cut_twins, slices_
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.gate import GateParams, gate_mask
+from sitesight.gate import GateParams
 from sitesight.store import Run
 
 __all__ = ["SweepRow", "SweepResult", "parse_range", "merge_grid", "align_gt", "sweep_run"]
@@ -191,7 +191,12 @@ def sweep_run(
                      frame=np.full(len(run.raw[i]), k, np.int64)).shift(*offsets[k])
                  for k, (i, s, wh) in enumerate(zip(used, slices, whs, strict=True))]
         canvases[agnostic] = Detections.concat(parts)
-    full = [run.raw[i][np.asarray(run.raw[i].attributes.get("source", np.full(len(run.raw[i]), -1))) < 0] for i in used]
+    full_parts = []
+    for k, i in enumerate(used):
+        raw = run.raw[i]
+        f = raw[np.asarray(raw.attributes.get("source", np.full(len(raw), -1))) < 0].replace(attributes={})
+        full_parts.append(f.with_attributes(frame=np.full(len(f), k, np.int64)))
+    full = Detections.concat(full_parts)
     rows: dict[tuple[int, int, int], SweepRow] = {}
     for c, conf in enumerate(confs):
         kept = {a: drop_cut_twins(canvas, conf) for a, canvas in canvases.items()}
@@ -200,11 +205,7 @@ def sweep_run(
             for g, gate in enumerate(gates):
                 preds, removed = merged, 0
                 if gate is not None:
-                    preds = []
-                    for det, cand in zip(merged, full, strict=True):
-                        keep = gate_mask(det, cand, r=gate.r, conf=gate.conf, ios=gate.ios, class_agnostic=gate.class_agnostic)
-                        preds.append(det[keep])
-                        removed += int((~keep).sum())
+                    preds, removed = _gate_frames(merged, full, gate)
                 op = operating_point(gt_list, preds, iou=iou, conf=0.0, num_classes=num_classes)
                 rows[(m, g, c)] = _row(spec, conf, gate, op, removed)
                 if on_progress is not None:
@@ -237,6 +238,46 @@ def _merge_canvas(canvas: Detections, spec: MergeSpec, offsets: np.ndarray, n_fr
     merged = merged.replace(xyxy=xyxy)
     bounds = np.searchsorted(frame, np.arange(n_frames + 1))
     return [merged[bounds[k] : bounds[k + 1]] for k in range(n_frames)]
+
+
+def _gate_frames(merged: list[Detections], full: Detections, gate: GateParams) -> tuple[list[Detections], int]:
+    """`sitesight.gate.gate_mask` for every frame at once: pairs are formed within a frame only.
+
+    ``full`` holds the full-frame boxes of all frames (frame pixels) with a ``frame`` attribute.
+    """
+    cand = full[full.score >= gate.conf]
+    sizes = np.array([len(d) for d in merged])
+    if sizes.sum() == 0 or len(cand) == 0:
+        return [d[:0] for d in merged], int(sizes.sum())
+    det = Detections.concat([d.replace(attributes={}) for d in merged])
+    frame = np.repeat(np.arange(len(merged)), sizes)
+    # Frames side by side on one float64 line; a candidate can vouch only if its box, grown by r,
+    # overlaps the detection in x: find those with two binary searches instead of all pairs.
+    cell = float(max(det.xyxy[:, 2].max(), cand.xyxy[:, 2].max())) + 2 * gate.r + 1.0
+    cand_frame = cand.attributes["frame"]
+    key = cand_frame * cell + cand.xyxy[:, 0].astype(np.float64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    wmax = float((cand.xyxy[:, 2] - cand.xyxy[:, 0]).max())
+    lo = np.searchsorted(key, frame * cell + det.xyxy[:, 0] - gate.r - wmax, side="left")
+    hi = np.searchsorted(key, frame * cell + det.xyxy[:, 2] + gate.r, side="right")
+    rep = hi - lo
+    det_idx = np.repeat(np.arange(len(det)), rep)
+    within = np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep)
+    cand_idx = order[lo[det_idx] + within]
+    a, b = det.xyxy[det_idx], cand.xyxy[cand_idx]
+    d = (a[:, :2] + a[:, 2:]) / 2 - (b[:, :2] + b[:, 2:]) / 2
+    near = (d ** 2).sum(axis=1) <= gate.r * gate.r
+    inter = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None).prod(axis=1)
+    smaller = np.minimum((a[:, 2:] - a[:, :2]).prod(axis=1), (b[:, 2:] - b[:, :2]).prod(axis=1))
+    near |= np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0) >= gate.ios
+    near &= frame[det_idx] == cand_frame[cand_idx]
+    if not gate.class_agnostic:
+        near &= det.class_id[det_idx] == cand.class_id[cand_idx]
+    keep = np.bincount(det_idx[near], minlength=len(det)) > 0
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    out = [d[keep[bounds[k] : bounds[k + 1]]] for k, d in enumerate(merged)]
+    return out, int((~keep).sum())
 
 
 def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Any, removed: int) -> SweepRow:

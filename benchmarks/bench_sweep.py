@@ -1,0 +1,63 @@
+"""The 40-combination sweep (10 merge settings x 4 confidences) over 600 stored 1080p frames.
+
+Builds a stored run of 600 synthetic 1920x1080 frames (ground truth from `sitesight.synth`, raw
+sliced boxes from the clearly labelled stand-in detector `sitesight.standin`), then times
+`sitesight.sweep.sweep_run` (load + 40 combinations: merge, border rule, evaluation) — the work
+that SAHI would need 40 full inference passes for.
+
+    .venv/bin/python benchmarks/bench_sweep.py [--frames 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sitesight.border import MergeSpec
+from sitesight.gate import GateParams
+from sitesight.predict import run_parameters
+from sitesight.standin import standin_raw
+from sitesight.store import load_run, write_run
+from sitesight.sweep import sweep_run
+from sitesight.synth import iter_site_frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    dataset = _ground_truth(args.frames)
+    rng = np.random.default_rng(0)
+    raws = [standin_raw(s.gt, s.image_wh, rng=rng) for s in dataset]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_run(Path(tmp) / "run", [(f"frame{i:05d}.jpg", s.image_wh) for i, s in enumerate(dataset)], raws,
+                  model="stand-in", parameters=run_parameters((640, 640), (0.2, 0.2), True))
+        print(f"prepared {args.frames} frames, {sum(map(len, raws))} raw boxes in {time.perf_counter() - t0:.1f} s")
+        merges = [MergeSpec(m, k, t) for m, k, t in [
+            ("nms", "iou", 0.5), ("nms", "ios", 0.5), ("greedy_nmm", "iou", 0.5), ("greedy_nmm", "ios", 0.5),
+            ("nmm", "iou", 0.5), ("nmm", "ios", 0.5), ("nms", "iou", 0.3), ("greedy_nmm", "ios", 0.3),
+            ("nms", "iou", 0.4), ("greedy_nmm", "ios", 0.4)]]
+        confs = [0.2, 0.3, 0.4, 0.5]
+        for gates in ([None], [GateParams(40, 0.2)]):
+            start = time.perf_counter()
+            run = load_run(Path(tmp) / "run")
+            result = sweep_run(run, [s.gt for s in dataset], merges=merges, confs=confs, gates=gates, num_classes=3)
+            wall = time.perf_counter() - start
+            best = result.rows[result.best]
+            label = "with gate" if gates[0] else "no gate"
+            print(f"sweep ({label}): {len(result.rows)} combinations x {result.frames} frames in {wall:.2f} s "
+                  f"(load included); best F1 {best.f1:.3f} ({best.method}/{best.metric}@{best.threshold} conf {best.conf})")
+
+
+def _ground_truth(n: int) -> list:
+    """Samples only: the rendered pixels are dropped as they come (600 frames would be 3.7 GB)."""
+    return [sample for _, sample in iter_site_frames(n, seed=0)]
+
+
+if __name__ == "__main__":
+    main()
