@@ -45,10 +45,10 @@ FAST = FitConfig(epochs=3, batch_size=4, lr=3e-3, progress=False, seed=0)
 
 
 def test_tiny_head_overfits_small_synth_set(tmp_path):
-    images, ds = rope_frames(12, seed=0)
+    images, ds = rope_frames(8, seed=0)
     assert attribute_classes(ds, "safety_rope") == ("unknown", "correct", "wrong")
     cfg = RoIHeadConfig(**{**CFG.__dict__, "jitter": BoxJitter(center=0.05, scale=(0.95, 1.05), x=(0.9, 1.1), top=(0.9, 1.1), bottom=(0.9, 1.1))})
-    fit_cfg = FitConfig(epochs=25, batch_size=4, lr=3e-3, patience=25, progress=False, class_weights=None)
+    fit_cfg = FitConfig(epochs=14, batch_size=4, lr=3e-3, patience=14, progress=False, class_weights=None)
     result = train_roi_head(ds, ds, config=cfg, fit_config=fit_cfg, out_dir=tmp_path, images=(images, images))
     model, stored = load_checkpoint(result.checkpoint)
     preds = predict_roi(model, images, [s.gt for s in ds.samples], device="cpu")
