@@ -55,7 +55,7 @@ def _register() -> None:
     from sitesight.cli import anomaly  # noqa: F401  (registers `sitesight train|predict anomaly`, `sitesight anomaly-parts`)
     from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
     from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
-    from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
+    from sitesight.cli import mine  # noqa: F401  (registers `sitesight mine`, `sitesight mine verdict`)
     from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +46,7 @@ from sitesight.mining.pool import Pool
 from sitesight.mining.select import Diversity, random_control, select_top
 from sitesight.mining.verdict import Verdict, verdict
 
-__all__ = ["MiningResult", "mine_pool", "verdict_dir", "MINED_FORMAT"]
+__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "pool_hashes", "verdict_dir", "MINED_FORMAT"]
 
 log = logging.getLogger(__name__)
 MINED_FORMAT = "sitesight-mined"
@@ -173,6 +173,89 @@ def mine_pool(
     return MiningResult(out, selections, control, {pd.name: pd for pd in scored})
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """How the selection is handed to labellers by `mine_runs`.
+
+    Args:
+        class_names: names of the models' class ids (CVAT labels, the manifest).
+        package: write CVAT task parts of the mined and control frames (mixed, so labelling is blind).
+        preannotate: a model whose boxes become pre-annotations to correct (None: empty tasks).
+        conf: pre-annotation confidence threshold.
+        max_images: images per CVAT task part.
+    """
+
+    class_names: tuple[str, ...] = ()
+    package: bool = True
+    preannotate: str | None = None
+    conf: float = 0.5
+    max_images: int = 500
+
+
+def pool_hashes(pool: Pool, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """``(F,)`` uint64 perceptual hashes of the pool's frames (`sitesight.curation.dedup.phash_file`).
+
+    An unreadable frame is logged and gets a random hash, so it is never anyone's near duplicate.
+    """
+    from sitesight.curation.dedup import phash_file
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros(pool.n_frames, np.uint64)
+    bad = 0
+    for f, key in enumerate(pool.keys.tolist()):
+        try:
+            out[f] = np.uint64(phash_file(key))
+        except InputError as exc:
+            bad += 1
+            log.debug("%s", exc)
+            out[f] = rng.integers(0, 2**63, dtype=np.uint64)
+        if progress is not None:
+            progress(1)
+    if bad:
+        log.warning("near duplicates: %d of %d frames were unreadable and are not deduplicated", bad, pool.n_frames)
+    return out
+
+
+def mine_runs(
+    runs: Mapping[str, Path | str],
+    out_dir: Path | str,
+    *,
+    budget: int = 300,
+    weights: DiscrepancyWeights = DiscrepancyWeights(),
+    diversity: Diversity = Diversity(),
+    both_confident: bool = True,
+    handoff: Handoff = Handoff(),
+    near_duplicates: bool = False,
+    seed: int = 0,
+) -> MiningResult:
+    """Stored runs of several models → ``MINED/`` (`load_pool`, `mine_pool`, then `package_mined`).
+
+    Args:
+        runs: model name → run folder (at least two).
+        out_dir: the ``MINED/`` folder.
+        budget, weights, diversity, both_confident, seed: see `mine_pool`.
+        handoff: class names and the CVAT package settings.
+        near_duplicates: hash every pool frame (reads the images) and suppress near duplicates.
+    """
+    from sitesight.mining.handoff import package_mined
+    from sitesight.mining.pool import load_pool
+
+    pool = load_pool(runs, class_names=handoff.class_names)
+    hashes = pool_hashes(pool, seed=seed) if near_duplicates else None
+    result = mine_pool(pool, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
+                       hashes=hashes, seed=seed)
+    manifest_path = result.out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["runs"] = {name: str(Path(path).resolve()) for name, path in runs.items()}
+    if handoff.package:
+        frames = np.union1d(result.mined, result.control)
+        parts = package_mined(pool, frames, result.out_dir / "cvat", preannotate=handoff.preannotate, conf=handoff.conf,
+                              max_images=handoff.max_images, why=result.out_dir / "why.json")
+        manifest["cvat_parts"] = [str(p) for p in parts]
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return result
+
+
 def _read_mined(mined_dir: Path) -> dict[str, Any]:
     path = mined_dir / "manifest.json"
     try:
@@ -189,17 +272,31 @@ def _read_mined(mined_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _align_gt(keys: Sequence[str], dataset: Dataset) -> list[Detections | None]:
-    """Ground truth per key: by resolved path, else by file name, else by name without a packager prefix."""
+def _align_gt(keys: Sequence[str], dataset: Dataset, class_names: Sequence[str]) -> list[Detections | None]:
+    """Ground truth per key: by resolved path, else by file name, else by name without a packager prefix.
+
+    When both sides name their classes, ground-truth class ids are renumbered into ``class_names``
+    (labels the models do not know are dropped, with a warning).
+    """
     import re
 
+    lookup = None
+    if class_names and tuple(dataset.class_names) != tuple(class_names):
+        position = {n: i for i, n in enumerate(class_names)}
+        lookup = np.array([position.get(n, -1) for n in dataset.class_names], np.int64)
+        unknown = [n for n in dataset.class_names if n not in position]
+        if unknown:
+            log.warning("labels %s are not among the models' classes %s and are left out", unknown, list(class_names))
     by_path, by_name = {}, {}
     for s in dataset.samples:
+        gt = s.gt
+        if lookup is not None and len(gt):
+            ids = lookup[gt.class_id]
+            gt = gt[ids >= 0].replace(class_id=ids[ids >= 0])
         p = dataset.image_path(s)
-        by_path[str(p.resolve())] = s.gt
-        by_name.setdefault(p.name, s.gt)
-        stripped = re.sub(r"^\d{5}_", "", p.name)
-        by_name.setdefault(stripped, s.gt)
+        by_path[str(p.resolve())] = gt
+        by_name.setdefault(p.name, gt)
+        by_name.setdefault(re.sub(r"^\d{5}_", "", p.name), gt)
     out = []
     for key in keys:
         gt = by_path.get(str(Path(key).resolve()))
@@ -234,7 +331,7 @@ def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: f
         bounds = np.searchsorted(image_col[order], np.arange(len(keys) + 1))
         preds[m] = [Detections(xyxy=xyxy[order[s:e]], score=score[order[s:e]], class_id=class_id[order[s:e]])
                     for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
-    gts = _align_gt(keys, gt)
+    gts = _align_gt(keys, gt, manifest.get("class_names") or ())
     found = sum(g is not None for g in gts)
     log.info("labels found for %d of %d mined/control frames", found, len(keys))
     pair_sets = {(p["a"], p["b"]): [index[k] for k in p["frames"]] for p in manifest["pairs"].values()}

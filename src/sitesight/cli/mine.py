@@ -1,0 +1,117 @@
+"""`sitesight mine --run A=RUN_A --run B=RUN_B --budget 300 --out MINED/` and `sitesight mine verdict MINED/ --gt LABELS`.
+
+Thin wrappers over `sitesight.mining.mad.mine_runs` and `sitesight.mining.mad.verdict_dir`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sitesight.cli.main import app
+from sitesight.errors import InputError
+
+mine_app = typer.Typer(
+    name="mine",
+    help="Hard-sample mining by maximum discrepancy between models on stored runs (no model, no GPU).",
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
+app.add_typer(mine_app, name="mine")
+console = Console()
+
+
+def _runs(specs: list[str]) -> dict[str, Path]:
+    runs: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--run expects NAME=RUN_DIR, got {spec!r}", where="--run")
+        if name in runs:
+            raise InputError(f"model name {name!r} given twice", where="--run")
+        runs[name] = Path(path)
+    return runs
+
+
+def _weights(text: str) -> dict[str, float]:
+    names = {"det": "detection", "cls": "classification", "cross": "cross_task", "loc": "localisation", "flip": "flip"}
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in names:
+            raise InputError(f"unknown weight {key!r}; use {sorted(names)}", where="--weights")
+        try:
+            out[names[key]] = float(value)
+        except ValueError:
+            raise InputError(f"weight {key!r} needs a number, got {value!r}", where="--weights") from None
+    return out
+
+
+@mine_app.callback()
+def mine(
+    ctx: typer.Context,
+    run: list[str] = typer.Option(None, "--run", help="NAME=RUN_DIR of a stored run; give two or more."),
+    budget: int = typer.Option(300, "--budget", min=1, help="Frames to label in all (split over the model pairs)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder MINED/ (manifest.json, ranking.csv, why.json, cvat/)."),
+    weights: str = typer.Option("det=1,cls=1,cross=0.5", "--weights", help="Weights of the discrepancy terms: det, cls, cross, loc, flip."),
+    window: float = typer.Option(3600.0, "--window", help="Time window in seconds for the per-camera cap."),
+    per_window: int = typer.Option(3, "--per-window", min=1, help="At most this many frames per camera and time window."),
+    both_confident: bool = typer.Option(True, "--both-confident/--any-dispute", help="Only frames with a dispute both models are sure about (MAD)."),
+    near_duplicates: bool = typer.Option(False, "--dedup-images", help="Hash every frame (reads images) and drop near duplicates."),
+    classes: str = typer.Option("", "--classes", help="Comma-separated class names of the models' class ids, e.g. person,helmet,head."),
+    preannotate: str = typer.Option(None, "--preannotate", help="Model whose boxes pre-annotate the CVAT tasks."),
+    package: bool = typer.Option(True, "--package/--no-package", help="Write CVAT task parts of the mined and control frames."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random control set."),
+) -> None:
+    """Score every pair of models on the pool, pick the frames they disagree on most, package them for CVAT."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sitesight.mining.discrepancy import DiscrepancyWeights
+    from sitesight.mining.mad import Handoff, mine_runs
+    from sitesight.mining.select import Diversity
+
+    runs = _runs(run or [])
+    if len(runs) < 2:
+        raise InputError("give at least two runs: --run A=RUN_A --run B=RUN_B", where="--run")
+    if out is None:
+        raise InputError("--out MINED/ is required", where="--out")
+    handoff = Handoff(class_names=tuple(c.strip() for c in classes.split(",") if c.strip()), package=package, preannotate=preannotate)
+    with console.status(f"mining {len(runs)} runs"):
+        result = mine_runs(runs, out, budget=budget, weights=DiscrepancyWeights(**_weights(weights)),
+                           diversity=Diversity(window_s=window, max_per_window=per_window), both_confident=both_confident,
+                           handoff=handoff, near_duplicates=near_duplicates, seed=seed)
+    table = Table("pair", "selected", "top score", "median score")
+    for name, frames in result.pairs.items():
+        s = result.scores[name].total[frames]
+        table.add_row(name, str(frames.size), f"{s.max():.3f}" if s.size else "-", f"{float(np.median(s)):.3f}" if s.size else "-")
+    console.print(table)
+    console.print(f"{result.mined.size} mined + {result.control.size} control frames → {result.out_dir} (ranking.csv, why.json, manifest.json)")
+
+
+@mine_app.command("verdict")
+def verdict(
+    mined: Path = typer.Argument(..., help="The MINED/ folder written by `sitesight mine`."),
+    gt: Path = typer.Option(..., "--gt", help="Labels of the mined and control frames (CVAT/COCO/YOLO/VOC)."),
+    fmt: str = typer.Option(None, "--format", help="Label format (default: detected)."),
+    conf: float = typer.Option(0.5, "--conf", help="Confidence of the operating point images are judged at."),
+    iou: float = typer.Option(0.5, "--iou", help="IoU of a match."),
+) -> None:
+    """Which model wins each pair, aggressiveness/resistance, global ranking and the mined-vs-random drop."""
+    from sitesight.formats import read_dataset
+    from sitesight.mining.mad import verdict_dir
+
+    result = verdict_dir(mined, read_dataset(gt, fmt), conf=conf, iou=iou)
+    pairs = Table("pair", "images", "F1 a", "F1 b", "wins a", "wins b", "ties", "winner")
+    for p in result.pairs:
+        pairs.add_row(f"{p.a}~{p.b}", str(p.n_images), f"{p.f1_a:.3f}", f"{p.f1_b:.3f}", str(p.wins_a), str(p.wins_b), str(p.ties), p.winner or "tie")
+    console.print(pairs)
+    models = Table("rank", "model", "strength (BT)", "F1 mined", "F1 random", "drop")
+    for rank, m in enumerate(result.ranking, 1):
+        i = result.models.index(m)
+        models.add_row(str(rank), m, f"{result.strength[i]:.3f}", f"{result.mined_f1[m]:.3f}", f"{result.control_f1[m]:.3f}", f"{result.drop[m]:+.3f}")
+    console.print(models)
+    console.print(f"written {Path(mined) / 'verdict.json'}")
