@@ -64,7 +64,7 @@ def _load_json(path: Path | str, what: str) -> Any:
 def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> np.ndarray:
     try:
         boxes = [a["bbox"] for a in items]
-        if not all(len(b) == 4 for b in boxes):
+        if boxes and not (min(map(len, boxes)) == max(map(len, boxes)) == 4):
             raise ValueError
         bbox = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * len(items)).reshape(len(items), 4)
     except (KeyError, TypeError, ValueError):
@@ -109,7 +109,7 @@ def load_coco_gt(path: Path | str) -> CocoGroundTruth:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
         raise InputError("expected a COCO object with 'images' and 'categories' lists", path)
     anns = data.get("annotations") or []
-    if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+    if not isinstance(anns, list) or not all(map(isinstance, anns, itertools.repeat(dict))):
         raise InputError("'annotations' must be a list of objects", path, "annotations")
     images = data["images"]
     raw_ids = _ints(images, "id", path, "images")
@@ -199,7 +199,13 @@ def _fast_results(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     import pyarrow as pa
     import pyarrow.json as pj
 
-    lines = re.sub(rb"}\s*,\s*{", b"}\n{", raw[1:-1])
+    body = raw[1:-1]
+    for sep in (b"}, {", b"},{"):  # the separators json.dumps writes; plain replace is 2x faster
+        if body.count(sep) == n - 1:
+            lines = body.replace(sep, b"}\n{")
+            break
+    else:
+        lines = re.sub(rb"}\s*,\s*{", b"}\n{", body)
     schema = pa.schema([("image_id", pa.int64()), ("category_id", pa.int64()), ("score", pa.float64()), ("bbox", pa.list_(pa.float64()))])
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=True)
     try:
