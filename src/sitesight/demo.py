@@ -214,6 +214,65 @@ def step_sliced(ctx: DemoContext) -> None:
     ctx.results["sliced"] = {"run": str(run.run_dir), "best": best.__dict__, "rows": len(result.rows)}
 
 
+def step_mining(ctx: DemoContext) -> None:
+    """MAD mining over the synth pool with two STAND-IN models that have planted weaknesses (plus the
+    sliced stand-in run when present), then the verdict against the synth ground truth."""
+    import numpy as np
+    from PIL import Image
+
+    from sitesight.detections import Detections
+    from sitesight.mining.mad import Handoff, mine_runs, verdict_dir
+    from sitesight.mining.select import Diversity
+    from sitesight.store import write_run
+
+    assert ctx.dataset is not None
+    rng = np.random.default_rng(ctx.seed + 8)
+    out = ctx.out / "mining"
+    frames = [(str(ctx.dataset.image_path(s)), s.image_wh) for s in ctx.dataset]
+    grey = []
+    for key, _ in frames:
+        with Image.open(key) as im:
+            im.draft("L", (im.width // 8, im.height // 8))
+            grey.append(float(np.asarray(im.convert("L")).mean()))
+    dark = np.asarray(grey) < np.percentile(grey, 30)
+
+    def standin(gt: Detections, drop: np.ndarray) -> Detections:
+        keep = ~drop & (rng.random(len(gt)) > 0.03)
+        wh = np.tile(gt.xyxy[keep, 2:] - gt.xyxy[keep, :2], 2)
+        n_fp = int(rng.poisson(1.0))
+        xy = rng.uniform(0, 1, (n_fp, 2)) * (1800, 1000)
+        return Detections(xyxy=np.r_[gt.xyxy[keep] + rng.normal(0, 0.03, wh.shape) * wh, np.c_[xy, xy + rng.uniform(20, 80, (n_fp, 2))]],
+                          score=np.r_[rng.uniform(0.7, 0.97, int(keep.sum())), rng.uniform(0.05, 0.3, n_fp)],
+                          class_id=np.r_[gt.class_id[keep], rng.integers(0, 3, n_fp)])
+
+    height = [s.gt.xyxy[:, 3] - s.gt.xyxy[:, 1] for s in ctx.dataset]
+    models = {
+        "A_blind_dark": [standin(s.gt, np.full(len(s.gt), bool(d))) for s, d in zip(ctx.dataset, dark, strict=True)],
+        "B_blind_small": [standin(s.gt, ((s.gt.class_id == 0) & (h < 60)) | ((s.gt.class_id > 0) & (h < 16)))
+                          for s, h in zip(ctx.dataset, height, strict=True)],
+    }
+    runs = {name: write_run(out / f"run_{name}", frames, dets, model=f"STAND-IN {name} (synth GT degraded, not a model)",
+                            parameters={}).run_dir for name, dets in models.items()}
+    if "sliced" in ctx.results:
+        runs["sliced_standin"] = Path(ctx.results["sliced"]["run"])
+    budget = max(3, min(30, len(ctx.dataset) // 2))
+    result = mine_runs(runs, out / "MINED", budget=budget, diversity=Diversity(max_per_window=budget),
+                       handoff=Handoff(class_names=ctx.dataset.class_names, preannotate="B_blind_small"))
+    verdict = verdict_dir(out / "MINED", ctx.dataset)
+    for name, sel in result.pairs.items():
+        a, b = name.split("~")
+        planted = dark if "A_blind_dark" in (a, b) else np.zeros(len(dark), bool)
+        ctx.console.print(f"  {name}: {sel.size} frames mined, {int(planted[sel].sum())} of them dark (planted A failure)")
+    ctx.console.print(f"  ranking (Bradley–Terry on labelled mined sets): {' > '.join(verdict.ranking)}; F1 drop mined vs random: "
+                      + ", ".join(f"{m} {d:+.3f}" for m, d in verdict.drop.items()) + f" → {out / 'MINED'}")
+    ctx.results["mining"] = {
+        **result.to_dict(), "report_run": str(out / "MINED"), "verdict_json": str(out / "MINED" / "verdict.json"),
+        "why_json": str(out / "MINED" / "why.json"), "ranking": verdict.ranking, "drop": verdict.drop,
+        "pairs_verdict": [p.to_dict() for p in verdict.pairs], "dark_frames": int(dark.sum()),
+        "models": {k: str(v) for k, v in runs.items()},
+    }
+
+
 def step_report(ctx: DemoContext) -> None:
     """One self-contained HTML page over every run the demo made: ``ctx.out/report.html``.
 
@@ -255,6 +314,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sliced detection run + merge x gate x conf sweep (stand-in detector)", step_sliced),
     ("curation: dedup, leak-free split, CVAT tasks", step_curation),
     ("RoI attribute head: safety rope on synth workers", step_roi_head),
+    ("mining: MAD hard samples between stand-in models with planted weaknesses, verdict", step_mining),
     ("report: one HTML page over every run above (keep this step last)", step_report),
 ]
 
