@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sitesight import Dataset, Detections, Sample
@@ -99,3 +100,16 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["mine", "verdict", str(tmp_path), "--gt", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_frame_metadata_follows_the_capture_name_rules():
+    from sitesight.curation.captures import capture_from_path
+    from sitesight.mining.pool import frame_metadata
+
+    keys = ["/d/cam03_20240512T081500.jpg", "/d/cam03-20240512_081500_250.jpg", "/x/gate2_1715501700.jpg",
+            "/x/gate2_1715501700123.png", "/site/north/frame_000001.jpg", "/d/cam1_20241399T000000.jpg", "rel.jpg"]
+    camera, ts = frame_metadata(keys)
+    for k, c, t in zip(keys, camera, ts, strict=True):
+        ref = capture_from_path(k, use_mtime=False)
+        assert c == (ref.camera_id or None)
+        assert (np.isnan(t) and ref.timestamp is None) or t == pytest.approx(ref.timestamp)

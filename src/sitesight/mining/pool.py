@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ import pyarrow.parquet as pq
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 
-__all__ = ["FlatDetections", "Pool", "load_flat_run", "load_pool", "pool_from_detections"]
+__all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_from_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +308,6 @@ def load_pool(
         class_names: names of the class ids, carried into the outputs.
         capture_pattern: regex for camera/time in file names (default `CAPTURE_NAME_PATTERN`).
     """
-    from sitesight.curation.captures import CAPTURE_NAME_PATTERN, capture_from_path
-
     if not runs:
         raise InputError("mining needs at least one run")
     loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name) for name, path in runs.items()}
@@ -315,7 +315,8 @@ def load_pool(
     keys, wh, _ = loaded[first]
     common = np.ones(keys.shape[0], bool)
     for _name, (k, _, _) in loaded.items():
-        common &= np.isin(keys, k)
+        present = set(k.tolist())
+        common &= np.fromiter((key in present for key in keys.tolist()), bool, keys.shape[0])
     if not common.all():
         log.warning("%d frames of run %r are missing from another run and are left out", int((~common).sum()), first)
     keys, wh = keys[common], wh[common]
@@ -323,8 +324,57 @@ def load_pool(
     for name, (k, _, flat) in loaded.items():
         position = {key: i for i, key in enumerate(k.tolist())}
         flats[name] = flat.take_frames(np.array([position[key] for key in keys.tolist()], np.int64))
-    pattern = capture_pattern or CAPTURE_NAME_PATTERN
-    caps = [capture_from_path(key, pattern=pattern, use_mtime=False) for key in keys.tolist()]
-    camera = np.array([c.camera_id or None for c in caps], object)
-    timestamp = np.array([np.nan if c.timestamp is None else c.timestamp for c in caps], np.float64)
+    camera, timestamp = frame_metadata(keys.tolist(), capture_pattern)
     return Pool(keys, wh, flats, camera, timestamp, tuple(class_names))
+
+
+_DATETIME = re.compile(r"^(\d{4})(\d{2})(\d{2})[T_-]?(\d{2})(\d{2})(\d{2})(?:[._](\d{1,6}))?$")
+
+
+def frame_metadata(keys: Sequence[str], pattern: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(camera (F,) object, timestamp (F,) float64)`` from frame file names, fast enough for 10^5 keys.
+
+    The rules of `sitesight.curation.captures.parse_capture_name` (same default pattern, named
+    groups ``camera`` and ``ts``; ``ts`` as ``YYYYmmdd[T_-]HHMMSS[.fff]`` UTC or 10/13-digit epoch),
+    with the camera falling back to the folder name and the timestamp to NaN.
+    """
+    from sitesight.curation.captures import CAPTURE_NAME_PATTERN
+
+    try:
+        regex = re.compile(pattern or CAPTURE_NAME_PATTERN)
+    except re.error as exc:
+        raise InputError(f"invalid capture name pattern {pattern!r}: {exc}") from None
+    n = len(keys)
+    camera = np.empty(n, object)
+    timestamp = np.full(n, np.nan)
+    iso, iso_rows, frac = [], [], []
+    for i, key in enumerate(keys):
+        name = os.path.basename(key)
+        match = regex.search(name)
+        groups = match.groupdict() if match else {}
+        camera[i] = groups.get("camera") or os.path.basename(os.path.dirname(key)) or None
+        ts = groups.get("ts")
+        if not ts:
+            continue
+        dt = _DATETIME.match(ts)
+        if dt:
+            y, mo, d, h, mi, s, f = dt.groups()
+            iso.append(f"{y}-{mo}-{d}T{h}:{mi}:{s}")
+            iso_rows.append(i)
+            frac.append(int(f) / 10 ** len(f) if f else 0.0)
+        elif ts.isdigit() and len(ts) in (10, 13):
+            timestamp[i] = int(ts) / (1000.0 if len(ts) == 13 else 1.0)
+    if iso:
+        try:
+            seconds = np.array(iso, "datetime64[s]").astype(np.int64).astype(np.float64)
+        except ValueError:  # an impossible date somewhere: parse one by one
+            seconds = np.array([_seconds(t) for t in iso])
+        timestamp[np.array(iso_rows)] = seconds + np.array(frac)
+    return camera, timestamp
+
+
+def _seconds(iso: str) -> float:
+    try:
+        return float(np.datetime64(iso, "s").astype(np.int64))
+    except ValueError:
+        return np.nan
