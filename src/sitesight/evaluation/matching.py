@@ -268,7 +268,9 @@ def match_boxes(
     p_img = pred.image[p_order]
     out_of_range = (p_area[None, :] < area_lo[:, p_img]) | (p_area[None, :] > area_hi[:, p_img])
     pred_ignored = np.repeat(out_of_range[:, None, :], n_thr, axis=1)
-    a, t, d = np.nonzero(pred_gt >= 0)
+    cols = np.unique(pair_pred)  # only predictions with a candidate can hold a match
+    a, t, d = np.nonzero(pred_gt[:, :, cols] >= 0)
+    d = cols[d]
     if a.size:
         g = pred_gt[a, t, d]
         zero = gt.zero_id[g]
