@@ -23,6 +23,16 @@ COMBOS = list(itertools.product(["nms", "nmm", "greedy_nmm"], ["iou", "ios"], [F
 N_CASES = 500
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _sahi_numpy_backend():
+    """SAHI's numpy backend, as it resolves on a CPU box, without importing torch to find out."""
+    backends = importlib.import_module("sahi.postprocess.backends")
+    previous = backends.get_postprocess_backend()
+    backends.set_postprocess_backend("numpy")
+    yield
+    backends.set_postprocess_backend(previous)
+
+
 def _random_case(rng: np.random.Generator) -> tuple[Detections, float]:
     """One random input: uniform, clustered, crowded or integer-grid boxes; ties and duplicates."""
     n = int(rng.choice([0, 1, 2, rng.integers(3, 12), rng.integers(12, 48)], p=[0.04, 0.06, 0.1, 0.35, 0.45]))
@@ -119,7 +129,7 @@ def test_merge_equals_sahi_on_random_cases(cases, references, method, metric, cl
 def test_every_internal_path_equals_sahi(cases, references, monkeypatch, setting, value):
     """The strip sweep, the row-by-row path, the one-by-one keeper finish, both fold loops."""
     monkeypatch.setattr(merge_module, setting, value)
-    for k, (d, threshold) in enumerate(cases[:80]):
+    for k, (d, threshold) in enumerate(cases[:50]):
         for combo in COMBOS:
             ours = merge(d, method=combo[0], metric=combo[1], threshold=threshold, class_agnostic=combo[2])
             _assert_same(ours, references[(k, combo)], combo[2], f"{setting}={value} case {k} {combo}")
@@ -185,8 +195,9 @@ def test_tied_score_takes_the_later_members_class_as_sahi_does():
 def test_empty_single_and_no_mutation():
     empty = Detections.empty(["source"])
     for method in ("nms", "nmm", "greedy_nmm"):
-        out = merge(empty, method=method, metric="iou", threshold=0.5)
-        assert len(out) == 0 and set(out.attributes) == {"source"}
+        for threshold in (0.5, 0.0):
+            out = merge(empty, method=method, metric="iou", threshold=threshold)
+            assert len(out) == 0 and set(out.attributes) == {"source"}
     one = Detections(xyxy=[[1, 2, 3, 4]], score=[0.3], class_id=[5])
     assert merge(one).equals(one)
     d = _clustered(400, seed=1)

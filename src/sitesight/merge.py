@@ -242,6 +242,8 @@ def _groups_by_rows(
     a few boxes claim nearly all the others.
     """
     n = len(xyxy)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if threshold <= 0 and method == "nmm":
         # SAHI answers "every pair matches" with its own rule: the top box claims every lower
         # score and its exact duplicates; boxes tied with it stay alone, duplicates among them too.
