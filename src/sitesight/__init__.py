@@ -9,6 +9,7 @@ from __future__ import annotations
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.merge import merge
 from sitesight.slicing import slice_grid
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "Detections",
     "InputError",
     "Sample",
+    "merge",
     "slice_grid",
     "__version__",
 ]
