@@ -11,6 +11,7 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.merge import merge
 from sitesight.slicing import slice_grid
+from sitesight.store import Run, load_run, write_run
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,8 @@ __all__ = [
     "Sample",
     "merge",
     "slice_grid",
+    "Run",
+    "load_run",
+    "write_run",
     "__version__",
 ]

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ def wrap_torchvision_model(
     def detect(images: list[np.ndarray]) -> list[Detections]:
         if not images:
             return []
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # decoded frames are read-only views; the tensor is only read (.float() copies it)
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensors = [torch.from_numpy(np.ascontiguousarray(im)).to(device).permute(2, 0, 1).float().div_(255) for im in images]
             outputs = model(tensors)
         out = []
