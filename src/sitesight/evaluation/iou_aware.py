@@ -45,6 +45,7 @@ __all__ = [
     "spearman",
     "iou_calibration",
     "alpha_sweep",
+    "alpha_sweep_run",
     "tune_alpha_per_class",
 ]
 
@@ -281,3 +282,35 @@ def tune_alpha_per_class(
             top = scores[:, k].max()
             best[k] = max(float(alphas[a]) for a in range(len(alphas)) if scores[a, k] >= top - 1e-12)
     return best
+
+
+def alpha_sweep_run(
+    run_dir: Path | str,
+    dataset: Any,
+    alphas: Sequence[float],
+    *,
+    merge_spec: Any = None,
+    border: bool = True,
+    oracle: bool = True,
+) -> AlphaSweep:
+    """`alpha_sweep` over a stored run (`sitesight.store`) against a `Dataset`'s ground truth.
+
+    Frames are matched to ground truth by path (`sitesight.sweep.align_gt`); frames without ground
+    truth are left out. With ``border`` the slice-border rule of the run's slice grid applies before merging.
+
+    Raises:
+        InputError: no frame with ground truth, or stored boxes without ``cls_score`` / ``iou_pred``.
+    """
+    from sitesight.border import slices_of
+    from sitesight.store import load_run
+    from sitesight.sweep import align_gt
+
+    run = load_run(run_dir)
+    gts = align_gt(run, dataset)
+    used = [i for i, g in enumerate(gts) if g is not None]
+    if not used:
+        raise InputError("no processed frame of the run has ground truth", run.run_dir)
+    whs = [run.frames[i].image_wh for i in used]
+    slices = [slices_of(wh, run.parameters) if border else np.zeros((0, 4), np.int64) for wh in whs]
+    return alpha_sweep([run.raw[i] for i in used], [gts[i] for i in used], alphas, class_names=dataset.class_names,
+                       slices=slices, image_wh=whs, merge_spec=merge_spec, oracle=oracle)
