@@ -61,6 +61,7 @@ __all__ = [
     "build_anchor_generator",
     "build_pyramid_backbone",
     "build_iou_aware_retinanet",
+    "positive_anchor_ious",
 ]
 
 KIND = "iou_aware_retinanet"
@@ -335,3 +336,34 @@ class IoUAwareRetinaNet(RetinaNet):
 def build_iou_aware_retinanet(config: DetectorConfig, *, weights: Path | str | None = None) -> IoUAwareRetinaNet:
     """An IoU-aware RetinaNet from its config (train mode); ``weights`` = local backbone weights file."""
     return IoUAwareRetinaNet(build_pyramid_backbone(config, weights=weights), config)
+
+
+@torch.no_grad()
+def positive_anchor_ious(model: IoUAwareRetinaNet, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted vs true IoU of the boxes the model decodes at its positive anchors (the boxes the IoU branch learns on).
+
+    Args:
+        images: float ``(3, H, W)`` in ``[0, 1]``; targets: ``{"boxes" (N, 4) xyxy input px, "labels" (N,)}``.
+
+    Returns:
+        ``(predicted (P,), true (P,))`` float32 over every anchor matched to a ground-truth box
+        (torchvision's matcher: IoU >= 0.5, plus each box's best anchor), all images together.
+    """
+    was_training = model.training
+    model.eval()
+    batch, targets = model.transform(images, targets)
+    features = list(model.backbone(batch.tensors).values())
+    out = model.head(features)
+    anchors = model.anchor_generator(batch, features)
+    preds, trues = [], []
+    for i, (anc, tgt) in enumerate(zip(anchors, targets, strict=True)):
+        if tgt["boxes"].numel() == 0:
+            continue
+        matched = model.proposal_matcher(box_ops.box_iou(tgt["boxes"], anc))
+        fg = torch.where(matched >= 0)[0]
+        decoded = model.box_coder.decode_single(out["bbox_regression"][i, fg], anc[fg])
+        trues.append(aligned_iou(decoded, tgt["boxes"][matched[fg]]))
+        preds.append(torch.sigmoid(out["iou_pred"][i, fg]))
+    model.train(was_training)
+    empty = torch.zeros(0)
+    return (torch.cat(preds) if preds else empty), (torch.cat(trues) if trues else empty)
