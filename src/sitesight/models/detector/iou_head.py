@@ -163,8 +163,8 @@ def train_iou_head(
     *,
     config: IoUHeadConfig,
     out_dir: Path | str,
-    epochs: int = 10,
-    lr: float = 1e-3,
+    epochs: int = 12,
+    lr: float = 3e-3,
     gt_jitter: int = 4,
     seed: int = 0,
 ) -> dict[str, Any]:
