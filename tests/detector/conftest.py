@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One intra-op thread: on a shared 2-core machine this is faster than two that wait on each other."""
     before = torch.get_num_threads()
