@@ -113,3 +113,29 @@ def test_frame_metadata_follows_the_capture_name_rules():
         ref = capture_from_path(k, use_mtime=False)
         assert c == (ref.camera_id or None)
         assert (np.isnan(t) and ref.timestamp is None) or t == pytest.approx(ref.timestamp)
+
+
+def test_cli_single_model_hard_frames(tmp_path):
+    p = planted_pool(40, seed=2)
+    keys, runs = _write_runs(tmp_path, p)
+    samples = [Sample(path=k, image_wh=p.image_wh[i], gt=p.gts[i]) for i, k in enumerate(keys)]
+    labels = write_coco(Dataset(class_names=CLASSES, samples=tuple(samples)), tmp_path / "labels.json")
+    out = tmp_path / "hard.csv"
+    assert main(["mine", "single", str(runs["A"]), "--gt", str(labels), "--out", str(out), "--top", "5"]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    assert len(rows) == 5
+    dark_keys = {keys[i] for i in np.flatnonzero(p.dark)}
+    assert all(r[1] in dark_keys for r in rows[: min(5, int(p.dark.sum()))])  # A misses everything in dark frames
+
+
+def test_disputes_name_the_boxes_in_dispute():
+    from sitesight.mining.discrepancy import pair_discrepancy
+    from sitesight.mining.handoff import disputes
+    from sitesight.mining.pool import pool_from_detections
+
+    a = [Detections(xyxy=[[0, 0, 50, 120], [200, 0, 250, 120]], score=[0.9, 0.8], class_id=[0, 0])]
+    b = [Detections(xyxy=[[200, 0, 250, 120], [400, 0, 450, 120]], score=[0.85, 0.7], class_id=[1, 0])]
+    pool = pool_from_detections(["f.jpg"], [(640, 480)], {"A": a, "B": b}, class_names=CLASSES)
+    d = disputes(pool, pair_discrepancy(pool, "A", "B", rules=None), 0)
+    assert [x["reason"] for x in d] == ["only A", "class flip", "only B"]
+    assert d[1]["boxes"][0]["class"] == "person" and d[1]["boxes"][1]["class"] == "helmet"

@@ -1,6 +1,8 @@
-"""`sitesight mine --run A=RUN_A --run B=RUN_B --budget 300 --out MINED/` and `sitesight mine verdict MINED/ --gt LABELS`.
+"""`sitesight mine --run A=RUN_A --run B=RUN_B --budget 300 --out MINED/`, `sitesight mine verdict MINED/ --gt LABELS`
+and `sitesight mine single RUN --gt LABELS --out hard.csv`.
 
-Thin wrappers over `sitesight.mining.mad.mine_runs` and `sitesight.mining.mad.verdict_dir`.
+Thin wrappers over `sitesight.mining.mad.mine_runs`, `sitesight.mining.mad.verdict_dir` and
+`sitesight.mining.single.mine_single_run`.
 """
 
 from __future__ import annotations
@@ -115,3 +117,22 @@ def verdict(
         models.add_row(str(rank), m, f"{result.strength[i]:.3f}", f"{result.mined_f1[m]:.3f}", f"{result.control_f1[m]:.3f}", f"{result.drop[m]:+.3f}")
     console.print(models)
     console.print(f"written {Path(mined) / 'verdict.json'}")
+
+
+@mine_app.command("single")
+def single(
+    run: Path = typer.Argument(..., help="A stored run folder of the one model."),
+    gt: Path = typer.Option(..., "--gt", help="Labels of (some of) the run's frames (CVAT/COCO/YOLO/VOC)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Ranking CSV of the hardest frames."),
+    top: int = typer.Option(300, "--top", min=1, help="Frames to list."),
+    conf_hi: float = typer.Option(0.6, "--conf-hi", help="A false positive at least this confident counts."),
+    conf_lo: float = typer.Option(0.3, "--conf-lo", help="Predictions below this are ignored (a GT they do not cover is missed)."),
+    fmt: str = typer.Option(None, "--format", help="Label format (default: detected)."),
+) -> None:
+    """One model only: frames with confident false positives, confident misses, low-margin attributes."""
+    from sitesight.formats import read_dataset
+    from sitesight.mining.single import mine_single_run
+
+    result = mine_single_run(run, read_dataset(gt, fmt), out, top_k=top, conf_hi=conf_hi, conf_lo=conf_lo)
+    console.print(f"{int(result.fp.sum())} confident false positives, {int(result.miss.sum())} confident misses, "
+                  f"{int(result.low_margin.sum())} low-margin attributes over {result.fp.size} labelled frames → {out}")

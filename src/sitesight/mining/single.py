@@ -24,16 +24,22 @@ Example:
 
 from __future__ import annotations
 
+import csv
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.matching import match_boxes, table_from_detections
 
-__all__ = ["SingleHard", "single_model_hard", "rank_hard_frames"]
+__all__ = ["SingleHard", "single_model_hard", "rank_hard_frames", "mine_single_run"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,3 +137,39 @@ def rank_hard_frames(result: SingleHard, *, top_k: int | None = None) -> np.ndar
     order = np.argsort(-result.score, kind="stable")
     order = order[result.score[order] > 0]
     return order if top_k is None else order[:top_k]
+
+
+def mine_single_run(
+    run_dir: Path | str,
+    gt: Dataset,
+    out_csv: Path | str,
+    *,
+    top_k: int | None = 300,
+    conf_hi: float = 0.6,
+    conf_lo: float = 0.3,
+) -> SingleHard:
+    """One stored run against labels: write the hardest frames as a ranking CSV (the report's mining layout).
+
+    Frames of the run without labels (matched by path, else file name) are left out and logged.
+    Columns: ``rank, image, score, confident_fp, confident_miss, low_margin``.
+    """
+    from sitesight.mining.mad import _align_gt
+    from sitesight.mining.pool import load_flat_run
+
+    keys, _, flat = load_flat_run(run_dir, conf=min(conf_lo, 0.05))
+    gts = _align_gt(keys.tolist(), gt, ())
+    used = [i for i, g in enumerate(gts) if g is not None]
+    if not used:
+        raise InputError("no frame of the run has labels (matched by path or file name)", run_dir)
+    if len(used) < len(gts):
+        log.warning("%d of %d frames have no labels and are left out", len(gts) - len(used), len(gts))
+    preds = [flat.frame_detections(i, probs_name="safety_rope_probs") for i in used]
+    result = single_model_hard([gts[i] for i in used], preds, conf_hi=conf_hi, conf_lo=conf_lo)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_csv, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["rank", "image", "score", "confident_fp", "confident_miss", "low_margin"])
+        for rank, k in enumerate(rank_hard_frames(result, top_k=top_k).tolist(), 1):
+            writer.writerow([rank, keys[used[k]], float(result.score[k]), int(result.fp[k]), int(result.miss[k]), int(result.low_margin[k])])
+    return result
