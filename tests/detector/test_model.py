@@ -14,16 +14,16 @@ from torchvision.models.detection.retinanet import RetinaNetHead  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 
 from sitesight.errors import InputError  # noqa: E402
-from sitesight.models.detector.iou_aware import DetectorConfig, build_iou_aware_retinanet  # noqa: E402
+from sitesight.models.detector.iou_aware import DetectorConfig, build_iou_aware_retinanet, group_norm  # noqa: E402
 
 CFG = DetectorConfig(backbone="tiny_pyramid", class_names=("person", "helmet"), out_indices=(2, 3), extra_levels=1,
                      fpn_channels=16, head_convs=2, anchor_sizes=(16, 32, 64), aspect_ratios=(1.0, 2.0),
                      anchor_scales=(1.0,), min_size=96, max_size=128, score_thresh=0.05)
 
 
-def _model(alpha: float) -> torch.nn.Module:
+def _model(alpha: float, head_norm: bool = False) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_iou_aware_retinanet(DetectorConfig.from_dict({**CFG.to_dict(), "alpha": alpha}))
+    model = build_iou_aware_retinanet(DetectorConfig.from_dict({**CFG.to_dict(), "alpha": alpha, "head_norm": head_norm}))
     with torch.no_grad():  # move the class prior and IoU logits off their init so boxes pass the threshold and S differs from p
         model.head.classification_head.cls_logits.bias.fill_(-1.0)
         model.head.classification_head.cls_logits.weight.normal_(0, 0.5)
@@ -33,7 +33,9 @@ def _model(alpha: float) -> torch.nn.Module:
 
 def _plain_like(model: torch.nn.Module) -> RetinaNet:
     """Plain torchvision RetinaNet with the same backbone, anchors and head weights (no IoU branch)."""
-    head = RetinaNetHead(model.backbone.out_channels, model.anchor_generator.num_anchors_per_location()[0], len(CFG.class_names))
+    norm = group_norm if model.config.head_norm else None
+    head = RetinaNetHead(model.backbone.out_channels, model.anchor_generator.num_anchors_per_location()[0], len(CFG.class_names),
+                         norm_layer=norm)
     for tower in (head.classification_head, head.regression_head):
         tower.conv = tower.conv[: CFG.head_convs]
     plain = RetinaNet(copy.deepcopy(model.backbone), len(CFG.class_names), min_size=CFG.min_size, max_size=CFG.max_size,
@@ -49,8 +51,9 @@ def _images() -> list[torch.Tensor]:
     return [torch.rand(3, 96, 128, generator=g), torch.rand(3, 80, 120, generator=g)]
 
 
-def test_alpha_one_equals_plain_torchvision_retinanet() -> None:
-    model = _model(1.0)
+@pytest.mark.parametrize("head_norm", [False, True])
+def test_alpha_one_equals_plain_torchvision_retinanet(head_norm: bool) -> None:
+    model = _model(1.0, head_norm)
     plain = _plain_like(model)
     with torch.no_grad():
         ours, theirs = model(_images()), plain(_images())

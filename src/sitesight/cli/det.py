@@ -156,7 +156,7 @@ def eval_iou_aware(
     try:
         alphas = parse_range(alpha)
     except ValueError as exc:
-        raise InputError(str(exc), where="--alpha") from None
+        raise InputError(f"--alpha: {exc}") from None
     result = alpha_sweep_run(run, read_dataset(gt, fmt), alphas, merge_spec=MergeSpec(method, metric, threshold), oracle=oracle)
     table = Table(title=f"IoU-aware re-ranking: {result.frames} frames, {result.boxes} raw boxes")
     for col in ("alpha", "IoU", "AP", "AP50", "AP75"):

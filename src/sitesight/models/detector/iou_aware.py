@@ -58,6 +58,7 @@ __all__ = [
     "IoUAwareHead",
     "IoUAwareRetinaNet",
     "aligned_iou",
+    "group_norm",
     "build_anchor_generator",
     "build_pyramid_backbone",
     "build_iou_aware_retinanet",
@@ -79,6 +80,8 @@ class DetectorConfig:
         extra_levels: pyramid levels added above the last stage: 0, 1 (max-pool) or 2 (P6/P7 convs).
         fpn_channels: channels of every pyramid level and of the heads.
         head_convs: 3x3 conv + ReLU layers in each head tower (torchvision: 4; fewer for tiny CPU models).
+        head_norm: GroupNorm (8 channels a group) after every tower conv, as torchvision's RetinaNet v2;
+            trains faster from scratch.
         anchor_sizes: base anchor size in input pixels per pyramid level (``len(out_indices) + extra_levels``).
         anchor_scales: multipliers of each base size (RetinaNet: 2^0, 2^(1/3), 2^(2/3)).
         aspect_ratios: anchor height / width (torchvision's convention).
@@ -94,6 +97,7 @@ class DetectorConfig:
     extra_levels: int = 2
     fpn_channels: int = 256
     head_convs: int = 4
+    head_norm: bool = False
     anchor_sizes: tuple[float, ...] = (32, 64, 128, 256, 512)
     anchor_scales: tuple[float, ...] = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -212,6 +216,11 @@ def build_anchor_generator(config: DetectorConfig) -> AnchorGenerator:
     return AnchorGenerator(sizes, (tuple(float(a) for a in config.aspect_ratios),) * len(sizes))
 
 
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 8 channels a group (at least one group): the head norm of `DetectorConfig.head_norm`."""
+    return nn.GroupNorm(max(1, channels // 8), channels)
+
+
 def aligned_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(N,)`` IoU of row ``i`` of ``(N, 4)`` xyxy ``a`` with row ``i`` of ``b``; 0 where the union is empty."""
     lt = torch.maximum(a[:, :2], b[:, :2])
@@ -232,8 +241,9 @@ class IoUAwareHead(RetinaNetHead):
     (the IoU logits; the sigmoid is applied at inference and inside the loss).
     """
 
-    def __init__(self, in_channels: int, num_anchors: int, num_classes: int, *, head_convs: int = 4, iou_loss_weight: float = 1.0) -> None:
-        super().__init__(in_channels, num_anchors, num_classes)
+    def __init__(self, in_channels: int, num_anchors: int, num_classes: int, *, head_convs: int = 4, head_norm: bool = False,
+                 iou_loss_weight: float = 1.0) -> None:
+        super().__init__(in_channels, num_anchors, num_classes, norm_layer=group_norm if head_norm else None)
         if not 1 <= head_convs <= 4:
             raise InputError(f"head_convs must lie in 1..4, got {head_convs}", where="head_convs")
         for tower in (self.classification_head, self.regression_head):
@@ -290,7 +300,7 @@ class IoUAwareRetinaNet(RetinaNet):
     def __init__(self, backbone: PyramidBackbone, config: DetectorConfig) -> None:
         anchor_generator = build_anchor_generator(config)
         head = IoUAwareHead(backbone.out_channels, anchor_generator.num_anchors_per_location()[0], len(config.class_names),
-                            head_convs=config.head_convs, iou_loss_weight=config.iou_loss_weight)
+                            head_convs=config.head_convs, head_norm=config.head_norm, iou_loss_weight=config.iou_loss_weight)
         super().__init__(backbone, len(config.class_names), min_size=config.min_size, max_size=config.max_size,
                          anchor_generator=anchor_generator, head=head, score_thresh=config.score_thresh,
                          nms_thresh=config.nms_thresh, detections_per_img=config.detections_per_img,
