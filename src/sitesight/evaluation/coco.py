@@ -29,7 +29,9 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.evaluation.matching import BoxTable, Matches, match_boxes, table_from_detections
+from sitesight.evaluation.accumulate import COCO_RECALL_THRESHOLDS, accumulate
+from sitesight.evaluation.assignment import match_sparse
+from sitesight.evaluation.matching import BoxTable, match_boxes, table_from_detections
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
@@ -43,7 +45,6 @@ __all__ = [
 ]
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
-COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 COCO_AREA_RANGES: Mapping[str, tuple[float, float]] = {
     "all": (0.0, 1e5**2),
     "small": (0.0, 32.0**2),
@@ -51,7 +52,6 @@ COCO_AREA_RANGES: Mapping[str, tuple[float, float]] = {
     "large": (96.0**2, 1e5**2),
 }
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-_EPS = np.spacing(1)
 
 
 @dataclass(frozen=True)
@@ -97,99 +97,6 @@ class CocoResult:
             "area_ranges": list(self.area_range_names),
             "counts": dict(self.counts),
         }
-
-
-def _accumulate(
-    matches: Matches, pred: BoxTable, gt: BoxTable, num_classes: int, max_dets: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' ``accumulate``: ``precision (T, R, K, A, M)`` and ``recall (T, K, A, M)``.
-
-    Works on the true positives only: recall rises and precision peaks exactly at them, so the
-    interpolated curve needs, per TP, its rank j among TPs and the count of counted (not ignored)
-    predictions up to it; precision ``j / (counted + eps)`` is then the same float pycocotools gets.
-    """
-    n_ranges, n_thr, _ = matches.pred_gt.shape
-    rec = COCO_RECALL_THRESHOLDS
-    precision = -np.ones((n_thr, rec.size, num_classes, n_ranges, len(max_dets)))
-    recall = -np.ones((n_thr, num_classes, n_ranges, len(max_dets)))
-    rows = matches.pred_index
-    cls = pred.class_id[rows]
-    # Across images, ties in score keep image order, then rank inside the image (as pycocotools).
-    order = np.lexsort((matches.pred_rank, pred.image[rows], -pred.score[rows], cls))
-    for a in range(n_ranges):
-        npig = np.bincount(gt.class_id[~matches.gt_ignored[a]], minlength=num_classes)[:num_classes]
-        if not npig.any():
-            continue
-        ign = matches.pred_ignored[a]
-        tp_dense = (matches.pred_gt[a] >= 0) & ~ign
-        live = order[~ign.all(axis=0)[order]]  # predictions ignored at every threshold move nothing
-        tp_live, ign_live, rank_live = tp_dense[:, live], ign[:, live], matches.pred_rank[live]
-        for m, max_det in enumerate(max_dets):
-            if max_det > rank_live.max(initial=-1):
-                sel, tp_sel, ign_sel = live, tp_live, ign_live
-            else:
-                keep = rank_live < max_det
-                sel, tp_sel, ign_sel = live[keep], tp_live[:, keep], ign_live[:, keep]
-            bounds = np.searchsorted(cls[sel], np.arange(num_classes + 1))
-            tp_t, tp_pos = np.nonzero(tp_sel)
-            ig_t, ig_pos = np.nonzero(ign_sel)
-            _curves(precision[:, :, :, a, m], recall[:, :, a, m], tp_t, tp_pos, ig_t, ig_pos, bounds, npig, sel.size)
-    return precision, recall
-
-
-def _curves(
-    precision: np.ndarray,
-    recall: np.ndarray,
-    tp_t: np.ndarray,
-    tp_pos: np.ndarray,
-    ig_t: np.ndarray,
-    ig_pos: np.ndarray,
-    bounds: np.ndarray,
-    npig: np.ndarray,
-    n_pos: int,
-) -> None:
-    """Fill ``precision (T, R, K)`` and ``recall (T, K)`` of one area range and max_det, all T and K at once.
-
-    ``tp_t, tp_pos``: true positives as (threshold, position in the score-sorted list), sorted;
-    ``ig_*`` the same for ignored predictions; ``bounds``: class k owns positions ``bounds[k]:bounds[k+1]``.
-    """
-    n_thr, n_cls = recall.shape
-    rec = COCO_RECALL_THRESHOLDS
-    has_gt = npig > 0
-    precision[:, :, has_gt] = 0.0
-    recall[:, has_gt] = 0.0
-    if tp_pos.size == 0:
-        return
-    k = np.searchsorted(bounds, tp_pos, side="right") - 1
-    seg = tp_t * n_cls + k  # sorted: positions increase within a threshold, classes own ranges
-    starts = np.r_[0, np.flatnonzero(np.diff(seg)) + 1]
-    length = np.diff(np.r_[starts, seg.size])
-    j = np.arange(seg.size) - np.repeat(starts, length) + 1  # rank among the segment's TPs
-    big = n_pos + 1
-    ig_key = ig_t * big + ig_pos
-    lo = bounds[k]
-    n_ign = np.searchsorted(ig_key, tp_t * big + tp_pos, side="right") - np.searchsorted(ig_key, tp_t * big + lo)
-    counted = (tp_pos - lo + 1 - n_ign).astype(np.float64)
-    jf = j.astype(np.float64)
-    pr = jf / (counted + _EPS)  # the very floats pycocotools computes: tp / (fp + tp + eps)
-    # Reverse running max inside each segment, on a padded (segments, longest) grid.
-    grid = np.full((starts.size, int(length.max())), -np.inf)
-    grid[np.repeat(np.arange(starts.size), length), j - 1] = pr
-    env = np.maximum.accumulate(grid[:, ::-1], axis=1)[:, ::-1]
-    seg_t, seg_k = seg[starts] // n_cls, seg[starts] % n_cls
-    npk = npig[seg_k].astype(np.float64)
-    recall[seg_t, seg_k] = length / npk
-    # First TP rank j with j / npig >= r (pycocotools' searchsorted on rc), exact: test j* - 1, j*, j* + 1.
-    guess = np.ceil(rec[None, :] * npk[:, None]).astype(np.int64)
-    first = np.full(guess.shape, np.iinfo(np.int64).max)
-    for cand in (guess + 1, guess, guess - 1):
-        ok = (cand >= 1) & (cand / npk[:, None] >= rec[None, :])
-        first = np.where(ok, np.minimum(first, cand), first)
-    first = np.maximum(first, 1)  # r = 0 is reached at the first position
-    filled = first <= length[:, None]
-    # pycocotools stops filling at the first recall point past the curve's end; rows are monotone.
-    values = np.where(filled, env[np.arange(starts.size)[:, None], np.minimum(first, length[:, None]) - 1], 0.0)
-    precision[seg_t, :, seg_k] = values
 
 
 def _mean_defined(values: np.ndarray) -> float:
@@ -258,8 +165,8 @@ def _area_bounds(
     area_ranges: Mapping[str, tuple[float, float]], n_images: int, frame_wh: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     ranges = np.array([list(v) for v in area_ranges.values()], np.float64).reshape(-1, 2)
-    if frame_wh is None:
-        return np.repeat(ranges[:, :1], n_images, 1), np.repeat(ranges[:, 1:], n_images, 1)
+    if frame_wh is None:  # the same bounds for every image: (A, 1) broadcasts
+        return ranges[:, :1].copy(), ranges[:, 1:].copy()
     frame_area = np.asarray(frame_wh, np.float64).reshape(n_images, 2).prod(axis=1)
     return ranges[:, :1] * frame_area[None, :], ranges[:, 1:] * frame_area[None, :]
 
@@ -287,11 +194,15 @@ def evaluate_tables(
     if not max_dets:
         raise InputError("max_dets: need at least one value")
     iou_arr = np.asarray(iou_thresholds, np.float64)
-    pred = pred.take((pred.class_id >= 0) & (pred.class_id < num_classes))
-    gt = gt.take((gt.class_id >= 0) & (gt.class_id < num_classes))
+    known = (pred.class_id >= 0) & (pred.class_id < num_classes)
+    pred = pred if known.all() else pred.take(known)
+    known = (gt.class_id >= 0) & (gt.class_id < num_classes)
+    gt = gt if known.all() else gt.take(known)
     lo, hi = _area_bounds(area_ranges, n_images, frame_wh)
-    matches = match_boxes(gt, pred, iou_thresholds=iou_arr, area_lo=lo, area_hi=hi, max_det=max_dets[-1])
-    precision, recall = _accumulate(matches, pred, gt, num_classes, max_dets)
+    matches = match_sparse(
+        gt, pred, num_classes=num_classes, n_images=n_images, iou_thresholds=iou_arr, area_lo=lo, area_hi=hi, max_det=max_dets[-1]
+    )
+    precision, recall = accumulate(matches, pred, gt, num_classes, max_dets)
     names = tuple(area_ranges)
     stats = _summaries(precision, recall, iou_arr, names, max_dets, max_dets[-1] if honour_max_dets else 100)
     return CocoResult(
@@ -303,7 +214,7 @@ def evaluate_tables(
         iou_thresholds=iou_arr,
         max_dets=max_dets,
         area_range_names=names,
-        counts={"images": n_images, "gt": len(gt), "pred": len(pred), "pred_evaluated": int(matches.pred_index.size)},
+        counts={"images": n_images, "gt": len(gt), "pred": len(pred), "pred_evaluated": int(matches.candidates.pred_index.size)},
     )
 
 
