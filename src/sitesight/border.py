@@ -44,6 +44,7 @@ __all__ = [
     "annotate_border",
     "drop_cut_twins",
     "fuse_scores",
+    "merge_by_confidence",
     "postprocess_frame",
     "postprocess_run",
     "slices_of",
@@ -140,6 +141,91 @@ def drop_cut_twins(annotated: Detections, conf: float) -> Detections:
     if "twin_score" in annotated.attributes:
         keep &= ~(annotated.attributes["border_cut"] & (annotated.attributes["twin_score"] >= conf))
     return annotated[keep]
+
+
+def merge_by_confidence(
+    annotated: Detections, confs: Sequence[float], merge_spec: MergeSpec = MergeSpec()
+) -> list[Detections]:
+    """`drop_cut_twins` then `sitesight.merge.merge` at every confidence, grouping once where that is exact.
+
+    NMS and greedy NMM visit boxes by score, and a box's fate (kept, or the keeper it joins)
+    depends only on boxes visited before it, which score at least as high; a group's members fold
+    into its union in visiting order, so the members that pass a higher ``c`` fold exactly as they
+    did at the lowest confidence. So where the input at ``c`` is the lowest confidence's input
+    filtered by score, the result at ``c`` is the lowest confidence's grouping restricted to scores
+    ``>= c``, with unions rebuilt from the members left: one grouping serves every confidence. The
+    border rule can break that premise (a cut box whose uncut twin scores between the lowest
+    confidence and ``c`` is back at ``c``); frames holding such a box are merged again at ``c``.
+    ``nmm`` chains fold in claim order, not score order: it is merged once per confidence.
+
+    Args:
+        annotated: raw boxes of one or many frames with an int ``attributes["frame"]`` (frames are
+            merged independently: boxes of different frames must never overlap, e.g. frames laid
+            side by side on one canvas) and, for the border rule, the `annotate_border` attributes.
+        confs: confidence thresholds.
+        merge_spec: merge method, metric, threshold, class-awareness.
+
+    Returns:
+        Per confidence, what ``merge(drop_cut_twins(annotated, conf))`` returns, with only the
+        ``frame`` attribute; boxes of one frame are in `merge`'s order, frames may come in any order.
+    """
+    from sitesight.merge import merge, merge_groups
+
+    spec = merge_spec
+    frame = annotated.attributes["frame"]
+
+    def plain(det: Detections) -> Detections:
+        return det.replace(attributes={"frame": det.attributes["frame"]})
+
+    def merged_at(det: Detections, conf: float) -> Detections:
+        return merge(plain(drop_cut_twins(det, conf)), method=spec.method, metric=spec.metric,
+                     threshold=spec.threshold, class_agnostic=spec.class_agnostic)
+
+    if spec.method == "nmm" or len(confs) == 0:
+        return [merged_at(annotated, c) for c in confs]
+    low = min(confs)
+    base = plain(drop_cut_twins(annotated, low))
+    groups = merge_groups(base, method=spec.method, metric=spec.metric, threshold=spec.threshold,
+                          class_agnostic=spec.class_agnostic)
+    out = []
+    for conf in confs:
+        det = _restrict_groups(base, groups, conf, spec.method)
+        if "twin_score" in annotated.attributes:
+            twin = annotated.attributes["twin_score"]
+            back = annotated.attributes["border_cut"] & (annotated.score >= conf) & (twin >= low) & ~(twin >= conf)
+            if back.any():
+                redo = np.unique(frame[back])
+                det = Detections.concat([det[~np.isin(det.attributes["frame"], redo)],
+                                         merged_at(annotated[np.isin(frame, redo)], conf)])
+        out.append(det)
+    return out
+
+
+def _restrict_groups(base: Detections, groups: Any, conf: float, method: str) -> Detections:
+    """The merge of ``base[base.score >= conf]`` from the grouping of all of ``base`` (see
+    `merge_by_confidence`); ``method`` is ``nms`` or ``greedy_nmm``."""
+    passed = base.score >= conf
+    keep = groups.keep[passed[groups.keep]]
+    if method == "nms" or len(keep) == 0:
+        return base[keep]
+    new_group = np.full(len(groups.keep), -1, np.int64)
+    new_group[passed[groups.keep]] = np.arange(len(keep))
+    group = new_group[groups.group]
+    rows = np.flatnonzero(groups.merged & passed & (group >= 0))
+    g = group[rows]
+    union = base.xyxy[keep].copy()
+    for col, reduce in ((0, np.minimum), (1, np.minimum), (2, np.maximum), (3, np.maximum)):
+        reduce.at(union[:, col], g, base.xyxy[rows, col])
+    class_id = base.class_id[keep].copy()
+    # SAHI's class rule: the last merged member (in visiting order) tied with its keeper's score
+    tied = rows[(base.score[rows] == base.score[keep][g]) & ~np.isin(rows, keep)]
+    if len(tied):
+        b = base.xyxy[tied]
+        tied = tied[np.lexsort((tied, b[:, 3], b[:, 2], b[:, 1], b[:, 0], group[tied]))]
+        last = np.r_[group[tied][1:] != group[tied][:-1], True]
+        class_id[group[tied][last]] = base.class_id[tied][last]
+    return Detections(xyxy=union, score=base.score[keep], class_id=class_id,
+                      attributes={"frame": base.attributes["frame"][keep]})
 
 
 def fuse_scores(

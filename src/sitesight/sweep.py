@@ -33,15 +33,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sitesight.border import MergeSpec, annotate_border, drop_cut_twins, slices_of
+from sitesight.border import MergeSpec, annotate_border, merge_by_confidence, slices_of
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.gate import GateParams
+from sitesight.evaluation.detection import Counts
+from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
+from sitesight.gate import GateParams, gate_candidates, gate_mask_frames
 from sitesight.store import Run
 
 __all__ = ["SweepRow", "SweepResult", "parse_range", "merge_grid", "align_gt", "sweep_run"]
@@ -166,8 +167,6 @@ def sweep_run(
     Returns:
         `SweepResult`, rows ordered merge-major, then gate, then confidence.
     """
-    from sitesight.evaluation.detection import operating_point
-
     if len(gts) != len(run.frames):
         raise ValueError(f"sweep_run: {len(gts)} ground truths for {len(run.frames)} frames")
     used = [i for i, g in enumerate(gts) if g is not None]
@@ -181,38 +180,53 @@ def sweep_run(
     if num_classes is None:
         seen = [d.class_id for d in (*gt_list, *(run.raw[i] for i in used)) if len(d)]
         num_classes = int(max((c.max() for c in seen), default=0)) + 1
+    gt = table_from_detections(gt_list, gt=True)
+    _check_classes(gt, [run.raw[i] for i in used], num_classes)
+    n_gt = int((~gt.crowd).sum())
     # The border pairing is independent of the merge and the confidence: do it once per frame.
     # Then all frames are laid side by side on one canvas (no box of one frame can touch another's)
     # so that each combination is one `merge` call instead of one per frame.
     offsets = _canvas_offsets(whs)
     canvases: dict[bool, Detections] = {}
     for agnostic in sorted({m.class_agnostic for m in merges}):
-        parts = [annotate_border(run.raw[i], s, wh, class_agnostic=agnostic).with_attributes(
-                     frame=np.full(len(run.raw[i]), k, np.int64)).shift(*offsets[k])
-                 for k, (i, s, wh) in enumerate(zip(used, slices, whs, strict=True))]
+        parts = []
+        for k, (i, s, wh) in enumerate(zip(used, slices, whs, strict=True)):
+            a = annotate_border(run.raw[i], s, wh, class_agnostic=agnostic)
+            a = a.replace(attributes={n: a.attributes[n] for n in ("border_cut", "twin_score")})
+            parts.append(a.with_attributes(frame=np.full(len(a), k, np.int64)).shift(*offsets[k]))
         canvases[agnostic] = Detections.concat(parts)
-    full_parts = []
+    full_parts, full_frame = [], []
     for k, i in enumerate(used):
         raw = run.raw[i]
-        f = raw[np.asarray(raw.attributes.get("source", np.full(len(raw), -1))) < 0].replace(attributes={})
-        full_parts.append(f.with_attributes(frame=np.full(len(f), k, np.int64)))
-    full = Detections.concat(full_parts)
+        f = raw[np.asarray(raw.attributes.get("source", np.full(len(raw), -1))) < 0]
+        full_parts.append(f.replace(attributes={}))
+        full_frame.append(np.full(len(f), k, np.int64))
+    full, full_frame_index = Detections.concat(full_parts), np.concatenate(full_frame)
+    candidates = [None if g is None else gate_candidates(full, full_frame_index, g) for g in gates]
     rows: dict[tuple[int, int, int], SweepRow] = {}
-    for c, conf in enumerate(confs):
-        kept = {a: drop_cut_twins(canvas, conf) for a, canvas in canvases.items()}
-        for m, spec in enumerate(merges):
-            merged = _merge_canvas(kept[spec.class_agnostic], spec, offsets, len(used))
-            for g, gate in enumerate(gates):
-                preds, removed = merged, 0
-                if gate is not None:
-                    preds, removed = _gate_frames(merged, full, gate)
-                op = operating_point(gt_list, preds, iou=iou, conf=0.0, num_classes=num_classes)
-                rows[(m, g, c)] = _row(spec, conf, gate, op, removed)
+    for m, spec in enumerate(merges):
+        by_conf = merge_by_confidence(canvases[spec.class_agnostic], confs, spec)
+        for c, (conf, merged) in enumerate(zip(confs, by_conf, strict=True)):
+            frame = merged.attributes["frame"]
+            merged = merged.replace(xyxy=merged.xyxy - np.tile(offsets[frame], 2), attributes={})
+            pred = BoxTable.build(frame, merged.class_id, merged.xyxy, score=merged.score)
+            pairs = _gt_pairs(pred, gt, iou)
+            for g, cand in enumerate(candidates):
+                keep = np.ones(len(merged), bool) if cand is None else gate_mask_frames(merged, frame, cand)
+                tp, fp, fn = _counts(pred, gt, keep, pairs, iou, n_gt)
+                rows[(m, g, c)] = _row(spec, conf, gates[g], Counts(tp, fp, fn), int((~keep).sum()))
                 if on_progress is not None:
                     on_progress(1)
     rows = [rows[key] for key in sorted(rows)]
     best = int(np.argmax([r.f1 for r in rows])) if rows else -1
     return SweepResult(tuple(rows), best, len(used), iou)
+
+
+def _check_classes(gt: BoxTable, raws: Sequence[Detections], num_classes: int) -> None:
+    """The class-id check of `sitesight.evaluation.detection.match_detections`, once for the whole sweep."""
+    for what, ids in (("ground truth", gt.class_id), ("predictions", np.concatenate([r.class_id for r in raws]))):
+        if len(ids) and (ids.min() < 0 or ids.max() >= num_classes):
+            raise InputError(f"{what}: class id outside 0..{num_classes - 1}")
 
 
 def _canvas_offsets(whs: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -223,64 +237,79 @@ def _canvas_offsets(whs: Sequence[tuple[int, int]]) -> np.ndarray:
     return np.stack([(k % cols) * cell, (k // cols) * cell], axis=1).astype(np.float32)
 
 
-def _merge_canvas(canvas: Detections, spec: MergeSpec, offsets: np.ndarray, n_frames: int) -> list[Detections]:
-    """Merge a canvas of frames in one call; split the result back into per-frame detections."""
-    from sitesight.merge import merge
-
-    canvas = canvas.replace(attributes={k: v for k, v in canvas.attributes.items() if k in ("frame", "source")})
-    merged = merge(canvas, method=spec.method, metric=spec.metric, threshold=spec.threshold,
-                   class_agnostic=spec.class_agnostic)
-    frame = merged.attributes["frame"]
-    order = np.argsort(frame, kind="stable")
-    merged = merged[order]
-    frame = frame[order]
-    xyxy = merged.xyxy - np.tile(offsets[frame], 2)
-    merged = merged.replace(xyxy=xyxy)
-    bounds = np.searchsorted(frame, np.arange(n_frames + 1))
-    return [merged[bounds[k] : bounds[k + 1]] for k in range(n_frames)]
-
-
-def _gate_frames(merged: list[Detections], full: Detections, gate: GateParams) -> tuple[list[Detections], int]:
-    """`sitesight.gate.gate_mask` for every frame at once: pairs are formed within a frame only.
-
-    ``full`` holds the full-frame boxes of all frames (frame pixels) with a ``frame`` attribute.
-    """
-    cand = full[full.score >= gate.conf]
-    sizes = np.array([len(d) for d in merged])
-    if sizes.sum() == 0 or len(cand) == 0:
-        return [d[:0] for d in merged], int(sizes.sum())
-    det = Detections.concat([d.replace(attributes={}) for d in merged])
-    frame = np.repeat(np.arange(len(merged)), sizes)
-    # Frames side by side on one float64 line; a candidate can vouch only if its box, grown by r,
-    # overlaps the detection in x: find those with two binary searches instead of all pairs.
-    cell = float(max(det.xyxy[:, 2].max(), cand.xyxy[:, 2].max())) + 2 * gate.r + 1.0
-    cand_frame = cand.attributes["frame"]
-    key = cand_frame * cell + cand.xyxy[:, 0].astype(np.float64)
+def _gt_pairs(pred: BoxTable, gt: BoxTable, iou: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(pred rows, gt rows)`` of every same-image, same-class pair with IoU ``>= iou``: the only
+    pairs `sitesight.evaluation.matching.match_boxes` can match. None when ``iou <= 0`` (then every
+    pair of a group can match)."""
+    thr = min(float(iou), 1 - 1e-10)
+    if thr <= 0:
+        return None
+    empty = np.zeros(0, np.int64)
+    if len(pred) == 0 or len(gt) == 0:
+        return empty, empty
+    k = int(max(pred.class_id.max(), gt.class_id.max())) + 1
+    g_group, p_group = gt.image * k + gt.class_id, pred.image * k + pred.class_id
+    wmax = float((gt.xyxy[:, 2] - gt.xyxy[:, 0]).max())
+    cell = float(max(gt.xyxy[:, 2].max(), pred.xyxy[:, 2].max()) - min(gt.xyxy[:, 0].min(), pred.xyxy[:, 0].min(), 0.0)) + wmax + 1
+    key = g_group * cell + gt.xyxy[:, 0]
     order = np.argsort(key, kind="stable")
     key = key[order]
-    wmax = float((cand.xyxy[:, 2] - cand.xyxy[:, 0]).max())
-    lo = np.searchsorted(key, frame * cell + det.xyxy[:, 0] - gate.r - wmax, side="left")
-    hi = np.searchsorted(key, frame * cell + det.xyxy[:, 2] + gate.r, side="right")
-    rep = hi - lo
-    det_idx = np.repeat(np.arange(len(det)), rep)
-    within = np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep)
-    cand_idx = order[lo[det_idx] + within]
-    a, b = det.xyxy[det_idx], cand.xyxy[cand_idx]
-    d = (a[:, :2] + a[:, 2:]) / 2 - (b[:, :2] + b[:, 2:]) / 2
-    near = (d ** 2).sum(axis=1) <= gate.r * gate.r
-    inter = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None).prod(axis=1)
-    smaller = np.minimum((a[:, 2:] - a[:, :2]).prod(axis=1), (b[:, 2:] - b[:, :2]).prod(axis=1))
-    near |= np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0) >= gate.ios
-    near &= frame[det_idx] == cand_frame[cand_idx]
-    if not gate.class_agnostic:
-        near &= det.class_id[det_idx] == cand.class_id[cand_idx]
-    keep = np.bincount(det_idx[near], minlength=len(det)) > 0
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    out = [d[keep[bounds[k] : bounds[k + 1]]] for k, d in enumerate(merged)]
-    return out, int((~keep).sum())
+    # a ground truth overlaps a prediction in x only if it starts within [x1 - widest, x2]
+    lo = np.searchsorted(key, p_group * cell + pred.xyxy[:, 0] - wmax, side="left")
+    hi = np.searchsorted(key, p_group * cell + pred.xyxy[:, 2], side="right")
+    rep = np.maximum(hi - lo, 0)
+    pi = np.repeat(np.arange(len(pred)), rep)
+    gi = order[lo[pi] + np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep)]
+    same = g_group[gi] == p_group[pi]
+    pi, gi = pi[same], gi[same]
+    hit = pair_ious(pred.xyxy[pi], pred.area[pi], gt.xyxy[gi], gt.area[gi], gt.crowd[gi]) >= thr
+    return pi[hit], gi[hit]
 
 
-def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Any, removed: int) -> SweepRow:
+def _counts(
+    pred: BoxTable, gt: BoxTable, keep: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None, iou: float, n_gt: int
+) -> tuple[int, int, int]:
+    """TP, FP, FN of the predictions ``pred[keep]`` against all of ``gt`` at ``iou``.
+
+    The same numbers as `sitesight.evaluation.detection.operating_point` at ``conf=0`` (it calls
+    the same `match_boxes`), with `match_boxes` given only the boxes that can match: greedy matching
+    never lets one connected group of candidate pairs affect another, so each group becomes its
+    own "image"; predictions with no candidate are false positives.
+    """
+    n_pred = int(keep.sum())
+    if pairs is None:  # iou <= 0: every pair of an image and class may match; match it all
+        m = match_boxes(gt, pred.take(keep), iou_thresholds=[iou], max_det=None)
+        counted = ~m.pred_ignored[0, 0]
+        tp = int(((m.pred_gt[0, 0] >= 0) & counted).sum())
+        return tp, int(counted.sum()) - tp, n_gt - tp
+    sel = keep[pairs[0]]
+    p, g = pairs[0][sel], pairs[1][sel]
+    if len(p) == 0:
+        return 0, n_pred, n_gt
+    p_rows, p_node = np.unique(p, return_inverse=True)
+    g_rows, g_node = np.unique(g, return_inverse=True)
+    a, b = p_node.ravel(), g_node.ravel() + len(p_rows)
+    label = np.arange(len(p_rows) + len(g_rows))
+    while True:  # connected components: smallest node id, spread along pairs and pointer jumps
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    component = np.unique(label, return_inverse=True)[1].ravel()
+    sub_pred = pred.take(p_rows).with_columns(image=component[: len(p_rows)])
+    sub_gt = gt.take(g_rows).with_columns(image=component[len(p_rows) :])
+    m = match_boxes(sub_gt, sub_pred, iou_thresholds=[iou], max_det=None)
+    counted = ~m.pred_ignored[0, 0]
+    tp = int(((m.pred_gt[0, 0] >= 0) & counted).sum())
+    ignored = len(counted) - int(counted.sum())
+    return tp, n_pred - tp - ignored, n_gt - tp
+
+
+def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, removed: int) -> SweepRow:
     return SweepRow(
         method=spec.method,
         metric=spec.metric,
