@@ -80,8 +80,8 @@ class DetectorConfig:
         extra_levels: pyramid levels added above the last stage: 0, 1 (max-pool) or 2 (P6/P7 convs).
         fpn_channels: channels of every pyramid level and of the heads.
         head_convs: 3x3 conv + ReLU layers in each head tower (torchvision: 4; fewer for tiny CPU models).
-        head_norm: GroupNorm (8 channels a group) after every tower conv, as torchvision's RetinaNet v2;
-            trains faster from scratch.
+        head_norm: GroupNorm (8 channels a group) after every tower conv, as torchvision's RetinaNet v2
+            (meant for GPUs: on CPU its backward made a tiny model's training step ~10x slower here).
         anchor_sizes: base anchor size in input pixels per pyramid level (``len(out_indices) + extra_levels``).
         anchor_scales: multipliers of each base size (RetinaNet: 2^0, 2^(1/3), 2^(2/3)).
         aspect_ratios: anchor height / width (torchvision's convention).
