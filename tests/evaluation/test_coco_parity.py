@@ -200,7 +200,8 @@ def test_fractional_ids_are_input_errors(tmp_path: Path) -> None:
 
 
 def test_fast_and_plain_results_readers_agree(tmp_path: Path) -> None:
-    from sitesight.evaluation.coco_files import _fast_results, load_coco_gt, load_coco_results
+    from sitesight.evaluation.coco_files import load_coco_gt, load_coco_results
+    from sitesight.evaluation.coco_json import read_flat_results
 
     gts, preds, k = _case(np.random.default_rng(77), dense=False)
     gd, res = coco_dicts(gts, preds, k)
@@ -209,7 +210,8 @@ def test_fast_and_plain_results_readers_agree(tmp_path: Path) -> None:
     flat.write_text(json.dumps([{**r, "category_name": "x{y}"[:1], "segmentation": []} for r in res], indent=4))
     nested = tmp_path / "nested.json"  # RLE-like dicts force the plain reader
     nested.write_text(json.dumps([{**r, "segmentation": {"size": [1, 1], "counts": "0"}} for r in res]))
-    assert _fast_results(flat) is not None and _fast_results(nested) is None
+    assert read_flat_results(flat.read_bytes()) is None  # extra keys: the plain reader
+    assert read_flat_results(nested.read_bytes()) is None
     gt = load_coco_gt(tmp_path / "gt.json")
     a, b = load_coco_results(flat, gt), load_coco_results(nested, gt)
     for col in ("image", "class_id", "xyxy", "score", "area"):

@@ -10,10 +10,8 @@ is not in the ground truth is an error (pycocotools asserts).
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -24,6 +22,7 @@ import numpy as np
 
 from sitesight.errors import InputError
 from sitesight.evaluation.coco import COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, CocoResult, evaluate_tables
+from sitesight.evaluation.coco_json import load_json, paused_gc, read_flat_results
 from sitesight.evaluation.matching import BoxTable
 
 __all__ = ["CocoGroundTruth", "load_coco_gt", "load_coco_results", "evaluate_coco_files"]
@@ -50,20 +49,25 @@ class CocoGroundTruth:
     dropped: int
 
 
-def _load_json(path: Path | str, what: str) -> Any:
-    path = Path(path)
+def _read(path: Path | str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return json.load(f)
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(f"{what} file not found", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} file: {exc}", path) from None
+
+
+def _load_json(path: Path | str, what: str, raw: bytes | None = None) -> Any:
+    try:
+        return load_json(_read(path, what) if raw is None else raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid JSON: {exc}", path) from None
 
 
 def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> np.ndarray:
     try:
-        boxes = [a["bbox"] for a in items]
+        boxes = list(map(itemgetter("bbox"), items))
         if boxes and not (min(map(len, boxes)) == max(map(len, boxes)) == 4):
             raise ValueError
         bbox = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * len(items)).reshape(len(items), 4)
@@ -79,6 +83,14 @@ def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> 
     return bbox
 
 
+def _values(items: Sequence[Mapping[str, Any]], key: str, default: Any, dtype: type) -> np.ndarray:
+    """``(N,)`` one key of every item; ``default`` where it is missing (``TypeError``/``ValueError`` on bad values)."""
+    try:
+        return np.fromiter(map(itemgetter(key), items), dtype, count=len(items))
+    except KeyError:
+        return np.fromiter((a.get(key, default) for a in items), dtype, count=len(items))
+
+
 def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where: str, default: int | None = None) -> np.ndarray:
     try:
         if default is None:
@@ -86,8 +98,8 @@ def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where:
             if not np.all(values == np.floor(values)):
                 raise ValueError
             return values.astype(np.int64)
-        return np.array([a.get(key, default) for a in items], np.int64).reshape(len(items))
-    except (KeyError, TypeError, ValueError, AttributeError):
+        return _values(items, key, default, np.int64)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         for i, a in enumerate(items):
             v = a.get(key, default) if isinstance(a, Mapping) else None
             if not isinstance(v, (int, bool)) and not (isinstance(v, float) and v.is_integer()):
@@ -105,7 +117,11 @@ def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
 
 def load_coco_gt(path: Path | str) -> CocoGroundTruth:
     """Read a COCO ground-truth JSON into columns (see the module notes for the semantics)."""
-    data = _load_json(path, "ground-truth")
+    with paused_gc():
+        return _gt_columns(_load_json(path, "ground-truth"), path)
+
+
+def _gt_columns(data: Any, path: Path | str) -> CocoGroundTruth:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
         raise InputError("expected a COCO object with 'images' and 'categories' lists", path)
     anns = data.get("annotations") or []
@@ -114,7 +130,11 @@ def load_coco_gt(path: Path | str) -> CocoGroundTruth:
     images = data["images"]
     raw_ids = _ints(images, "id", path, "images")
     image_ids, first = np.unique(raw_ids, return_index=True)
-    wh = np.array([[im.get("width", 0) or 0, im.get("height", 0) or 0] for im in images], np.float64).reshape(-1, 2)[first]
+    try:
+        wh = np.c_[_values(images, "width", 0, np.float64), _values(images, "height", 0, np.float64)][first]
+    except (TypeError, ValueError):
+        raise InputError("'width' and 'height' must be numbers", path, "images") from None
+    wh[np.isnan(wh)] = 0.0  # null: unknown
     cats = data["categories"]
     cat_raw = _ints(cats, "id", path, "categories")
     category_ids, cfirst = np.unique(cat_raw, return_index=True)
@@ -128,7 +148,7 @@ def load_coco_gt(path: Path | str) -> CocoGroundTruth:
     bbox = _boxes(anns, path, "annotations")
     box_area = bbox[:, 2] * bbox[:, 3]
     try:
-        area = np.array([a.get("area", np.nan) for a in anns], np.float64).reshape(len(anns))
+        area = _values(anns, "area", np.nan, np.float64)
     except (TypeError, ValueError):
         raise InputError("'area' must be a number", path, "annotations") from None
     area = np.where(np.isnan(area), box_area, area)
@@ -152,7 +172,8 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
     Results of categories the ground truth does not list are kept with class index ``-1`` (the
     evaluator drops them, as pycocotools does). A result for an unknown image is an `InputError`.
     """
-    fast = _fast_results(path)
+    raw = _read(path, "results")
+    fast = read_flat_results(raw)
     if fast is not None:
         ids, cats, bbox, score = fast
         img, ok = _lookup(gt.image_ids, ids)
@@ -160,7 +181,11 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
             cat, cat_ok = _lookup(gt.category_ids, cats)
             xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
             return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
-    data = _load_json(path, "results")
+    with paused_gc():
+        return _results_columns(_load_json(path, "results", raw), path, gt)
+
+
+def _results_columns(data: Any, path: Path | str, gt: CocoGroundTruth) -> BoxTable:
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]  # a full COCO file used as results
     if not isinstance(data, list) or not all(isinstance(a, dict) for a in data):
@@ -179,49 +204,6 @@ def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
         raise InputError("every result needs a numeric 'score'", path, "results") from None
     xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
     return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
-
-
-def _fast_results(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Columns of a results file of flat objects via Arrow's JSON reader (about twice as fast as
-    ``json``); None whenever the file is anything else (nested objects, odd types, missing keys), so
-    that the plain reader handles it and reports errors with their place."""
-    try:
-        raw = Path(path).read_bytes().strip()
-    except OSError:
-        return None
-    n = raw.count(b'"image_id"')
-    if not (raw[:1] == b"[" and raw[-1:] == b"]") or n == 0 or raw.count(b"{") != n or raw.count(b"}") != n:
-        return None
-    chars = np.frombuffer(raw, np.uint8)
-    braces = chars[(chars == ord("{")) | (chars == ord("}"))]
-    if not (np.all(braces[0::2] == ord("{")) and np.all(braces[1::2] == ord("}"))):
-        return None  # nested or stray braces: not one flat object per result
-    import pyarrow as pa
-    import pyarrow.json as pj
-
-    body = raw[1:-1]
-    for sep in (b"}, {", b"},{"):  # the separators json.dumps writes; plain replace is 2x faster
-        if body.count(sep) == n - 1:
-            lines = body.replace(sep, b"}\n{")
-            break
-    else:
-        lines = re.sub(rb"}\s*,\s*{", b"}\n{", body)
-    schema = pa.schema([("image_id", pa.int64()), ("category_id", pa.int64()), ("score", pa.float64()), ("bbox", pa.list_(pa.float64()))])
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=True)
-    try:
-        table = pj.read_json(io.BytesIO(lines), parse_options=options)
-    except (pa.ArrowException, ValueError):
-        return None
-    if table.num_rows != n or any(table.column(c).null_count for c in schema.names):
-        return None
-    bbox = table.column("bbox").combine_chunks()
-    if bbox.values.null_count or not np.all(np.diff(bbox.offsets.to_numpy()) == 4):
-        return None
-    values = bbox.values.to_numpy()[bbox.offsets[0].as_py() : bbox.offsets[-1].as_py()].reshape(n, 4)
-    if not np.all(np.isfinite(values)):
-        return None
-    columns = [table.column(c).to_numpy() for c in ("image_id", "category_id", "score")]
-    return columns[0], columns[1], values, columns[2]
 
 
 def evaluate_coco_files(
