@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import gc
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +26,8 @@ import numpy as np
 __all__ = ["load_json", "paused_gc", "read_flat_results"]
 
 _RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
-# '{' starts a line, ':' separates a key from its value, the rest is blank (whitespace included).
-_TRANSLATE = bytes.maketrans(b'{:[]}"\n\r\t', b"\n,       ")
+# '{' starts a line, ':' and '[' separate fields, the rest is blank (whitespace included).
+_TRANSLATE = bytes.maketrans(b'{:[]}"\n\r\t', b"\n,,      ")
 
 
 @contextmanager
@@ -68,48 +67,64 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     body = raw.strip()
     if body[:1] != b"[" or body[-1:] != b"]":
         return None
-    keys = _first_keys(body)
-    if keys is None:
+    text = body.translate(_TRANSLATE)  # same length: positions in text are positions in body
+    first, last = text.find(b"\n"), text.rfind(b"\n")
+    if first < 0 or body[1:first].strip():
         return None
-    table = _read_lines(body[1:-1].translate(_TRANSLATE) + b",", keys)
-    # A '{' inside an object would have broken its line; one '[' per bbox keeps them flat lists.
-    if table is None or table.num_rows == 0 or not body.count(b"[") == body.count(b"]") == table.num_rows + 1:
+    # The last object has no separator after it: json reads it, and its key order is the layout.
+    tail = _result_object(body[last:-1])
+    if tail is None:
         return None
-    columns = {}
-    col = 0
+    keys = tuple(tail)
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    if last > first:
+        import pyarrow as pa
+
+        table = _read_lines(pa.py_buffer(text).slice(first + 1, last - first - 1), keys)
+        if table is None:
+            return None
+        col = 0
+        for key in keys:
+            try:
+                found = table.column(col).combine_chunks().dictionary.to_pylist()
+            except UnicodeDecodeError:
+                return None
+            if not all(v.strip() == key for v in found):
+                return None
+            width = 4 if key == "bbox" else 1
+            col += 2 if key == "bbox" else 1  # the bbox's '[' became an empty field
+            columns[key] = [table.column(col + i).to_numpy() for i in range(width)]
+            col += width
     for key in keys:
-        try:
-            found = table.column(col).combine_chunks().dictionary.to_pylist()
-        except UnicodeDecodeError:
-            return None
-        if not all(v.strip() == key for v in found):
-            return None
-        width = 4 if key == "bbox" else 1
-        parts = [table.column(col + 1 + i).to_numpy() for i in range(width)]
-        columns[key] = np.column_stack(parts) if width == 4 else parts[0]
-        col += 1 + width
-    bbox = np.ascontiguousarray(columns["bbox"], np.float64)
+        values = tail[key] if key == "bbox" else [tail[key]]
+        parts = columns[key] or [np.zeros(0)] * len(values)
+        columns[key] = [np.append(p, v) for p, v in zip(parts, values, strict=True)]
+    bbox = np.column_stack(columns["bbox"]).astype(np.float64)
     if not np.all(np.isfinite(bbox)):
         return None
-    return columns["image_id"], columns["category_id"], bbox, columns["score"]
+    ids, cats = (columns[k][0].astype(np.int64) for k in ("image_id", "category_id"))
+    return ids, cats, bbox, columns["score"][0].astype(np.float64)
 
 
-def _first_keys(body: bytes) -> tuple[str, ...] | None:
-    """Key order of the first object, if it has exactly the four result keys and a 4-number bbox."""
-    end = body.find(b"}")
+def _result_object(text: bytes) -> dict[str, Any] | None:
+    """One result object with exactly the four keys, integer ids, a numeric score and a 4-number bbox."""
     try:
-        first = json.loads(body[body.find(b"{") : end + 1])
+        obj = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(first, dict) or set(first) != set(_RESULT_KEYS):
+    if not isinstance(obj, dict) or set(obj) != set(_RESULT_KEYS):
         return None
-    bbox = first["bbox"]
-    if not (isinstance(bbox, list) and len(bbox) == 4):
-        return None
-    return tuple(first)
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    ids_ok = all(isinstance(obj[k], int) and number(obj[k]) for k in ("image_id", "category_id"))
+    bbox = obj["bbox"]
+    bbox_ok = isinstance(bbox, list) and len(bbox) == 4 and all(map(number, bbox))
+    return obj if ids_ok and bbox_ok and number(obj["score"]) else None
 
 
-def _read_lines(text: bytes, keys: tuple[str, ...]) -> Any:
+def _read_lines(buffer: Any, keys: tuple[str, ...]) -> Any:
     """Arrow table of the translated lines: per key a dictionary-encoded key column, then its values."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -119,19 +134,21 @@ def _read_lines(text: bytes, keys: tuple[str, ...]) -> Any:
     for key in keys:
         names.append(key)
         types[key] = pa.dictionary(pa.int32(), pa.string())
+        if key == "bbox":
+            names.append("bbox[")
+            types["bbox["] = pa.binary()
         value_type = pa.int64() if key in ("image_id", "category_id") else pa.float64()
         for i in range(4 if key == "bbox" else 1):
             names.append(f"{key}{i}")
             types[f"{key}{i}"] = value_type
-    names.append("rest")  # the blank after the last comma
-    types["rest"] = pa.string()
+    names.append("rest")  # the blank after the separator
+    types["rest"] = pa.binary()
     try:
         return pcsv.read_csv(
-            io.BytesIO(text),
+            pa.BufferReader(buffer),
             read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 22),
             parse_options=pcsv.ParseOptions(delimiter=",", quote_char=False, double_quote=False, escape_char=False),
             convert_options=pcsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False, check_utf8=False),
         )
     except (pa.ArrowException, ValueError):
         return None
-
