@@ -95,7 +95,7 @@ def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where:
     try:
         if default is None:
             values = np.fromiter(map(itemgetter(key), items), np.float64, count=len(items))
-            if not np.all(values == np.floor(values)):
+            if not np.all((values == np.floor(values)) & (np.abs(values) < 2.0**63)):
                 raise ValueError
             return values.astype(np.int64)
         return _values(items, key, default, np.int64)
@@ -104,6 +104,8 @@ def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where:
             v = a.get(key, default) if isinstance(a, Mapping) else None
             if not isinstance(v, (int, bool)) and not (isinstance(v, float) and v.is_integer()):
                 raise InputError(f"expected integer {key!r}, got {v!r}", path, f"{where}[{i}]") from None
+            if not -(2**63) <= v < 2**63:
+                raise InputError(f"integer {key!r} out of range: {v!r}", path, f"{where}[{i}]") from None
         raise
 
 
