@@ -1,7 +1,8 @@
 """Training throughput of the IoU-aware RetinaNet vs plain torchvision RetinaNet (same backbone, anchors, weights).
 
 Each configuration is timed over ``--steps`` training steps (forward + losses + backward + AdamW
-step) after one warm-up step, on random images with 8 boxes each; the peer is torchvision's own
+step) after one warm-up step, on random images with 8 boxes each, the two models interleaved step by
+step and the median step time reported (robust to the load of a shared machine); the peer is torchvision's own
 `RetinaNet` with the same backbone and head (no IoU branch), so the ratio is the cost of the
 branch and its loss. Configurations:
 
@@ -17,6 +18,7 @@ import argparse
 import copy
 import json
 import platform
+import statistics
 import time
 
 import torch
@@ -53,21 +55,24 @@ def _batch(n: int, size: int, device: torch.device, gen: torch.Generator) -> tup
     return images, targets
 
 
-def _time(model: torch.nn.Module, batch: tuple, steps: int, device: torch.device) -> float:
-    model.train().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+def _steps(models: list[torch.nn.Module], batch: tuple, steps: int, device: torch.device) -> list[list[float]]:
+    """Per-step seconds of each model, the models interleaved step by step (so load changes hit both alike)."""
+    opts = [torch.optim.AdamW(m.train().to(device).parameters(), lr=1e-4) for m in models]
+    times: list[list[float]] = [[] for _ in models]
     for i in range(steps + 1):
-        if i == 1:
+        for k, (model, opt) in enumerate(zip(models, opts, strict=True)):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        loss = sum(model(*batch).values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+            loss = sum(model(*batch).values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:  # step 0 warms up
+                times[k].append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> None:
@@ -87,11 +92,9 @@ def main() -> None:
         model = build_iou_aware_retinanet(config)
         plain = _plain(model, config)
         batch = _batch(args.batch, config.min_size, device, torch.Generator().manual_seed(0))
-        t_plain = _time(plain, batch, args.steps, device)
-        t_iou = _time(model, batch, args.steps, device)
-        imgs = args.steps * args.batch
+        t_iou, t_plain = (statistics.median(t) for t in _steps([model, plain], batch, args.steps, device))
         rows.append({"config": name, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-                     "iou_aware_img_s": round(imgs / t_iou, 2), "plain_retinanet_img_s": round(imgs / t_plain, 2),
+                     "iou_aware_img_s": round(args.batch / t_iou, 2), "plain_retinanet_img_s": round(args.batch / t_plain, 2),
                      "iou_branch_overhead": round(t_iou / t_plain - 1, 3)})
         print(json.dumps(rows[-1]), flush=True)
     print(json.dumps({"device": str(device), "threads": args.threads, "batch": args.batch, "steps": args.steps,
