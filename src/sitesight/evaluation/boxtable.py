@@ -99,28 +99,29 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
             ``attributes["area"]`` (when present, e.g. from COCO) is the area compared with ranges.
             For predictions ``attributes["source"]`` (slice index, -1 = full frame) is kept.
     """
-    counts = np.fromiter((d.xyxy.shape[0] for d in per_image), np.int64, count=len(per_image))
+    boxes = [d.xyxy for d in per_image]
+    counts = np.fromiter(map(len, boxes), np.int64, count=len(boxes))
     image = np.repeat(np.arange(len(per_image), dtype=np.int64), counts)
-    if counts.sum() == 0:
+    n = int(counts.sum())
+    if n == 0:
         return BoxTable.build(image, np.zeros(0), np.zeros((0, 4)))
-    parts = [d for d, n in zip(per_image, counts.tolist(), strict=True) if n]
-    xyxy = np.concatenate([d.xyxy for d in parts]).astype(np.float64)
-    class_id = np.concatenate([d.class_id for d in parts])
+    xyxy = np.concatenate(boxes).astype(np.float64)
+    class_id = np.concatenate([d.class_id for d in per_image])
     area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     if gt:
-        crowd = _column(parts, "iscrowd", 0).astype(np.int64) != 0
-        range_area = _column(parts, "area", np.nan).astype(np.float64)
+        crowd = _column(per_image, "iscrowd", 0, n).astype(np.int64) != 0
+        range_area = _column(per_image, "area", np.nan, n)
         range_area = np.where(np.isnan(range_area), area, range_area)
         return BoxTable.build(image, class_id, xyxy, area=area, range_area=range_area, crowd=crowd)
-    score = np.concatenate([d.score for d in parts]).astype(np.float64)
+    score = np.concatenate([d.score for d in per_image]).astype(np.float64)
     table = BoxTable.build(image, class_id, xyxy, score=score, area=area)
-    return table.with_columns(source=_column(parts, "source", -1).astype(np.int64))
+    return table.with_columns(source=_column(per_image, "source", -1, n).astype(np.int64))
 
 
-def _column(parts: Sequence[Detections], key: str, default: float) -> np.ndarray:
-    """One attribute over all parts; ``default`` where a part lacks it or holds None."""
+def _column(parts: Sequence[Detections], key: str, default: float, n: int) -> np.ndarray:
+    """``(n,)`` float64 one attribute over all parts; ``default`` where a part lacks it or holds None."""
     if not any(key in d.attributes for d in parts):
-        return np.full(sum(d.xyxy.shape[0] for d in parts), default)
+        return np.full(n, default, np.float64)
     chunks = []
     for d in parts:
         values = d.attributes.get(key)
