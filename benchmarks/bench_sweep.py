@@ -2,15 +2,17 @@
 
 Builds a stored run of 600 synthetic 1920x1080 frames (ground truth from `sitesight.synth`, raw
 sliced boxes from the clearly labelled stand-in detector `sitesight.standin`), then times
-`sitesight.sweep.sweep_run` (load + 40 combinations: merge, border rule, evaluation) — the work
-that SAHI would need 40 full inference passes for.
+`sitesight.sweep.sweep_run` (load + 40 combinations: merge, border rule, gate, evaluation) — the
+work that SAHI would need 40 full inference passes for. Wall clock and the process's CPU time
+(the machine is shared), medians of ``--repeats``; imports are warmed up before timing.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--frames 600]
+    .venv/bin/python benchmarks/bench_sweep.py [--frames 600] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from sitesight.synth import iter_site_frames
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     t0 = time.perf_counter()
     dataset = _ground_truth(args.frames)
@@ -43,15 +46,22 @@ def main() -> None:
             ("nmm", "iou", 0.5), ("nmm", "ios", 0.5), ("nms", "iou", 0.3), ("greedy_nmm", "ios", 0.3),
             ("nms", "iou", 0.4), ("greedy_nmm", "ios", 0.4)]]
         confs = [0.2, 0.3, 0.4, 0.5]
+        load_run(Path(tmp) / "run")  # warm-up: pyarrow's dataset imports are not the sweep's cost
+        gts = [s.gt for s in dataset]
         for gates in ([None], [GateParams(40, 0.2)]):
-            start = time.perf_counter()
-            run = load_run(Path(tmp) / "run")
-            result = sweep_run(run, [s.gt for s in dataset], merges=merges, confs=confs, gates=gates, num_classes=3)
-            wall = time.perf_counter() - start
+            walls, cpus = [], []
+            for _ in range(args.repeats):
+                wall, cpu = time.perf_counter(), time.process_time()
+                run = load_run(Path(tmp) / "run")
+                result = sweep_run(run, gts, merges=merges, confs=confs, gates=gates, num_classes=3)
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
             best = result.rows[result.best]
             label = "with gate" if gates[0] else "no gate"
-            print(f"sweep ({label}): {len(result.rows)} combinations x {result.frames} frames in {wall:.2f} s "
-                  f"(load included); best F1 {best.f1:.3f} ({best.method}/{best.metric}@{best.threshold} conf {best.conf})")
+            print(f"sweep ({label}): {len(result.rows)} combinations x {result.frames} frames: wall "
+                  f"{statistics.median(walls):.2f} s (min {min(walls):.2f}), CPU {statistics.median(cpus):.2f} s "
+                  f"(min {min(cpus):.2f}), load included, median of {args.repeats}; best F1 {best.f1:.3f} "
+                  f"({best.method}/{best.metric}@{best.threshold} conf {best.conf})")
 
 
 def _ground_truth(n: int) -> list:

@@ -172,6 +172,8 @@ def merge_by_confidence(
     from sitesight.merge import merge, merge_groups
 
     spec = merge_spec
+    if "frame" not in annotated.attributes:
+        raise ValueError("merge_by_confidence: annotated needs a 'frame' attribute (zeros for a single frame)")
     frame = annotated.attributes["frame"]
 
     def plain(det: Detections) -> Detections:

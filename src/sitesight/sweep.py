@@ -6,13 +6,21 @@ part (`sitesight.border.postprocess_frame`) and is scored with
 `sitesight.evaluation.detection.operating_point` (TP/FP/FN at one IoU, greedy matching the way
 pycocotools does it).
 
-Speed: all frames of a run are laid side by side on one float32 canvas (a margin between frames,
-so no box of one frame meets another's) and each combination is a single `sitesight.merge` call.
-On that canvas coordinates are held to about 1/256 px for a few hundred 4K frames, so a box whose
-overlap sits within ~1e-4 of a merge threshold may decide differently than a per-frame merge
-(`sitesight.border.postprocess_frame`, which `sitesight detect` exports use) — irrelevant at the
-IoU 0.5 an operating point is scored at, and what makes 40 combinations over 600 frames take
-seconds instead of minutes.
+Speed (40 combinations over 600 1080p frames in ~3 s of CPU, see docs/benchmarks.md):
+
+* all frames of a run are laid side by side on one float32 canvas (a margin between frames, so no
+  box of one frame meets another's) and merged with single calls. On that canvas coordinates are
+  held to about 1/256 px for a few hundred 4K frames, so a box whose overlap sits within ~1e-4 of
+  a merge threshold may decide differently than a per-frame merge
+  (`sitesight.border.postprocess_frame`, which `sitesight detect` exports use) — irrelevant at
+  the IoU 0.5 an operating point is scored at;
+* NMS and greedy NMM group the canvas once per merge setting and derive every confidence from
+  that grouping (`sitesight.border.merge_by_confidence`: exact, filter-then-merge semantics kept);
+* the gate looks up each box's candidates with binary searches over all frames at once
+  (`sitesight.gate.gate_mask_frames`);
+* evaluation finds the (prediction, ground truth) pairs that can match with a sorted sweep and
+  hands `sitesight.evaluation.matching.match_boxes` only those, each connected group of pairs as
+  its own image: the same TP/FP/FN as `sitesight.evaluation.detection.operating_point`.
 
 Example:
     >>> from sitesight.border import MergeSpec

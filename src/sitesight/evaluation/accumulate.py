@@ -52,13 +52,18 @@ def accumulate(
     acc_pos[acc_order] = np.arange(n_pred)
     order = stable_order(matches.entry_t * max(n_pred, 1) + acc_pos[matches.entry_pred], max(n_thr * n_pred, 1))
     t, d = matches.entry_t[order], matches.entry_pred[order]
-    cls_e, acc_e = cls[d], acc_pos[d]
+    cls_e, acc_e, rank_e = cls[d], acc_pos[d], cand.pred_rank[d]
     # Per range: true positives, and the change to "ignored iff out of range" (matched entries only).
+    g_first = matches.entry_gt[0][order] if n_ranges else order
+    ranged = np.flatnonzero(order >= matches.n_shared)  # entries whose match depends on the range
     tp_all, delta_all, oor_sorted = [], [], []
     for a in range(n_ranges):
-        g = matches.entry_gt[a][order]
+        g = g_first
+        if a and ranged.size:
+            g = g_first.copy()
+            g[ranged] = matches.entry_gt[a][order[ranged]]
         hit = g >= 0
-        g_safe = np.where(hit, g, 0)
+        g_safe = g if ranged.size == 0 else np.where(hit, g, 0)
         g_ign = matches.gt_ignored[a][g_safe]
         zero = gt.zero_id[g_safe]
         oor = matches.pred_out_of_range[a]
@@ -77,7 +82,7 @@ def accumulate(
             keep, sel, pos_m, kept_cls = None, slice(None), acc_e, cls[acc_order]
         else:
             keep = rank_sorted < max_det
-            sel = cand.pred_rank[d] < max_det
+            sel = rank_e < max_det
             kept_before = np.cumsum(keep) - 1
             pos_m = kept_before[acc_e[sel]]
             kept_cls = cls[acc_order[keep]]
@@ -148,7 +153,7 @@ def _curves(
         cum = np.cumsum(delta, dtype=np.int64)
         first = np.flatnonzero(new)
         counted -= cum[rows] - (cum[first] - delta[first])[(np.cumsum(new) - 1)[rows]]
-    pr = j / (counted + _EPS)  # the very floats pycocotools computes: tp / (fp + tp + eps)
+    pr = j / (counted.astype(np.float64) + _EPS)  # the very floats pycocotools computes: tp / (fp + tp + eps)
     npk = npig[seg_k].astype(np.float64)
     recall[seg_t, seg_k] = length / npk
     # First TP rank j with j / npig >= r (pycocotools' searchsorted on rc), exact: test j* - 1, j*, j* + 1.

@@ -44,6 +44,7 @@ class SparseMatches:
         entry_t: ``(E,)`` int64 index into ``iou_thresholds``.
         entry_pred: ``(E,)`` int64 prediction position (into ``candidates.pred_index``).
         entry_gt: ``(A, E)`` int64 matched ground-truth row in each area range, -1 = unmatched there.
+        n_shared: the first ``n_shared`` entries match the same ground truth in every range.
         iou_thresholds: ``(T,)`` float64 as given.
     """
 
@@ -53,6 +54,7 @@ class SparseMatches:
     entry_t: np.ndarray
     entry_pred: np.ndarray
     entry_gt: np.ndarray
+    n_shared: int
     iou_thresholds: np.ndarray
 
     def entries(self, area_range: int) -> _Entries:
@@ -96,7 +98,7 @@ def match_sparse(
     n_ranges = area_lo.shape[0]
     empty = np.zeros(0, np.int64)
     if cand.pair_pred.size == 0:
-        return SparseMatches(cand, gt_ignored, out_of_range, empty, empty, np.zeros((n_ranges, 0), np.int64), thr)
+        return SparseMatches(cand, gt_ignored, out_of_range, empty, empty, np.zeros((n_ranges, 0), np.int64), 0, thr)
 
     pp, pg, pu = cand.pair_pred, cand.pair_gt, cand.pair_iou
     level = np.searchsorted(thr_sorted, pu, side="right")  # thresholds (sorted) the pair clears
@@ -107,6 +109,7 @@ def match_sparse(
     s, d, g = _stars(pp[star], pg[star], level[star], cand.pred_rank, gt.crowd, thr.size)
     entry_t, entry_pred = perm[s], d
     entry_gt = np.broadcast_to(g, (n_ranges, g.size))
+    n_shared = g.size
     if not star.all():
         group = (pred.image * num_classes + pred.class_id)[rows]
         c = ~star
@@ -121,7 +124,7 @@ def match_sparse(
         entry_t = np.concatenate([entry_t, perm[union // rows.size]])
         entry_pred = np.concatenate([entry_pred, union % rows.size])
         entry_gt = np.concatenate([entry_gt, c_gt], axis=1)
-    return SparseMatches(cand, gt_ignored, out_of_range, entry_t, entry_pred, np.ascontiguousarray(entry_gt), thr)
+    return SparseMatches(cand, gt_ignored, out_of_range, entry_t, entry_pred, entry_gt, n_shared, thr)
 
 
 def _per_box(bounds: np.ndarray, image: np.ndarray) -> np.ndarray:

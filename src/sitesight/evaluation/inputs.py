@@ -29,6 +29,8 @@ __all__ = ["load_predictions", "detection_report", "evaluate_det_files", "evalua
 
 ANOMALOUS = {"anomalous", "anomaly", "abnormal", "defect", "defective", "ng", "bad", "1", "true", "yes"}
 NORMAL = {"normal", "good", "ok", "0", "false", "no"}
+# columns of a classification CSV that describe a row rather than hold a class probability
+CLS_CSV_INFO_COLUMNS = ("image", "path", "id", "box_index", "x1", "y1", "x2", "y2", "score", "pred")
 
 
 def _run_predictions(run_dir: Path, dataset: Dataset, merge_method: str, merge_threshold: float) -> list[Detections]:
@@ -139,10 +141,12 @@ def _floats(values: list[str], path: Path | str, column: str, first_line: int) -
 def evaluate_cls_csv(path: Path | str) -> ClassificationResult:
     """Classification metrics from a CSV: ``label`` (true class name) + one probability column per class.
 
-    Every column other than ``label`` (and an optional ``image``/``path``/``id``) is a class.
+    Every column other than ``label`` and the descriptive columns in `CLS_CSV_INFO_COLUMNS` (image
+    or box identity, box corners, detector score, predicted class name, as ``sitesight predict
+    roi|cls`` write them) is a class.
     """
     header, body = _read_csv(path, ["label"])
-    classes = [h for h in header if h not in ("label", "image", "path", "id")]
+    classes = [h for h in header if h != "label" and h not in CLS_CSV_INFO_COLUMNS]
     if not classes:
         raise InputError("no probability columns besides 'label'", path, "line 1")
     li = header.index("label")

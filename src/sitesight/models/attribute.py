@@ -41,10 +41,12 @@ def roi_dataset(
     """The frames of ``dataset`` that hold ``config.box_class`` boxes, as a `RoiFrameDataset`.
 
     ``images`` (aligned with ``dataset.samples``) replaces reading the files, e.g. for in-memory
-    synthetic frames. ``train=True`` switches on box jitter and ``augment``.
+    synthetic frames. ``train=True`` switches on box jitter, ``augment`` and the config's
+    ``train_crop_wh`` windows.
     """
     indices, boxes, labels = roi_items_from_dataset(
-        dataset, box_class=config.box_class, attribute=config.attribute, class_names=config.class_names
+        dataset, box_class=config.box_class, attribute=config.attribute, class_names=config.class_names,
+        min_height=config.min_height,
     )
     frames = [images[i] if images is not None else dataset.image_path(dataset.samples[i]) for i in indices]
     return RoiFrameDataset(
@@ -55,6 +57,7 @@ def roi_dataset(
         expansion=config.expansion,
         jitter=config.jitter if train else None,
         augment=augment if train else None,
+        crop_wh=config.train_crop_wh if train else None,
         seed=seed,
     )
 
@@ -88,8 +91,14 @@ def train_roi_head(
     return fit(model, train_set, val_set, collate=roi_collate, config=fit_config, out_dir=out_dir, model_config=config.to_dict(), resume=resume)
 
 
+def _classified(detections: Detections, box_class_id: int, min_height: float) -> np.ndarray:
+    """``(N,)`` bool: boxes of ``box_class_id`` at least ``min_height`` pixels tall."""
+    return (detections.class_id == box_class_id) & (detections.xyxy[:, 3] - detections.xyxy[:, 1] >= min_height)
+
+
 def attribute_labels(dataset: Dataset, config: RoIHeadConfig, box_class_id: int | None = None) -> list[np.ndarray]:
-    """Per sample, ``(N,)`` int64 true class index of every box (-1 for boxes of other classes)."""
+    """Per sample, ``(N,)`` int64 true class index of every box (-1 for boxes of other classes and
+    for boxes shorter than ``config.min_height``)."""
     cls = box_class_id if box_class_id is not None else (
         dataset.class_index(config.box_class) if config.box_class in dataset.class_names else -1
     )
@@ -98,7 +107,7 @@ def attribute_labels(dataset: Dataset, config: RoIHeadConfig, box_class_id: int 
     for s in dataset.samples:
         values = s.gt.attributes.get(config.attribute)
         lab = np.full(len(s.gt), -1, np.int64)
-        for j in np.flatnonzero(s.gt.class_id == cls):
+        for j in np.flatnonzero(_classified(s.gt, cls, config.min_height)):
             v = None if values is None else values[j]
             lab[j] = lookup.get(str(v), 0) if v is not None else 0
         out.append(lab)
@@ -120,7 +129,8 @@ def predict_roi(
         model: a trained head (e.g. from `sitesight.models.checkpoint.load_checkpoint`).
         frames: image paths or ``(h, w, 3)`` uint8 arrays.
         detections: per frame, boxes in that frame's pixels (ground truth or predictions).
-        box_class_id: which class's boxes get attributes (the head's ``box_class``).
+        box_class_id: which class's boxes get attributes (the head's ``box_class``); boxes
+            shorter than the head's ``min_height`` get none.
 
     Returns:
         New `Detections` per frame with ``<attribute>_probs`` ``(N, K)`` float32 and
@@ -131,7 +141,7 @@ def predict_roi(
     cfg = model.config
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    keep = [np.flatnonzero(d.class_id == box_class_id) for d in detections]
+    keep = [np.flatnonzero(_classified(d, box_class_id, cfg.min_height)) for d in detections]
     with_boxes = [i for i, k in enumerate(keep) if len(k)]
     dataset = RoiFrameDataset(
         [frames[i] for i in with_boxes], [detections[i].xyxy[keep[i]] for i in with_boxes], None,

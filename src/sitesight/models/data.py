@@ -32,6 +32,9 @@ __all__ = [
     "roi_items_from_dataset",
     "RoiFrameDataset",
     "roi_collate",
+    "letterbox_window",
+    "crop_window",
+    "clip_rois",
     "scan_image_folder",
     "ImageClassDataset",
     "class_collate",
@@ -72,6 +75,30 @@ def letterbox(image: np.ndarray, frame_wh: tuple[int, int]) -> tuple[np.ndarray,
     return canvas, scale
 
 
+def letterbox_window(image: np.ndarray, frame_wh: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
+    """``letterbox(image, frame_wh)[0][y0:y1, x0:x1]`` without building the whole canvas.
+
+    ``window`` is ``(x0, y0, x1, y1)`` integer pixels of the letterboxed frame; returns
+    ``(y1 - y0, x1 - x0, 3)`` uint8 (grey where the window leaves the scaled image).
+    """
+    x0, y0, x1, y1 = window
+    h, w = image.shape[:2]
+    scale = min(frame_wh[0] / w, frame_wh[1] / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    out = np.full((y1 - y0, x1 - x0, 3), 114, np.uint8)
+    ox0, oy0, ox1, oy1 = max(x0, 0), max(y0, 0), min(x1, nw, frame_wh[0]), min(y1, nh, frame_wh[1])
+    if ox1 <= ox0 or oy1 <= oy0:
+        return out
+    if (nw, nh) == (w, h):
+        part = image[oy0:oy1, ox0:ox1]
+    else:
+        sx, sy = w / nw, h / nh  # what PIL's full-image resize maps each output pixel to
+        box = (ox0 * sx, oy0 * sy, ox1 * sx, oy1 * sy)
+        part = np.asarray(Image.fromarray(image).resize((ox1 - ox0, oy1 - oy0), Image.BILINEAR, box=box))
+    out[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = part
+    return out
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 normalised with ImageNet mean / std."""
     x = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
@@ -97,12 +124,13 @@ def attribute_classes(dataset: Dataset, attribute: str, unknown: str = "unknown"
 
 
 def roi_items_from_dataset(
-    dataset: Dataset, *, box_class: str, attribute: str, class_names: Sequence[str]
+    dataset: Dataset, *, box_class: str, attribute: str, class_names: Sequence[str], min_height: float = 0.0
 ) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
     """Frames holding at least one ``box_class`` box: sample indices, ``(n, 4)`` boxes, ``(n,)`` labels.
 
     Attribute values map to their index in ``class_names``; a box without the attribute (``None``)
-    or with a value not in ``class_names`` is class 0 (``unknown``).
+    or with a value not in ``class_names`` is class 0 (``unknown``). Boxes shorter than
+    ``min_height`` pixels are left out (a frame with none left is skipped).
     """
     try:
         cls = dataset.class_index(box_class)
@@ -111,7 +139,7 @@ def roi_items_from_dataset(
     lookup = {name: i for i, name in enumerate(class_names)}
     indices, boxes, labels = [], [], []
     for i, s in enumerate(dataset.samples):
-        keep = s.gt.class_id == cls
+        keep = (s.gt.class_id == cls) & (s.gt.xyxy[:, 3] - s.gt.xyxy[:, 1] >= min_height)
         if not keep.any():
             continue
         values = s.gt.attributes.get(attribute)
@@ -125,6 +153,12 @@ def roi_items_from_dataset(
 class RoiFrameDataset(torch.utils.data.Dataset):
     """One item per frame: ``(image (3, H, W) float32, rois (n, 4) float32 expanded, labels (n,) int64)``.
 
+    With ``crop_wh`` (training only) there is one item per box instead: a ``crop_wh`` window of
+    the letterboxed frame placed at random around that box's (jittered, expanded) box, holding
+    it and every other box whose expanded box lies inside the window; image ``(3, ch, cw)``,
+    rois in window pixels. A convolutional backbone computes the same features on the window as
+    on the whole frame (away from the window's border), at a fraction of the cost.
+
     Args:
         frames: image paths or ``(h, w, 3)`` uint8 arrays.
         boxes: per frame ``(n, 4)`` person boxes in that frame's pixels.
@@ -132,6 +166,7 @@ class RoiFrameDataset(torch.utils.data.Dataset):
         frame_wh: network input size; frames are letterboxed into it.
         expansion: box expansion; with ``jitter`` (training) its factors are jittered too.
         jitter / augment: training noise; ``None`` for evaluation and prediction.
+        crop_wh: training windows ``(width, height)`` in network-input pixels; ``None`` = whole frames.
         seed: with `set_epoch`, fixes every random draw (same seed + epoch + index → same item).
     """
 
@@ -145,6 +180,7 @@ class RoiFrameDataset(torch.utils.data.Dataset):
         expansion: BoxExpansion,
         jitter: BoxJitter | None = None,
         augment: Augment | None = None,
+        crop_wh: tuple[int, int] | None = None,
         seed: int = 0,
     ) -> None:
         if len(frames) != len(boxes) or (labels is not None and len(labels) != len(frames)):
@@ -154,26 +190,70 @@ class RoiFrameDataset(torch.utils.data.Dataset):
         self.labels = None if labels is None else [np.asarray(v, np.int64) for v in labels]
         self.frame_wh = tuple(frame_wh)
         self.expansion, self.jitter, self.augment = expansion, jitter, augment
+        self.crop_wh = None if crop_wh is None else (min(int(crop_wh[0]), self.frame_wh[0]), min(int(crop_wh[1]), self.frame_wh[1]))
+        # (frame, anchor box) per item; anchor -1 = the whole frame
+        self.items = [(f, a) for f, b in enumerate(self.boxes) for a in range(len(b))] if self.crop_wh else [(f, -1) for f in range(len(self.frames))]
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.items)
+
+    def item_labels(self) -> list[np.ndarray]:
+        """Per item, the labels a weighted sampler weighs it by: the frame's, or the anchor box's."""
+        if self.labels is None:
+            return []
+        return [self.labels[f] if a < 0 else self.labels[f][a : a + 1] for f, a in self.items]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, scale = letterbox(read_rgb(self.frames[index]), self.frame_wh)
-        xyxy = self.boxes[index] * scale
+        frame, anchor = self.items[index]
+        source = read_rgb(self.frames[frame])
+        h, w = source.shape[:2]
+        scale = min(self.frame_wh[0] / w, self.frame_wh[1] / h)
+        xyxy = self.boxes[frame] * scale
         if self.jitter is not None:
             rois = jitter_person_boxes(xyxy, self.expansion, self.jitter, self.frame_wh, rng)
         else:
             rois = expand_person_boxes(xyxy, self.expansion, self.frame_wh)
+        labels = self.labels[frame] if self.labels is not None else np.full(len(xyxy), -1, np.int64)
+        if anchor < 0:
+            image, _ = letterbox(source, self.frame_wh)
+        else:
+            assert self.crop_wh is not None
+            x0, y0 = crop_window(rois[anchor], self.crop_wh, self.frame_wh, rng)
+            cw, ch = self.crop_wh
+            inside = (rois[:, 0] >= x0) & (rois[:, 1] >= y0) & (rois[:, 2] <= x0 + cw) & (rois[:, 3] <= y0 + ch)
+            inside[anchor] = True
+            image = letterbox_window(source, self.frame_wh, (x0, y0, x0 + cw, y0 + ch))
+            rois = clip_rois(rois[inside] - np.array([x0, y0, x0, y0], np.float32), self.crop_wh)
+            labels = labels[inside]
         if self.augment is not None:
             image = self.augment.apply(image, rng)
-        labels = self.labels[index] if self.labels is not None else np.full(len(xyxy), -1, np.int64)
         return to_tensor(image), torch.from_numpy(rois), torch.from_numpy(labels)
+
+
+def crop_window(roi: np.ndarray, crop_wh: tuple[int, int], frame_wh: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left ``(x0, y0)`` of a ``crop_wh`` window inside ``frame_wh`` that holds the ``(4,)`` xyxy
+    ``roi`` at a uniformly random place (centred on it when it is larger than the window)."""
+    origin = []
+    for lo, hi, size, limit in ((roi[0], roi[2], crop_wh[0], frame_wh[0]), (roi[1], roi[3], crop_wh[1], frame_wh[1])):
+        slack = size - (hi - lo)
+        start = lo - rng.uniform(0, slack) if slack > 0 else (lo + hi - size) / 2
+        origin.append(int(np.clip(np.floor(start), 0, max(limit - size, 0))))
+    return origin[0], origin[1]
+
+
+def clip_rois(rois: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
+    """``(n, 4)`` xyxy clipped to ``[0, w] x [0, h]``, at least 1 px wide and tall."""
+    w, h = float(image_wh[0]), float(image_wh[1])
+    out = rois.astype(np.float32).copy()
+    for lo, hi, size in ((0, 2, w), (1, 3, h)):
+        out[:, lo] = np.clip(out[:, lo], 0, size - 1)
+        out[:, hi] = np.clip(out[:, hi], out[:, lo] + 1, size)
+    return out
 
 
 def roi_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -79,10 +79,19 @@ class RoIHeadConfig:
         roi_size: RoIAlign output size (7 → 7x7 bins).
         sampling_ratio: bilinear samples per bin side (torchvision's ``sampling_ratio``).
         reduce_channels: 1x1 convolution width before the MLP.
+        head_convs: 3x3 convolutions (``reduce_channels`` wide, padding 1) on the pooled
+            ``roi_size x roi_size`` features after the 1x1 reduction: context across the box for
+            a backbone whose receptive field is small (``tiny_cnn``); 0 = none.
         hidden: MLP hidden width.
         dropout: before the last layer.
         expansion / jitter: box geometry, see `BoxExpansion`, `BoxJitter`.
         attribute / box_class: what it was trained on (for prediction and reports).
+        min_height: boxes shorter than this (pixels of the original frame) are left out: not
+            trained on, not scored, and predicted as NaN / ``None`` (too small to see the attribute).
+        train_crop_wh: ``(width, height)`` windows of the network input that training runs the
+            backbone on instead of the whole frame (each centred near one box; only boxes whose
+            expanded box fits inside are used); ``None`` = whole frames. Prediction always runs on
+            whole frames, which a convolutional backbone sees the same way.
     """
 
     backbone: str = "vit_small_patch16_dinov3"
@@ -91,12 +100,15 @@ class RoIHeadConfig:
     roi_size: int = 7
     sampling_ratio: int = 2
     reduce_channels: int = 64
+    head_convs: int = 0
     hidden: int = 256
     dropout: float = 0.1
     expansion: BoxExpansion = field(default_factory=BoxExpansion)
     jitter: BoxJitter = field(default_factory=BoxJitter)
     attribute: str = "safety_rope"
     box_class: str = "person"
+    min_height: float = 0.0
+    train_crop_wh: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -193,7 +205,8 @@ class RoIAttributeHead(nn.Module):
         self.backbone = backbone
         self.config = config
         c = config.reduce_channels
-        self.reduce = nn.Sequential(nn.Conv2d(backbone.out_channels, c, 1), nn.ReLU(inplace=True))
+        convs = [m for _ in range(config.head_convs) for m in (nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True))]
+        self.reduce = nn.Sequential(nn.Conv2d(backbone.out_channels, c, 1), nn.ReLU(inplace=True), *convs)
         self.mlp = nn.Sequential(
             nn.Flatten(),
             nn.Linear(c * config.roi_size * config.roi_size, config.hidden),

@@ -182,8 +182,8 @@ def evaluate(
 
 
 def _sample_weights(dataset: torch.utils.data.Dataset, num_classes: int) -> torch.Tensor:
-    """Per-item weight = mean over its labels of 1 / class frequency (items are frames or images)."""
-    raw = getattr(dataset, "labels", None)
+    """Per-item weight = mean over its labels of 1 / class frequency (items are frames, crops or images)."""
+    raw = dataset.item_labels() if hasattr(dataset, "item_labels") else getattr(dataset, "labels", None)
     labels = [] if raw is None else [np.atleast_1d(np.asarray(lab)) for lab in raw]
     if not labels:
         raise ValueError("weighted_sampler needs a dataset with a `labels` attribute")

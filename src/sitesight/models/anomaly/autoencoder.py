@@ -35,11 +35,11 @@ from sitesight.models.anomaly.maps import (
     AnomalyPrediction,
     l2_error_map,
     maps_to_images,
-    resolve_device,
     ssim_map,
     to_batch,
     top_percent_mean,
 )
+from sitesight.models.train import resolve_device
 
 __all__ = ["AutoencoderConfig", "ConvAutoencoder", "AutoencoderDetector", "fit_autoencoder", "train_one_epoch", "evaluate"]
 
@@ -211,7 +211,7 @@ def fit_autoencoder(
     batch_size: int = 16,
     lr: float = 2e-3,
     seed: int = 0,
-    device: str | None = None,
+    device: str = "auto",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> AutoencoderDetector:
     """Train an autoencoder on normal images only.
@@ -223,7 +223,7 @@ def fit_autoencoder(
         batch_size: images per step.
         lr: initial learning rate.
         seed: seeds weights, shuffling and the 10 % validation split (none below 10 images).
-        device: ``"cpu"``, ``"cuda"``…; ``None`` picks CUDA when available.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``…
         on_epoch: called after each epoch with that epoch's history row (for progress bars).
 
     Returns:

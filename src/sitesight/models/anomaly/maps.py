@@ -7,7 +7,6 @@ each image's own ``(H, W)``. Higher scores mean more anomalous.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from sitesight.errors import InputError
 __all__ = [
     "AnomalyPrediction",
     "to_batch",
-    "resolve_device",
     "gaussian_blur",
     "ssim_map",
     "l2_error_map",
@@ -52,13 +50,6 @@ class AnomalyPrediction:
         return np.stack(self.maps) if self.maps else np.zeros((0, 0, 0), np.float32)
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``None`` → CUDA when available, else CPU; otherwise the named device."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def to_batch(images: Sequence[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
     """Stack uint8 RGB images into ``(B, 3, size, size)`` float32 in [0, 1] (bilinear, antialiased).
 
@@ -71,8 +62,8 @@ def to_batch(images: Sequence[np.ndarray], size: int, device: torch.device) -> t
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-            raise InputError(f"expected an (H, W, 3) uint8 RGB image, got shape {a.shape} dtype {a.dtype}", where=f"image {i}")
-        t = torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(2, 0, 1)[None].float() / 255.0
+            raise InputError(f"image {i}: expected an (H, W, 3) uint8 RGB image, got shape {a.shape} dtype {a.dtype}")
+        t = torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous else a.copy()).to(device).permute(2, 0, 1)[None].float() / 255.0
         if t.shape[-2:] != (size, size):
             t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         tensors.append(t)
@@ -81,9 +72,10 @@ def to_batch(images: Sequence[np.ndarray], size: int, device: torch.device) -> t
     return torch.cat(tensors)
 
 
-def _gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, int(math.ceil(4.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+def _gaussian_kernel1d(sigma: float, like: torch.Tensor) -> torch.Tensor:
+    # scipy's gaussian_filter radius: int(truncate * sigma + 0.5) with truncate = 4
+    radius = max(1, int(4.0 * sigma + 0.5))
+    x = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
 
@@ -93,7 +85,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     with ``mode="reflect"``, ``truncate=4``); ``sigma <= 0`` returns ``x``."""
     if sigma <= 0:
         return x
-    k = _gaussian_kernel1d(sigma, x.device)
+    k = _gaussian_kernel1d(sigma, x)
     r = k.numel() // 2
     c = x.shape[1]
     # scipy's "reflect" repeats the edge pixel (half-sample symmetric): torch's "replicate"+"reflect" mix

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sitesight.errors import InputError
-from sitesight.models.anomaly.maps import AnomalyPrediction, gaussian_blur, maps_to_images, resolve_device, to_batch
+from sitesight.models.anomaly.maps import AnomalyPrediction, gaussian_blur, maps_to_images, to_batch
+from sitesight.models.train import resolve_device
 
 __all__ = ["MemoryConfig", "MemoryDetector", "fit_memory", "build_feature_extractor", "patch_features", "greedy_coreset", "nearest_distances"]
 
@@ -136,11 +137,14 @@ def greedy_coreset(features: torch.Tensor, n_select: int, *, projection_dim: int
     first = int(torch.randint(n, (1,), generator=g))
     chosen = torch.empty(n_select, dtype=torch.long)
     chosen[0] = first
-    min_dist = torch.cdist(z, z[first : first + 1]).squeeze(1)
+    # Squared distances via |a|^2 + |b|^2 - 2ab: one matrix-vector product per step.
+    sq = (z * z).sum(dim=1)
+    min_d2 = (z - z[first]).pow(2).sum(dim=1)
     for i in range(1, n_select):
-        idx = int(torch.argmax(min_dist))
+        idx = int(torch.argmax(min_d2))
         chosen[i] = idx
-        min_dist = torch.minimum(min_dist, torch.cdist(z, z[idx : idx + 1]).squeeze(1))
+        d2 = torch.addmv(sq + sq[idx], z, z[idx], alpha=-2.0)
+        min_d2 = torch.minimum(min_d2, d2)
     return chosen
 
 
@@ -205,7 +209,7 @@ def fit_memory(
     weights: Path | str | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    device: str | None = None,
+    device: str = "auto",
     on_batch: Callable[[int], None] | None = None,
 ) -> MemoryDetector:
     """Build the memory bank from normal images in one pass.
@@ -217,7 +221,7 @@ def fit_memory(
             (seeded by ``seed``).
         seed: seeds the random initialisation, the projection and the coreset's first point.
         batch_size: images per forward pass.
-        device: ``"cpu"``, ``"cuda"``…; ``None`` picks CUDA when available.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``…
         on_batch: called with the number of images just processed (for progress bars).
 
     Returns:
