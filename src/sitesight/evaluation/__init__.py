@@ -1,9 +1,11 @@
 """Evaluation: one matching engine for every detection metric, plus classification and anomaly metrics.
 
-Modules: `matching` (the engine), `coco` (COCO/VOC AP, exact against pycocotools), `coco_files`
-(COCO JSON straight into columns), `detection` (operating point, confidence sweep, thresholds, PR
-curves), `errors` (TIDE-like error breakdown), `confusion` (class confusion with a background
-row/column), `classification`, `anomaly`, `inputs` (the CLI's file readers). numpy only.
+Modules: `matching` (the engine: `boxtable` columns, `candidates` pairs, `assignment` greedy
+matches), `coco` (COCO/VOC AP, exact against pycocotools; `accumulate` its precision/recall
+arrays), `coco_files` (COCO JSON straight into columns; `coco_json` the fast readers), `detection`
+(operating point, confidence sweep, thresholds, PR curves), `errors` (TIDE-like error breakdown),
+`confusion` (class confusion with a background row/column), `classification`, `anomaly`, `inputs`
+(the CLI's file readers). numpy only.
 """
 
 from __future__ import annotations

@@ -12,8 +12,13 @@ classes, IoU thresholds and area ranges at once):
 * ground truth outside an area range is ignored for that range; an unmatched prediction outside
   the range is ignored too.
 
+The work is done sparsely (`sitesight.evaluation.candidates`: candidate pairs; `.assignment`: the
+greedy rule, shared across area ranges where pycocotools' result cannot differ); `match_boxes`
+returns it as dense ``(A, T, D)`` arrays for the metrics that read one threshold, while COCO
+evaluation reads the sparse form directly.
+
 Inputs are columnar `BoxTable` values (one row per box over all images), built from per-image
-`Detections` by `table_from_detections` or straight from COCO JSON by `sitesight.evaluation.coco`.
+`Detections` by `table_from_detections` or straight from COCO JSON by `sitesight.evaluation.coco_files`.
 Boxes are float64 absolute-pixel xyxy; ``area`` is the box area used by IoU (``w * h``) and
 ``range_area`` the area compared with area ranges (COCO's ``"area"`` field for ground truth).
 """
