@@ -5,7 +5,8 @@ splits them into training and validation frames and trains `sitesight.models.det
 `rescore_run` writes a new run beside the old one where every raw box keeps its box and class and
 gains ``cls_score`` (the detector's score), ``iou_pred`` (the head's) and ``score = cls_score^alpha *
 iou_pred^(1 - alpha)`` with the head's per-class alpha, ready for merging, sweeps and
-`sitesight eval iou-aware`. Unreadable frames are logged and recorded as skipped.
+`sitesight eval iou-aware`. Frames are read back by their run keys (image files and ``video#frame=N``
+keys alike, `sitesight.frames`); unreadable frames are logged and recorded as skipped.
 
 Example:
     >>> from sitesight.models.detector.rescore import rescore_run
@@ -25,13 +26,21 @@ from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.iou_aware import rescore
-from sitesight.models.data import read_rgb
+from sitesight.frames import FrameRef, read_frame
 from sitesight.models.detector.iou_head import Frame, IoUHeadConfig, load_iou_head, predict_box_ious, train_iou_head
 from sitesight.store import FrameRecord, Run, SkippedFrame, load_run, open_run, write_shard
 
 __all__ = ["run_frames", "train_iou_head_on_run", "rescore_run"]
 
 log = logging.getLogger(__name__)
+
+
+def _read(key: str) -> np.ndarray:
+    """RGB uint8 of a run's frame key (image path or ``video#frame=N``); `InputError` when unreadable."""
+    frame = read_frame(FrameRef.from_key(key))
+    if isinstance(frame, InputError):  # a video frame past the end comes back as the error
+        raise frame
+    return frame
 
 
 def run_frames(run: Run, dataset: Dataset | None = None, *, min_score: float = 0.0) -> list[Frame]:
@@ -45,7 +54,7 @@ def run_frames(run: Run, dataset: Dataset | None = None, *, min_score: float = 0
     out: list[Frame] = []
     for rec, raw, gt in zip(run.frames, run.raw, gts, strict=True):
         try:
-            rgb = read_rgb(rec.key)
+            rgb = _read(rec.key)
         except InputError as exc:
             log.warning("skipping %s", exc)
             continue
@@ -114,7 +123,7 @@ def rescore_run(
         images, kept, skipped = [], [], []
         for rec, raw in chunk:
             try:
-                images.append(read_rgb(rec.key))
+                images.append(_read(rec.key))
                 kept.append((rec, raw))
             except InputError as exc:
                 log.warning("skipping %s", exc)

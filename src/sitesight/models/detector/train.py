@@ -15,6 +15,8 @@ stops after ``patience`` epochs without a better AP.
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import math
 import time
@@ -35,7 +37,7 @@ from sitesight.models.augment import Augment
 from sitesight.models.checkpoint import save_checkpoint
 from sitesight.models.detector.callable import predict_images, to_input
 from sitesight.models.detector.iou_aware import DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
-from sitesight.models.train import FitResult, _write_history, resolve_device
+from sitesight.models.train import FitResult, resolve_device
 
 __all__ = ["DetTrainConfig", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
 
@@ -193,6 +195,15 @@ class DetectionSet(torch.utils.data.Dataset):
         gt = gt[(wh >= 1).all(axis=1)]
         target = {"boxes": torch.from_numpy(gt.xyxy.astype(np.float32)).reshape(-1, 4), "labels": torch.from_numpy(gt.class_id.astype(np.int64))}
         return to_input(np.ascontiguousarray(rgb)), target
+
+
+def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    with open(out_dir / "history.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def _collate(batch: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
