@@ -274,7 +274,7 @@ def step_sliced(ctx: DemoContext) -> None:
     if "detector" in ctx.results:
         from sitesight.evaluation.iou_aware import alpha_sweep_run
 
-        alphas = alpha_sweep_run(run.run_dir, ctx.dataset, [round(0.1 * i, 1) for i in range(11)])
+        alphas = alpha_sweep_run(run.run_dir, ctx.dataset, [0.0, 0.25, 0.5, 0.75, 1.0])  # CLI default: 0:1:0.1
         alphas.save_csv(ctx.out / "run_sliced" / "iou_aware_alpha.csv")
         by = {(r.alpha, r.oracle): r for r in alphas.rows}
         ctx.console.print("  alpha sweep (S = p^a * IoU^(1-a), NMS, COCO AP/AP75; oracle = true IoU): " + "; ".join(
