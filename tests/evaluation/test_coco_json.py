@@ -55,6 +55,9 @@ RESULTS = [
         lambda r: json.dumps([{k: x[k] for k in ("score", "bbox", "category_id", "image_id")} for x in r]),
         lambda r: json.dumps(r[:1]),
         lambda r: json.dumps(r[:2]),
+        # SAHI's export: extra scalar keys and an empty segmentation list
+        lambda r: json.dumps([{**x, "category_name": "car", "segmentation": [], "iscrowd": 0, "area": 6592, "x": None} for x in r], indent=4),
+        lambda r: json.dumps([{**x, "keypoints": [1, 2.5, 2]} for x in r]),
     ],
 )
 def test_flat_results_read_exactly_as_json(dump) -> None:
@@ -67,7 +70,11 @@ def test_flat_results_read_exactly_as_json(dump) -> None:
         "[]",
         "{}",
         '{"annotations": []}',
-        json.dumps([{**RESULTS[0], "segmentation": []}]),  # extra key
+        json.dumps([{**RESULTS[0], "segmentation": [[1, 2, 3, 4]]}]),  # nested list in an extra key
+        json.dumps([{**RESULTS[0], "segmentation": []}, {**RESULTS[1], "segmentation": [1, 2]}]),  # lengths differ
+        json.dumps([{**RESULTS[0], "name": "a,b"}, {**RESULTS[1], "name": "c"}]),  # a comma in a string
+        json.dumps([{**RESULTS[0], "name": "c:d"}, {**RESULTS[1], "name": "a"}]),
+        json.dumps([{**RESULTS[0], "extra": {"a": 1}}, {**RESULTS[1], "extra": {"a": 1}}]),  # nested object
         json.dumps([{k: v for k, v in RESULTS[0].items() if k != "score"}]),  # missing key
         json.dumps([RESULTS[0], {**RESULTS[1], "bbox": [[1, 2], [3, 4]]}]),  # nested bbox
         json.dumps([RESULTS[0], {**RESULTS[1], "bbox": [1, 2, 3]}]),
@@ -96,6 +103,16 @@ _result = st.fixed_dictionaries(
 @given(st.lists(_result, min_size=1, max_size=20), st.sampled_from([None, 1, 2]), st.permutations(["image_id", "category_id", "bbox", "score"]))
 def test_random_flat_files_read_exactly_as_json(results: list[dict], indent: int | None, order: list[str]) -> None:
     _assert_same(json.dumps([{k: r[k] for k in order} for r in results], indent=indent).encode())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_result, st.text(alphabet='ab ,:{}[]"\\\n', max_size=4)), min_size=1, max_size=8))
+def test_extra_strings_are_read_exactly_or_refused(rows: list[tuple[dict, str]]) -> None:
+    raw = json.dumps([{**r, "category_name": name} for r, name in rows]).encode()
+    got = read_flat_results(raw)
+    if got is not None:
+        for a, b in zip(got, _columns(json.loads(raw)), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_load_json_equals_json_and_restores_the_collector() -> None:

@@ -4,13 +4,14 @@
   collector paused while the objects are built (it otherwise rescans the growing heap over and
   over: half of the load time of a 50 MB file). The previous state is restored.
 * `read_flat_results`: a results file (a list of flat ``{"image_id", "category_id", "bbox",
-  "score"}`` objects, keys in any order, the shape every detector writes) parsed column-wise by
-  Arrow's CSV reader after one byte translation: ``{`` starts a line, ``:`` separates fields, and
-  brackets, quotes and line breaks become blanks. Each line is then ``key, value, key, value, ...``
-  with the bbox as four values. It returns None (the caller falls back to `load_json`) unless every
-  line has exactly the four keys at the places the first object has them, every value parses as
-  the type COCO requires, and the bracket counts say each bbox is a flat list; so a valid file is
-  either read exactly as ``json`` reads it, or not read here at all.
+  "score", ...}`` objects, keys in any order, the shape every detector writes) parsed column-wise
+  by Arrow's CSV reader after one byte translation: ``{`` starts a line, ``:`` and ``[`` separate
+  fields, and ``]``, ``}``, quotes and line breaks become blanks. Each line is then ``key, value,
+  key, value, ...`` with a list as a blank plus its items. The last object (read by ``json``) gives
+  the layout; it returns None (the caller falls back to `load_json`) unless every line has the
+  same keys at the same places, every id, score and bbox value parses as the type COCO requires,
+  and nothing breaks a line or shifts a field (a nested object or list, a ``:``/``,`` in a string
+  does); so a valid file is either read exactly as ``json`` reads it, or not read here at all.
 """
 
 from __future__ import annotations
@@ -71,31 +72,31 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     first, last = text.find(b"\n"), text.rfind(b"\n")
     if first < 0 or body[1:first].strip():
         return None
-    # The last object has no separator after it: json reads it, and its key order is the layout.
+    # The last object has no separator after it: json reads it, and it gives the line layout.
     tail = _result_object(body[last:-1])
     if tail is None:
         return None
-    keys = tuple(tail)
-    columns: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    layout = {key: _width(value) for key, value in tail.items()}
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in _RESULT_KEYS}
     if last > first:
         import pyarrow as pa
 
-        table = _read_lines(pa.py_buffer(text).slice(first + 1, last - first - 1), keys)
+        table = _read_lines(pa.py_buffer(text).slice(first + 1, last - first - 1), layout)
         if table is None:
             return None
         col = 0
-        for key in keys:
+        for key, width in layout.items():
             try:
                 found = table.column(col).combine_chunks().dictionary.to_pylist()
             except UnicodeDecodeError:
                 return None
             if not all(v.strip() == key for v in found):
                 return None
-            width = 4 if key == "bbox" else 1
-            col += 2 if key == "bbox" else 1  # the bbox's '[' became an empty field
-            columns[key] = [table.column(col + i).to_numpy() for i in range(width)]
-            col += width
-    for key in keys:
+            if key in columns:  # its values are the last fields of the key (after the bbox's '[')
+                n = 4 if key == "bbox" else 1
+                columns[key] = [table.column(col + 1 + width - n + i).to_numpy() for i in range(n)]
+            col += 1 + width
+    for key in _RESULT_KEYS:
         values = tail[key] if key == "bbox" else [tail[key]]
         parts = columns[key] or [np.zeros(0)] * len(values)
         columns[key] = [np.append(p, v) for p, v in zip(parts, values, strict=True)]
@@ -106,13 +107,19 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return ids, cats, bbox, columns["score"][0].astype(np.float64)
 
 
+def _width(value: Any) -> int:
+    """Fields a value takes on a translated line: 1, or for a list the blank before '[' plus its items."""
+    return 1 + max(len(value), 1) if isinstance(value, list) else 1
+
+
 def _result_object(text: bytes) -> dict[str, Any] | None:
-    """One result object with exactly the four keys, integer ids, a numeric score and a 4-number bbox."""
+    """One result object: the four keys with integer ids, a numeric score and a 4-number bbox; other
+    keys only with a scalar or a flat list of numbers as value (as SAHI writes ``"segmentation": []``)."""
     try:
         obj = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(obj, dict) or set(obj) != set(_RESULT_KEYS):
+    if not isinstance(obj, dict) or not set(_RESULT_KEYS) <= set(obj):
         return None
 
     def number(v: Any) -> bool:
@@ -121,26 +128,32 @@ def _result_object(text: bytes) -> dict[str, Any] | None:
     ids_ok = all(isinstance(obj[k], int) and number(obj[k]) for k in ("image_id", "category_id"))
     bbox = obj["bbox"]
     bbox_ok = isinstance(bbox, list) and len(bbox) == 4 and all(map(number, bbox))
-    return obj if ids_ok and bbox_ok and number(obj["score"]) else None
+    extra_ok = all(
+        isinstance(v, (int, float, str, type(None))) or (isinstance(v, list) and all(map(number, v)))
+        for k, v in obj.items()
+        if k not in _RESULT_KEYS
+    )
+    return obj if ids_ok and bbox_ok and number(obj["score"]) and extra_ok else None
 
 
-def _read_lines(buffer: Any, keys: tuple[str, ...]) -> Any:
-    """Arrow table of the translated lines: per key a dictionary-encoded key column, then its values."""
+def _read_lines(buffer: Any, layout: dict[str, int]) -> Any:
+    """Arrow table of the translated lines: per key a dictionary-encoded key column, then its fields."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     names: list[str] = []
     types: dict[str, Any] = {}
-    for key in keys:
+    for key, width in layout.items():
         names.append(key)
         types[key] = pa.dictionary(pa.int32(), pa.string())
-        if key == "bbox":
-            names.append("bbox[")
-            types["bbox["] = pa.binary()
-        value_type = pa.int64() if key in ("image_id", "category_id") else pa.float64()
-        for i in range(4 if key == "bbox" else 1):
-            names.append(f"{key}{i}")
-            types[f"{key}{i}"] = value_type
+        if key in ("image_id", "category_id", "score"):
+            value_type = pa.int64() if key != "score" else pa.float64()
+        else:
+            value_type = pa.float64() if key == "bbox" else pa.binary()  # other keys: read, not used
+        for i in range(width):
+            name = f"{key}:{i}"
+            names.append(name)
+            types[name] = pa.binary() if key == "bbox" and i == 0 else value_type  # the bbox's '['
     names.append("rest")  # the blank after the separator
     types["rest"] = pa.binary()
     try:
