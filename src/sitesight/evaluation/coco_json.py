@@ -65,15 +65,15 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
     None when the file is not a non-empty list of flat result objects (see the module notes).
     """
-    body = raw.strip()
-    if body[:1] != b"[" or body[-1:] != b"]":
+    lo, hi = _trimmed(raw)
+    if raw[lo : lo + 1] != b"[" or raw[hi - 1 : hi] != b"]":
         return None
-    text = body.translate(_TRANSLATE)  # same length: positions in text are positions in body
-    first, last = text.find(b"\n"), text.rfind(b"\n")
-    if first < 0 or body[1:first].strip():
+    text = raw.translate(_TRANSLATE)  # same length: positions in text are positions in raw
+    first, last = text.find(b"\n", lo), text.rfind(b"\n", lo, hi)
+    if first < 0 or raw[lo + 1 : first].strip():
         return None
     # The last object has no separator after it: json reads it, and it gives the line layout.
-    tail = _result_object(body[last:-1])
+    tail = _result_object(raw[last : hi - 1])
     if tail is None:
         return None
     layout = {key: _width(value) for key, value in tail.items()}
@@ -100,11 +100,21 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         values = tail[key] if key == "bbox" else [tail[key]]
         parts = columns[key] or [np.zeros(0)] * len(values)
         columns[key] = [np.append(p, v) for p, v in zip(parts, values, strict=True)]
-    bbox = np.column_stack(columns["bbox"]).astype(np.float64)
+    bbox = np.column_stack(columns["bbox"]).astype(np.float64, copy=False)
     if not np.all(np.isfinite(bbox)):
         return None
-    ids, cats = (columns[k][0].astype(np.int64) for k in ("image_id", "category_id"))
-    return ids, cats, bbox, columns["score"][0].astype(np.float64)
+    ids, cats = (columns[k][0].astype(np.int64, copy=False) for k in ("image_id", "category_id"))
+    return ids, cats, bbox, columns["score"][0].astype(np.float64, copy=False)
+
+
+def _trimmed(raw: bytes) -> tuple[int, int]:
+    """``raw[lo:hi]`` is ``raw.strip()``, without copying a large file."""
+    lo, hi = 0, len(raw)
+    while lo < hi and raw[lo : lo + 1].isspace():
+        lo += 1
+    while hi > lo and raw[hi - 1 : hi].isspace():
+        hi -= 1
+    return lo, hi
 
 
 def _width(value: Any) -> int:
