@@ -120,3 +120,13 @@ def test_match_boxes_equals_pycocotools_dt_matches(seed: int) -> None:
             np.testing.assert_array_equal(m.pred_ignored[a, :, d], e["dtIgnore"][:, col].astype(bool))
             checked += 1
     assert checked > 100
+
+
+def test_unsorted_and_repeated_iou_thresholds_equal_pycocotools() -> None:
+    gts, preds = _crowded(np.random.default_rng(42), 5)
+    gd, res = coco_dicts(gts, preds, 2)
+    ious = [0.9, 0.5, 0.75, 0.5, 0.3, 1.0]
+    ref = pycocotools_eval(gd, res, iou_thresholds=ious)
+    ours = evaluate_coco(gts, preds, class_names=["c0", "c1"], iou_thresholds=ious)
+    np.testing.assert_allclose(ours.precision, ref.eval["precision"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.recall, ref.eval["recall"], atol=TOL, rtol=0)
