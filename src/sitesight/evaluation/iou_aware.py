@@ -16,7 +16,7 @@ nothing that mattered (store with a loose in-model NMS to be safe).
 Example:
     >>> import numpy as np
     >>> from sitesight.evaluation.iou_aware import rescore, spearman
-    >>> rescore(np.array([0.81]), np.array([0.25]), 0.5).round(3).tolist()
+    >>> [round(float(v), 3) for v in rescore(np.array([0.81]), np.array([0.25]), 0.5)]
     [0.45]
     >>> spearman(np.array([1.0, 2, 3]), np.array([10.0, 30, 20]))
     0.5
