@@ -193,7 +193,7 @@ def sweep_run(
     n_gt = int((~gt.crowd).sum())
     # The border pairing is independent of the merge and the confidence: do it once per frame.
     # Then all frames are laid side by side on one canvas (no box of one frame can touch another's)
-    # so that each combination is one `merge` call instead of one per frame.
+    # so that merging is one call over all frames instead of one per frame.
     offsets = _canvas_offsets(whs)
     canvases: dict[bool, Detections] = {}
     for agnostic in sorted({m.class_agnostic for m in merges}):
