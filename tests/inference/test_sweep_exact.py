@@ -148,3 +148,20 @@ def test_sweep_equals_per_frame_postprocessing_and_operating_point(tmp_path, iou
         done = [postprocess_frame(r, SLICES, WH, conf=row.conf, merge_spec=spec, gate=g) for r in run.raw]
         op = operating_point(gts, [d for d, _ in done], iou=iou, conf=0.0, num_classes=2)
         assert (row.tp, row.fp, row.fn, row.gate_removed) == (op.tp, op.fp, op.fn, sum(n for _, n in done)), row
+
+
+def test_sweep_with_empty_frames_and_no_ground_truth(tmp_path):
+    empty = Detections.empty().with_attributes(source=np.zeros(0, np.int32))
+    raw = Detections(xyxy=[[10, 10, 40, 60], [12, 10, 40, 60]], score=[0.9, 0.4], class_id=[1, 1],
+                     attributes={"source": np.array([0, -1], np.int32)})
+    run = write_run(tmp_path / "run", [("a.png", WH), ("b.png", WH)], [empty, raw], model="m", parameters=PARAMS)
+    gts = [Detections.empty(), Detections(xyxy=[[10, 10, 40, 60]], class_id=[1])]
+    result = sweep_run(run, gts, merges=merge_grid(["nms", "greedy_nmm", "nmm"], ["iou"], [0.5]), confs=[0.3, 0.95],
+                       gates=[None, GateParams(r=5, conf=0.3)], num_classes=2)
+    counts = {(r.method, r.conf, r.gate != ""): (r.tp, r.fp, r.fn, r.gate_removed) for r in result.rows}
+    assert counts[("nms", 0.3, False)] == (1, 0, 0, 0)
+    assert counts[("greedy_nmm", 0.3, True)] == (1, 0, 0, 0)  # the full-frame box (0.4) vouches
+    assert counts[("nmm", 0.95, False)] == (0, 0, 1, 0)
+    nothing = sweep_run(run, [Detections.empty(), Detections.empty()], merges=merge_grid(["nms"], ["iou"], [0.5]),
+                        confs=[0.99], gates=[None, GateParams()], num_classes=2)
+    assert [(r.tp, r.fp, r.fn, r.gate_removed) for r in nothing.rows] == [(0, 0, 0, 0), (0, 0, 0, 0)]
