@@ -60,6 +60,7 @@ def build_box_generator(seed: int = 0) -> Any:
         g = torch.Generator().manual_seed(seed)
         head.weight.copy_(torch.randn(head.weight.shape, generator=g))
         head.bias.zero_()
+
     def run(batch: torch.Tensor) -> list[Detections]:
         out = head(trunk(batch))
         obj, cls, size = _standardise(out[:, 0]), out[:, 1:4], out[:, 4:6]
