@@ -51,6 +51,7 @@ from sitesight.errors import InputError
 from sitesight.evaluation.detection import Counts
 from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
 from sitesight.gate import GateParams, gate_candidates, gate_mask_frames
+from sitesight.ranges import parse_range  # re-exported: callers import it from here
 from sitesight.store import Run
 
 __all__ = ["SweepRow", "SweepResult", "parse_range", "merge_grid", "align_gt", "sweep_run"]
@@ -102,25 +103,6 @@ class SweepResult:
             for i, row in enumerate(self.rows):
                 writer.writerow([*(getattr(row, n) for n in names), int(i == self.best)])
         return path
-
-
-def parse_range(text: str) -> list[float]:
-    """``"0.15:0.5:0.05"`` (start:stop:step, stop included) or ``"0.3,0.4"`` → list of floats.
-
-    Raises:
-        ValueError: malformed text or a non-positive step.
-    """
-    text = text.strip()
-    try:
-        if ":" in text:
-            start, stop, step = (float(p) for p in text.split(":"))
-            if step <= 0:
-                raise ValueError(f"step must be positive in {text!r}")
-            n = int(np.floor((stop - start) / step + 1e-9)) + 1
-            return [round(start + i * step, 10) for i in range(max(n, 0))]
-        return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError as exc:
-        raise ValueError(f"expected start:stop:step or a comma list of numbers, got {text!r} ({exc})") from None
 
 
 def merge_grid(

@@ -31,6 +31,7 @@ import numpy as np
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.matching import BoxTable, match_boxes, table_from_detections
+from sitesight.ranges import parse_range
 
 __all__ = [
     "Counts",
@@ -242,14 +243,18 @@ def confidence_sweep(
 
 
 def parse_sweep(text: str) -> np.ndarray:
-    """``"0.15:0.5:0.05"`` (start:stop:step, stop included) or ``"0.2,0.3,0.5"`` → thresholds."""
+    """``--sweep`` thresholds: `sitesight.ranges.parse_range` as a float64 array, a reversed range refused.
+
+    ``"0.15:0.5:0.05"`` (start:stop:step, stop included) or ``"0.2,0.3,0.5"`` → ``(T,)`` float64.
+
+    Raises:
+        InputError: malformed text, a non-positive step, or a stop below the start.
+    """
     try:
-        if ":" in text:
-            start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            n = int(np.floor((stop - start) / step + 1e-9)) + 1
-            return np.round(start + step * np.arange(n), 10)
-        return np.array([float(v) for v in text.split(",") if v.strip()], np.float64)
+        values = parse_range(text)
     except ValueError:
-        raise InputError(f"--sweep: expected start:stop:step or a comma list of numbers, got {text!r}") from None
+        values = None
+    # parse_range reads a reversed range as empty; as a sweep it is a typo, so it is refused
+    if values is None or (not values and ":" in text):
+        raise InputError(f"--sweep: expected start:stop:step or a comma list of numbers, got {text!r}")
+    return np.array(values, np.float64)
