@@ -7,8 +7,8 @@ Fitting is one pass over normal images, no training loop:
    grid, concatenated (and optionally averaged down to ``embed_dim`` channels);
 2. a memory bank of all normal patches reduced by greedy coreset sampling (k-center: farthest point
    first, distances in a Gaussian random projection of ``projection_dim`` dimensions);
-3. at test time every patch's Euclidean distance to its nearest memory patch (``torch.cdist`` in
-   chunks) is its score; the patch map is upsampled to the input size and Gaussian-smoothed into the
+3. at test time every patch's Euclidean distance to its nearest memory patch (a matrix product in
+   chunks, the closest few re-measured exactly) is its score; the patch map is upsampled to the input size and Gaussian-smoothed into the
    anomaly map, and the image score is the largest patch score.
 
 Weights come only from a local file (``weights=``, timm key layout); without one the backbone is
@@ -148,16 +148,25 @@ def greedy_coreset(features: torch.Tensor, n_select: int, *, projection_dim: int
     return chosen
 
 
-def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, *, chunk: int = 4096, candidates: int = 4) -> torch.Tensor:
     """Euclidean distance from each query ``(Q, D)`` to its nearest row of ``memory`` ``(M, D)`` → ``(Q,)``.
 
-    Computed with ``torch.cdist`` over chunks of queries so that at most ``chunk x M`` distances exist
-    at once.
+    Squared distances come from one matrix product per chunk of queries (``|q|^2 + |m|^2 - 2 q·m``,
+    fast but prone to cancellation in float32); the ``candidates`` closest rows by that estimate are
+    then measured exactly as ``|q - m|`` and the smallest is returned. At most ``chunk x M``
+    distances exist at once.
     """
     out = torch.empty(queries.shape[0], dtype=torch.float32, device=queries.device)
+    if queries.shape[0] == 0:
+        return out
+    k = max(1, min(candidates, memory.shape[0]))
+    m_sq = (memory * memory).sum(dim=1)
     for start in range(0, queries.shape[0], chunk):
         q = queries[start : start + chunk]
-        out[start : start + q.shape[0]] = torch.cdist(q, memory, compute_mode="donot_use_mm_for_euclid_dist").amin(dim=1)
+        d2 = torch.addmm(m_sq[None, :], q, memory.T, alpha=-2.0)  # |q|^2 is constant per row: not needed to rank
+        idx = d2.topk(k, dim=1, largest=False).indices  # (q, k)
+        exact = (q[:, None, :] - memory[idx]).norm(dim=2)  # (q, k, D) -> (q, k)
+        out[start : start + q.shape[0]] = exact.amin(dim=1)
     return out
 
 
