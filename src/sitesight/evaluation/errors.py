@@ -33,7 +33,7 @@ from sitesight.errors import InputError
 from sitesight.evaluation.coco import evaluate_tables
 from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
 
-__all__ = ["ERROR_TYPES", "ErrorBreakdown", "error_breakdown"]
+__all__ = ["ERROR_TYPES", "ErrorBreakdown", "ErrorLabels", "error_breakdown", "label_errors"]
 
 ERROR_TYPES = ("localisation", "class", "duplicate", "background", "both", "missed")
 
@@ -95,6 +95,88 @@ def _best(pair_pred: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, mask: np.
     return best_iou, best_gt
 
 
+@dataclass(frozen=True, eq=False)
+class ErrorLabels:
+    """Per-box error types of one matching, indexed by the rows of the tables `label_errors` got.
+
+    Attributes:
+        pred_type: ``(P,)`` object, the type of each false positive (one of ``ERROR_TYPES[:-1]``);
+            ``""`` for true positives and predictions matched to crowd ground truth.
+        pred_gt: ``(P,)`` int64 ground-truth row a false positive points at, -1 for none: the
+            same-class best for localisation and duplicate, the other-class best for class, the
+            higher of the two for both, -1 for background.
+        cross_slice: ``(P,)`` bool, duplicates whose ``source`` differs from the source of the
+            prediction that took their ground truth.
+        fp_rows: ``(F,)`` int64 false-positive rows in matching order (per image, by score).
+        gt_taken: ``(G,)`` bool, ground truth matched by a prediction.
+        missed: ``(G,)`` bool, regular ground truth not taken and not claimed by a localisation or
+            class error.
+    """
+
+    pred_type: np.ndarray
+    pred_gt: np.ndarray
+    cross_slice: np.ndarray
+    fp_rows: np.ndarray
+    gt_taken: np.ndarray
+    missed: np.ndarray
+
+
+def label_errors(gt: BoxTable, pred: BoxTable, *, iou: float = 0.5, background_iou: float = 0.1) -> ErrorLabels:
+    """Match ``pred`` to ``gt`` at ``iou`` and give every false positive and miss its type (module notes).
+
+    The one classification behind `error_breakdown` (counts) and
+    `sitesight.report.error_examples.classify_errors` (examples).
+
+    Args:
+        gt, pred: ground-truth and prediction tables (`table_from_detections`), already filtered
+            by confidence.
+        iou: foreground IoU (a match); background_iou: below it a box overlaps nothing.
+    """
+    m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
+    rows = m.pred_index
+    matched_gt = m.pred_gt[0, 0]
+    ignored = m.pred_ignored[0, 0]
+    fp_rows = rows[(matched_gt < 0) & ~ignored]
+    taker_source = np.full(len(gt), -2, np.int64)  # source of the prediction that took each gt
+    tp = matched_gt >= 0
+    taker_source[matched_gt[tp]] = pred.source[rows[tp]]
+    gt_taken = taker_source > -2
+
+    regular = ~gt.crowd
+    pp, pg, pu = _image_pairs(gt, pred, fp_rows)
+    keep = regular[pg]
+    pp, pg, pu = pp[keep], pg[keep], pu[keep]
+    same = gt.class_id[pg] == pred.class_id[pp]
+    n = len(pred)
+    same_iou, same_gt = _best(pp, pg, pu, same, n)
+    other_iou, other_gt = _best(pp, pg, pu, ~same, n)
+    any_iou = np.maximum(same_iou, other_iou)
+
+    kind = np.full(n, "", object)
+    target = np.full(n, -1, np.int64)
+    f = fp_rows
+    loc = (same_iou[f] >= background_iou) & (same_iou[f] < iou)
+    cls = ~loc & (other_iou[f] >= iou)
+    dup = ~loc & ~cls & (same_iou[f] >= iou)
+    bg = ~loc & ~cls & ~dup & (any_iou[f] < background_iou)
+    both = ~(loc | cls | dup | bg)
+    for name, mask in (("localisation", loc), ("class", cls), ("duplicate", dup), ("background", bg), ("both", both)):
+        kind[f[mask]] = name
+    target[f[loc | dup]] = same_gt[f[loc | dup]]
+    target[f[cls]] = other_gt[f[cls]]
+    fb = f[both]
+    target[fb] = np.where(same_iou[fb] >= other_iou[fb], same_gt[fb], other_gt[fb])
+    cross = np.zeros(n, bool)
+    dup_rows = f[dup]
+    cross[dup_rows] = pred.source[dup_rows] != taker_source[same_gt[dup_rows]]
+
+    claimed = np.zeros(len(gt), bool)
+    claimed[same_gt[f[loc]]] = True
+    claimed[other_gt[f[cls]]] = True
+    missed = regular & ~gt_taken & ~claimed
+    return ErrorLabels(kind, target, cross, fp_rows, gt_taken, missed)
+
+
 def _ap(gt: BoxTable, pred: BoxTable, n_images: int, class_names: Sequence[str], iou: float) -> float:
     r = evaluate_tables(gt, pred, n_images=n_images, class_names=class_names, iou_thresholds=[iou],
                         max_dets=(max(len(pred), 1),), area_ranges={"all": (0.0, np.inf)}, honour_max_dets=True)
@@ -127,42 +209,9 @@ def error_breakdown(
         k = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
         class_names = [f"c{i}" for i in range(k)]
     n_images = len(gts)
-    m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
-    rows = m.pred_index
-    matched_gt = m.pred_gt[0, 0]
-    ignored = m.pred_ignored[0, 0]
-    fp_rows = rows[(matched_gt < 0) & ~ignored]
-    taker_source = np.full(len(gt), -2, np.int64)  # source of the prediction that took each gt
-    tp = matched_gt >= 0
-    taker_source[matched_gt[tp]] = pred.source[rows[tp]]
-    gt_taken = taker_source > -2
-
-    regular = ~gt.crowd
-    pp, pg, pu = _image_pairs(gt.take(np.arange(len(gt))), pred, fp_rows)
-    keep = regular[pg]
-    pp, pg, pu = pp[keep], pg[keep], pu[keep]
-    same = gt.class_id[pg] == pred.class_id[pp]
-    n = len(pred)
-    same_iou, same_gt = _best(pp, pg, pu, same, n)
-    other_iou, other_gt = _best(pp, pg, pu, ~same, n)
-    any_iou = np.maximum(same_iou, other_iou)
-
-    kind = np.full(n, "", object)
-    f = fp_rows
-    loc = (same_iou[f] >= background_iou) & (same_iou[f] < iou)
-    cls = ~loc & (other_iou[f] >= iou)
-    dup = ~loc & ~cls & (same_iou[f] >= iou)
-    bg = ~loc & ~cls & ~dup & (any_iou[f] < background_iou)
-    both = ~(loc | cls | dup | bg)
-    for name, mask in (("localisation", loc), ("class", cls), ("duplicate", dup), ("background", bg), ("both", both)):
-        kind[f[mask]] = name
-    dup_rows = f[dup]
-    cross = int(np.sum(pred.source[dup_rows] != taker_source[same_gt[dup_rows]]))
-
-    claimed = np.zeros(len(gt), bool)
-    claimed[same_gt[f[loc]]] = True
-    claimed[other_gt[f[cls]]] = True
-    missed = regular & ~gt_taken & ~claimed
+    labels = label_errors(gt, pred, iou=iou, background_iou=background_iou)
+    kind, missed, gt_taken = labels.pred_type, labels.missed, labels.gt_taken
+    cross = int(labels.cross_slice.sum())
 
     counts = {name: int(np.sum(kind == name)) for name in ERROR_TYPES[:-1]}
     counts["missed"] = int(missed.sum())
@@ -177,7 +226,7 @@ def error_breakdown(
     for name in ERROR_TYPES[:-1]:
         sel = kind == name
         if name in ("localisation", "class"):
-            target = np.where(sel, same_gt if name == "localisation" else other_gt, -1)
+            target = np.where(sel, labels.pred_gt, -1)
             fixed = _fix(pred, gt, sel, target, gt_taken, box=name == "localisation")
         else:
             fixed = pred.take(~sel)

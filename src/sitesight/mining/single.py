@@ -95,6 +95,8 @@ def single_model_hard(
     considered = [p.score >= conf_lo for p in preds]
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections([p[k] for p, k in zip(preds, considered, strict=True)], gt=False)
+    # Not `sitesight.evaluation.errors.label_errors` on purpose: mining wants every unmatched
+    # box (any TIDE type, a miss even when a poorly placed box points at it), not the breakdown.
     m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
     matched_gt = np.zeros(len(gt), bool)
     hit = m.pred_gt[0, 0] >= 0

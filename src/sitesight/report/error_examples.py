@@ -1,9 +1,10 @@
 """Which box is which error: the per-box view behind `sitesight.evaluation.errors.error_breakdown`.
 
 `error_breakdown` counts error types; a report also shows examples of each. `classify_errors`
-assigns the same types box by box with the same rules (the matching engine at ``iou``, then TIDE's
-order: localisation, class, duplicate, background, both; misses last), and splits duplicates by
-where they came from: ``duplicate_border`` when the duplicate's ``source`` (slice index, -1 = full
+lists the same types box by box from the same function,
+`sitesight.evaluation.errors.label_errors` (the matching engine at ``iou``, then TIDE's order:
+localisation, class, duplicate, background, both; misses last), and splits duplicates by where
+they came from: ``duplicate_border`` when the duplicate's ``source`` (slice index, -1 = full
 frame) differs from the source of the prediction that took the ground truth — a box repeated or
 cut across a slice border — and ``duplicate_same`` otherwise. Their counts agree with
 `error_breakdown` (``duplicate`` = both kinds, ``duplicate_cross_slice`` = ``duplicate_border``).
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sitesight.detections import Detections
-from sitesight.evaluation.matching import match_boxes, pair_ious, table_from_detections
+from sitesight.evaluation.errors import label_errors
+from sitesight.evaluation.matching import table_from_detections
 
 __all__ = ["BoxError", "classify_errors", "EXAMPLE_TYPES"]
 
@@ -59,44 +61,16 @@ def classify_errors(
     pred_all = table_from_detections(preds, gt=False)
     kept_rows = np.flatnonzero(pred_all.score >= conf)
     pred = pred_all.take(kept_rows)
-    m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
-    rows = m.pred_index
-    matched = m.pred_gt[0, 0]
-    ignored = m.pred_ignored[0, 0]
-    taker_source = np.full(len(gt), -2, np.int64)
-    tp = matched >= 0
-    taker_source[matched[tp]] = pred.source[rows[tp]]
-    fp_rows = rows[(matched < 0) & ~ignored]
-    regular = np.flatnonzero(~gt.crowd)
+    labels = label_errors(gt, pred, iou=iou, background_iou=background_iou)
     g_off, p_off = _offsets(gts), _offsets(preds)
     out: list[BoxError] = []
-    claimed = np.zeros(len(gt), bool)
-    for r in fp_rows:
-        cand = regular[gt.image[regular] == pred.image[r]]
-        ious = pair_ious(np.repeat(pred.xyxy[r : r + 1], cand.size, 0), np.repeat(pred.area[r : r + 1], cand.size),
-                         gt.xyxy[cand], gt.area[cand], np.zeros(cand.size, bool)) if cand.size else np.zeros(0)
-        same = gt.class_id[cand] == pred.class_id[r]
-        s_iou = float(ious[same].max()) if same.any() else 0.0
-        o_iou = float(ious[~same].max()) if (~same).any() else 0.0
-        # ties go to the later ground truth, as the engine's argmax over IoU-sorted pairs does
-        s_gt = int(cand[same][::-1][np.argmax(ious[same][::-1])]) if same.any() else -1
-        o_gt = int(cand[~same][::-1][np.argmax(ious[~same][::-1])]) if (~same).any() else -1
-        if background_iou <= s_iou < iou:
-            kind, g = "localisation", s_gt
-            claimed[s_gt] = True
-        elif o_iou >= iou:
-            kind, g = "class", o_gt
-            claimed[o_gt] = True
-        elif s_iou >= iou:
-            kind, g = ("duplicate_border" if pred.source[r] != taker_source[s_gt] else "duplicate_same"), s_gt
-        elif max(s_iou, o_iou) < background_iou:
-            kind, g = "background", -1
-        else:
-            kind, g = "both", s_gt if s_iou >= o_iou else o_gt
+    for r in labels.fp_rows.tolist():
+        kind, g = str(labels.pred_type[r]), int(labels.pred_gt[r])
+        if kind == "duplicate":
+            kind = "duplicate_border" if labels.cross_slice[r] else "duplicate_same"
         image = int(pred.image[r])
         out.append(BoxError(kind, image, int(kept_rows[r] - p_off[image]), None if g < 0 else int(g - g_off[image]), float(pred.score[r])))
-    taken = taker_source > -2
-    for g in regular[~taken[regular] & ~claimed[regular]]:
+    for g in np.flatnonzero(labels.missed).tolist():
         image = int(gt.image[g])
         out.append(BoxError("missed", image, None, int(g - g_off[image]), 0.0))
     return out
