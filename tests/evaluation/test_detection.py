@@ -127,3 +127,15 @@ def test_confusion_matrix_hand_case() -> None:
     # rows true (a, b, background), columns predicted (a, b, background)
     assert r.matrix.tolist() == [[1, 0, 0], [1, 0, 1], [0, 1, 0]]
     assert "background" in r.to_dict()["semantics"]
+
+
+def test_default_class_names_shared() -> None:
+    from sitesight.evaluation.boxtable import class_names_for
+    from sitesight.evaluation.matching import table_from_detections
+
+    gt = table_from_detections([_d([[0, 0, 10, 10]], cls=[2])], gt=True)
+    pred = table_from_detections([Detections.empty()], gt=False)
+    assert class_names_for(gt, pred) == ("c0", "c1", "c2")
+    assert class_names_for(gt, pred, num_classes=4) == ("c0", "c1", "c2", "c3")
+    assert class_names_for(gt, pred, class_names=["a"], num_classes=4) == ("a",)
+    assert class_names_for(pred, pred) == ()

@@ -15,7 +15,7 @@ import numpy as np
 
 from sitesight.detections import Detections
 
-__all__ = ["BoxTable", "table_from_detections"]
+__all__ = ["BoxTable", "table_from_detections", "class_names_for"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,18 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
     score = np.concatenate([d.score for d in per_image]).astype(np.float64)
     table = BoxTable.build(image, class_id, xyxy, score=score, area=area)
     return table.with_columns(source=_column(per_image, "source", -1, n).astype(np.int64))
+
+
+def class_names_for(
+    gt: BoxTable, pred: BoxTable, *, class_names: Sequence[str] | None = None, num_classes: int | None = None
+) -> tuple[str, ...]:
+    """``class_names`` as a tuple, else ``("c0", …)`` for ``num_classes`` classes (default: 1 + the
+    largest class id in ``gt`` and ``pred``; none when both are empty)."""
+    if class_names is not None:
+        return tuple(class_names)
+    if num_classes is None:
+        num_classes = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
+    return tuple(f"c{i}" for i in range(num_classes))
 
 
 def _column(parts: Sequence[Detections], key: str, default: float, n: int) -> np.ndarray:

@@ -31,6 +31,7 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.accumulate import COCO_RECALL_THRESHOLDS, accumulate
 from sitesight.evaluation.assignment import match_sparse
+from sitesight.evaluation.boxtable import class_names_for
 from sitesight.evaluation.matching import BoxTable, match_boxes, table_from_detections
 
 __all__ = [
@@ -250,9 +251,7 @@ def evaluate_coco(
         raise InputError(f"evaluate_coco: {len(gts)} ground-truth images but {len(preds)} prediction images")
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections(preds, gt=False)
-    if class_names is None:
-        k = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
-        class_names = [f"c{i}" for i in range(k)]
+    class_names = class_names_for(gt, pred, class_names=class_names)
     wh = None if frame_wh is None else np.asarray(frame_wh, np.float64).reshape(len(gts), 2)
     return evaluate_tables(
         gt,
@@ -284,9 +283,7 @@ def voc_ap(
     """
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections(preds, gt=False)
-    if class_names is None:
-        k = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
-        class_names = [f"c{i}" for i in range(k)]
+    class_names = class_names_for(gt, pred, class_names=class_names)
     m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
     rows = m.pred_index
     cls = pred.class_id[rows]

@@ -26,6 +26,7 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.evaluation.boxtable import class_names_for
 from sitesight.evaluation.matching import match_boxes, table_from_detections
 
 __all__ = ["ConfusionResult", "confusion_matrix"]
@@ -65,10 +66,7 @@ def confusion_matrix(
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections(preds, gt=False)
     pred = pred.take(pred.score >= conf)
-    if class_names is None:
-        if num_classes is None:
-            num_classes = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
-        class_names = [f"c{i}" for i in range(num_classes)]
+    class_names = class_names_for(gt, pred, class_names=class_names, num_classes=num_classes)
     k = len(class_names)
     # Class-agnostic: every box in one class for matching, true classes looked up afterwards.
     m = match_boxes(gt.with_columns(class_id=np.zeros(len(gt), np.int64)), pred.with_columns(class_id=np.zeros(len(pred), np.int64)), iou_thresholds=[iou], max_det=None)

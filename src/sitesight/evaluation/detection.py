@@ -30,7 +30,8 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.evaluation.matching import BoxTable, match_boxes, table_from_detections
+from sitesight.evaluation.boxtable import class_names_for
+from sitesight.evaluation.matching import match_boxes, table_from_detections
 from sitesight.ranges import parse_range
 
 __all__ = [
@@ -169,14 +170,6 @@ class MatchedDetections:
         return out
 
 
-def _class_names(num_classes: int | None, class_names: Sequence[str] | None, gt: BoxTable, pred: BoxTable) -> tuple[str, ...]:
-    if class_names is not None:
-        return tuple(class_names)
-    if num_classes is None:
-        num_classes = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
-    return tuple(f"c{i}" for i in range(num_classes))
-
-
 def match_detections(
     gts: Sequence[Detections],
     preds: Sequence[Detections],
@@ -196,7 +189,7 @@ def match_detections(
         raise InputError(f"{len(gts)} ground-truth images but {len(preds)} prediction images")
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections(preds, gt=False)
-    names = _class_names(num_classes, class_names, gt, pred)
+    names = class_names_for(gt, pred, class_names=class_names, num_classes=num_classes)
     k = len(names)
     for what, table in (("ground truth", gt), ("predictions", pred)):
         if len(table) and (table.class_id.min() < 0 or table.class_id.max() >= k):

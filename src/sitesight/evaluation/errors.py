@@ -30,6 +30,7 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.evaluation.boxtable import class_names_for
 from sitesight.evaluation.coco import evaluate_tables
 from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
 
@@ -205,9 +206,7 @@ def error_breakdown(
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections(preds, gt=False)
     pred = pred.take(pred.score >= conf)
-    if class_names is None:
-        k = int(max(gt.class_id.max(initial=-1), pred.class_id.max(initial=-1))) + 1
-        class_names = [f"c{i}" for i in range(k)]
+    class_names = class_names_for(gt, pred, class_names=class_names)
     n_images = len(gts)
     labels = label_errors(gt, pred, iou=iou, background_iou=background_iou)
     kind, missed, gt_taken = labels.pred_type, labels.missed, labels.gt_taken
