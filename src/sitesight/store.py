@@ -50,6 +50,7 @@ __all__ = [
     "write_shard",
     "done_frames",
     "load_run",
+    "read_shards",
     "write_run",
     "library_versions",
 ]
@@ -278,6 +279,31 @@ def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
     return values
 
 
+def read_shards(run_dir: Path | str) -> tuple[dict[str, Any], list[list[Any]], pa.Table | None]:
+    """A run as stored: the checked manifest, each shard's frame list and all box rows in one table.
+
+    Returns:
+        ``(manifest, metas, table)``: ``metas`` holds one list per shard (in file order) of
+        ``[index, key, [w, h] or None, reason]`` rows (``None`` size: the frame was skipped);
+        ``table`` the shards' box rows concatenated without schema metadata, None when there are none.
+
+    Raises:
+        InputError: no manifest, an invalid manifest, an unreadable shard or one without frame metadata.
+    """
+    run_dir = Path(run_dir)
+    manifest = _read_manifest(run_dir)
+    metas, tables = [], []
+    for path in _shard_paths(run_dir):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"unreadable shard ({exc})", path) from None
+        metas.append(_frames_meta(path, table.schema.metadata))
+        if table.num_rows:
+            tables.append(table.replace_schema_metadata(None))
+    return manifest, metas, pa.concat_tables(tables, promote_options="default") if tables else None
+
+
 def load_run(run_dir: Path | str) -> Run:
     """Read a stored run: manifest, processed frames and their raw detections.
 
@@ -285,23 +311,15 @@ def load_run(run_dir: Path | str) -> Run:
         InputError: no manifest, an invalid manifest or a shard without frame metadata.
     """
     run_dir = Path(run_dir)
-    manifest = _read_manifest(run_dir)
+    manifest, metas, table = read_shards(run_dir)
     records: dict[int, FrameRecord] = {}
     skipped: dict[int, SkippedFrame] = {}
-    tables = []
-    for path in _shard_paths(run_dir):
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"unreadable shard ({exc})", path) from None
-        for index, key, wh, reason in _frames_meta(path, table.schema.metadata):
+    for meta in metas:
+        for index, key, wh, reason in meta:
             if wh is None:
                 skipped[int(index)] = SkippedFrame(int(index), str(key), str(reason))
             else:
                 records[int(index)] = FrameRecord(int(index), str(key), (int(wh[0]), int(wh[1])))
-        if table.num_rows:
-            tables.append(table.replace_schema_metadata(None))
-    table = pa.concat_tables(tables, promote_options="default") if tables else None
     frames = tuple(records[i] for i in sorted(records))
     if table is None or table.num_rows == 0:
         return Run(run_dir, manifest, frames, tuple(Detections.empty(["source"]).with_attributes(

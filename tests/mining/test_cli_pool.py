@@ -139,3 +139,26 @@ def test_disputes_name_the_boxes_in_dispute():
     d = disputes(pool, pair_discrepancy(pool, "A", "B", rules=None), 0)
     assert [x["reason"] for x in d] == ["only A", "class flip", "only B"]
     assert d[1]["boxes"][0]["class"] == "person" and d[1]["boxes"][1]["class"] == "helmet"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "where"),
+    [(None, None), ("{", "line 1"), ({"format": "other"}, "format"), ({"format": "sitesight-run", "format_version": 99}, "format_version")],
+)
+def test_flat_loader_refuses_bad_manifests_like_load_run(tmp_path, manifest, where):
+    from sitesight.errors import InputError
+
+    run = write_run(tmp_path / "run", [("a.jpg", (32, 18))], [Detections(xyxy=[[1, 1, 5, 5]], score=[0.9])], model="m", parameters={})
+    path = run.run_dir / "manifest.json"
+    if manifest is None:
+        path.unlink()
+    else:
+        path.write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    errors = []
+    for load in (load_run, load_flat_run):
+        with pytest.raises(InputError) as info:
+            load(run.run_dir)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    if where is not None:
+        assert where in errors[0]

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,10 +30,10 @@ from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.store import read_shards
 
 __all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_from_detections"]
 
@@ -197,24 +196,6 @@ def pool_from_detections(
                 None if camera is None else np.asarray(list(camera), object), ts, tuple(class_names))
 
 
-def _read_shards(run_dir: Path) -> tuple[list[list], list[pa.Table]]:
-    from sitesight.store import FRAMES_KEY, SHARDS
-
-    metas, tables = [], []
-    for path in sorted((run_dir / SHARDS).glob("shard-*.parquet")):
-        try:
-            table = pq.read_table(path)
-            meta = json.loads((table.schema.metadata or {})[FRAMES_KEY])
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"unreadable shard ({exc})", path) from None
-        except (KeyError, json.JSONDecodeError):
-            raise InputError("shard lacks its sitesight.frames metadata", path) from None
-        metas.append(meta)
-        if table.num_rows:
-            tables.append(table.replace_schema_metadata(None))
-    return metas, tables
-
-
 def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | None = "safety_rope_probs",
                   merge_spec: object | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
     """Read a stored run's final detections as flat arrays.
@@ -233,16 +214,7 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         InputError: not a run folder, an invalid manifest or an unreadable shard.
     """
     run_dir = Path(run_dir)
-    manifest_path = run_dir / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError:
-        raise InputError("not a sitesight run (no manifest.json)", run_dir) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})", manifest_path, f"line {exc.lineno}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "sitesight-run":
-        raise InputError("not a sitesight run manifest", manifest_path, "format")
-    metas, tables = _read_shards(run_dir)
+    _, metas, table = read_shards(run_dir)
     frames: dict[int, tuple[str, tuple[int, int]]] = {}
     skipped = 0
     for meta in metas:
@@ -256,7 +228,6 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
     order = np.array(sorted(frames), np.int64)
     keys = np.array([frames[i][0] for i in order], object)
     wh = np.array([frames[i][1] for i in order], np.int64).reshape(-1, 2)
-    table = pa.concat_tables(tables, promote_options="default") if tables else None
     if table is None or table.num_rows == 0:
         return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
     source = table.column("source").to_numpy()
