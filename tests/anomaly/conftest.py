@@ -36,4 +36,4 @@ def ae_detector(parts_train):
     from sitesight.models.anomaly.autoencoder import AutoencoderConfig, fit_autoencoder
 
     torch.set_num_threads(2)
-    return fit_autoencoder(list(parts_train.images), config=AutoencoderConfig(image_size=64), epochs=30, seed=0, device="cpu")
+    return fit_autoencoder(list(parts_train.images), config=AutoencoderConfig(image_size=64, base_channels=16), epochs=30, seed=0, device="cpu")
