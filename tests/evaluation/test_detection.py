@@ -120,6 +120,16 @@ def test_error_breakdown_both() -> None:
     assert r.counts["both"] == 1 and r.counts["missed"] == 1
 
 
+def test_error_breakdown_background_iou_zero_has_no_phantom_target() -> None:
+    # gt only of class 1; a class-0 box far away has no class-0 gt to be "localisation" of,
+    # and with background_iou=0 it must still count as background, claiming nothing.
+    gt = [_d([[0, 0, 10, 10]], cls=[1])]
+    pred = [_d([[100, 100, 110, 110]], cls=[0], score=[0.9])]
+    r = error_breakdown(gt, pred, iou=0.5, background_iou=0.0, class_names=["a", "b"])
+    assert r.counts["localisation"] == 0 and r.counts["missed"] == 1
+    assert r.counts["background"] + r.counts["both"] == 1
+
+
 def test_confusion_matrix_hand_case() -> None:
     gt = [_d([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], cls=[0, 1, 1])]
     pred = [_d([[0, 0, 10, 10], [20, 0, 30, 10], [100, 0, 110, 10], [40, 0, 50, 10]], cls=[0, 0, 1, 1], score=[0.9, 0.8, 0.7, 0.1])]

@@ -156,17 +156,21 @@ def label_errors(gt: BoxTable, pred: BoxTable, *, iou: float = 0.5, background_i
     kind = np.full(n, "", object)
     target = np.full(n, -1, np.int64)
     f = fp_rows
-    loc = (same_iou[f] >= background_iou) & (same_iou[f] < iou)
-    cls = ~loc & (other_iou[f] >= iou)
-    dup = ~loc & ~cls & (same_iou[f] >= iou)
-    bg = ~loc & ~cls & ~dup & (any_iou[f] < background_iou)
+    # A box with no ground truth of a kind in its image has no target of that kind, whatever
+    # background_iou says (with background_iou=0 an IoU of 0 would otherwise count as overlap).
+    has_same, has_other = same_gt[f] >= 0, other_gt[f] >= 0
+    loc = has_same & (same_iou[f] >= background_iou) & (same_iou[f] < iou)
+    cls = ~loc & has_other & (other_iou[f] >= iou)
+    dup = ~loc & ~cls & has_same & (same_iou[f] >= iou)
+    bg = ~loc & ~cls & ~dup & ((any_iou[f] < background_iou) | ~(has_same | has_other))
     both = ~(loc | cls | dup | bg)
     for name, mask in (("localisation", loc), ("class", cls), ("duplicate", dup), ("background", bg), ("both", both)):
         kind[f[mask]] = name
     target[f[loc | dup]] = same_gt[f[loc | dup]]
     target[f[cls]] = other_gt[f[cls]]
     fb = f[both]
-    target[fb] = np.where(same_iou[fb] >= other_iou[fb], same_gt[fb], other_gt[fb])
+    prefer_same = (same_gt[fb] >= 0) & ((same_iou[fb] >= other_iou[fb]) | (other_gt[fb] < 0))
+    target[fb] = np.where(prefer_same, same_gt[fb], other_gt[fb])
     cross = np.zeros(n, bool)
     dup_rows = f[dup]
     cross[dup_rows] = pred.source[dup_rows] != taker_source[same_gt[dup_rows]]
