@@ -106,10 +106,13 @@ def test_eval_and_report_read_the_prediction_folder(memory_run, tmp_path, capsys
     assert "normals FAR 1%" in html and "data:image/jpeg" in html
 
 
-def test_autoencoder_cli_writes_history(parts_dir, tmp_path):
+def test_autoencoder_cli_writes_history_and_warns_on_few_normals(parts_dir, tmp_path, capsys):
     out = tmp_path / "ae"
     rc = main(["train", "anomaly", str(parts_dir / "train"), "--method", "ae", "--out", str(out), "--epochs", "2", "--image-size", "32", "--depth", "2"])
     assert rc == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    # 16 normals, 20 % held out = 3: a 1 % false-alarm rate needs about 1000.
+    assert "3 held-out normals cannot pin down a 1% false-alarm rate" in printed and "at least 1000 normals" in printed
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and (out / "history.csv").is_file()
 

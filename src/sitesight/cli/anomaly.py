@@ -85,6 +85,8 @@ def train_anomaly_cmd(
     )
     for message in summary["skipped"]:
         console.print(f"[yellow]skipped[/yellow] {message}")
+    for message in summary["warnings"]:
+        console.print(f"[yellow]warning[/yellow] {message}")
 
 
 @predict_app.command("anomaly")

@@ -129,7 +129,8 @@ def train_anomaly(
         progress: called with ``(done, total)`` (epochs for ``ae``, images for ``memory``).
 
     Returns:
-        A summary dict: method, counts, the stored threshold, skipped files, the checkpoint path.
+        A summary dict: method, counts, the stored threshold, skipped files, warnings (e.g. too few
+        held-out normals for the target rate), the checkpoint path.
     """
     folder = scan_images(normal_dir)
     images, _, skipped = read_images(folder.paths)
@@ -171,6 +172,15 @@ def train_anomaly(
             "false_alarm_rate": false_alarm_rate,
             "calibration_scores": [float(s) for s in calib],
         }
+    warnings = []
+    if hold and false_alarm_rate > 0 and len(hold) * false_alarm_rate < 10:
+        # Fewer than ~10 held-out normals above the threshold: the rate it keeps is mostly luck.
+        warnings.append(
+            f"{len(hold)} held-out normals cannot pin down a {100 * false_alarm_rate:g}% false-alarm rate "
+            f"(~{len(hold) * false_alarm_rate:.1f} of them lie above the threshold); hold out at least "
+            f"{int(np.ceil(10 / false_alarm_rate))} normals (--holdout) for a threshold you can rely on"
+        )
+        log.warning(warnings[-1])
     path = save_detector(detector, out / "model.safetensors", threshold=threshold)
     return {
         "method": detector.method,
@@ -179,6 +189,7 @@ def train_anomaly(
         "holdout_images": len(hold),
         "threshold": None if threshold is None else threshold["value"],
         "skipped": skipped,
+        "warnings": warnings,
     }
 
 
