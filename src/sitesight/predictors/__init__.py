@@ -13,6 +13,10 @@ one `Detections` per image out, boxes in that image's pixels). Weights come only
 ``replay:RESULTS.json:IMAGES.json``                   recorded COCO results; ``IMAGES.json`` is the
                                                       COCO file naming the images (not needed when
                                                       RESULTS.json has its own ``images``)
+``iouaware:CKPT.safetensors``                         a trained sitesight IoU-aware RetinaNet
+                                                      (``sitesight train det``; ``[torch]`` extra);
+                                                      its scores are ``p^alpha * IoU^(1 - alpha)``
+                                                      with the checkpoint's alpha
 ====================================================  ===========================================
 
 Example:
@@ -51,6 +55,13 @@ def _onnx(args: list[str], conf: float) -> Callable:
     return build_onnx_detector(path, conf=conf)
 
 
+def _iouaware(args: list[str], conf: float) -> Callable:
+    from sitesight.models.detector.callable import load_detector_callable
+
+    (path,) = args
+    return load_detector_callable(path, score_threshold=conf)
+
+
 def _replay(args: list[str], conf: float) -> Callable:
     from sitesight.predictors.replay import build_replay_detector
 
@@ -63,6 +74,7 @@ BUILDERS: dict[str, tuple[Callable[[list[str], float], Callable], tuple[int, ...
     "torchvision": (_torchvision, (2,), "torchvision:ARCH:WEIGHTS"),
     "onnx": (_onnx, (1,), "onnx:MODEL.onnx"),
     "replay": (_replay, (1, 2), "replay:RESULTS.json[:IMAGES.json]"),
+    "iouaware": (_iouaware, (1,), "iouaware:CHECKPOINT.safetensors"),
 }
 
 

@@ -39,7 +39,7 @@ from sitesight.models.detector.callable import predict_images, to_input
 from sitesight.models.detector.iou_aware import DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
 from sitesight.models.train import FitResult, resolve_device
 
-__all__ = ["DetTrainConfig", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
+__all__ = ["DetTrainConfig", "select_classes", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
 
 log = logging.getLogger(__name__)
 Item = tuple[np.ndarray, Detections]
@@ -61,6 +61,9 @@ class DetTrainConfig:
         photometric: apply `DEFAULT_PHOTOMETRIC` (brightness, contrast, saturation, blur, noise, JPEG, gamma).
         tile_wh / tile_overlap: train (and validate) on `sitesight.slice_grid` slices of this size
             instead of whole frames (None = whole frames).
+        background_fraction: share of training items without any box that is kept (drawn once from
+            ``seed``); sparse scenes cut into slices are mostly background, which starves the model
+            of positives in a short training.
         grad_clip: max gradient norm (0 = off).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``…; seed: initialisation, data order and augmentation.
         progress: show a rich progress bar.
@@ -79,6 +82,7 @@ class DetTrainConfig:
     photometric: bool = True
     tile_wh: tuple[int, int] | None = None
     tile_overlap: tuple[float, float] = (0.2, 0.2)
+    background_fraction: float = 1.0
     grad_clip: float = 10.0
     device: str = "auto"
     seed: int = 0
@@ -89,9 +93,31 @@ class DetTrainConfig:
             raise InputError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}", where="optimizer")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}", where="epochs")
+        if not 0.0 <= self.background_fraction <= 1.0:
+            raise InputError(f"background_fraction must lie in [0, 1], got {self.background_fraction}", where="background_fraction")
         object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
         if self.tile_wh is not None:
             object.__setattr__(self, "tile_wh", tuple(int(v) for v in self.tile_wh))
+
+
+def select_classes(dataset: Dataset, class_names: Sequence[str]) -> Dataset:
+    """``dataset`` with only the boxes of ``class_names``, renumbered so ``class_id`` ``k`` is ``class_names[k]``.
+
+    Raises:
+        InputError: a name the dataset does not have.
+    """
+    missing = [name for name in class_names if name not in dataset.class_names]
+    if missing or not class_names:
+        raise InputError(f"classes {missing or '[]'} not among the dataset's {list(dataset.class_names)}", where="class_names")
+    old = [dataset.class_names.index(name) for name in class_names]
+    lut = np.full(len(dataset.class_names), -1, np.int64)
+    lut[old] = np.arange(len(old))
+    samples = []
+    for sample in dataset.samples:
+        new_id = lut[sample.gt.class_id]
+        kept = sample.gt[new_id >= 0]
+        samples.append(sample.replace(gt=kept.replace(class_id=new_id[new_id >= 0])))
+    return dataset.replace(class_names=tuple(class_names), samples=samples)
 
 
 def detection_items(
@@ -336,6 +362,9 @@ def train_detector(
     train_images, val_images = images if images is not None else (None, None)
     tile_wh, overlap = train_config.tile_wh, train_config.tile_overlap
     train_items = detection_items(train, images=train_images, tile_wh=tile_wh, overlap_ratio=overlap)
+    if train_config.background_fraction < 1.0:
+        keep = np.random.default_rng(train_config.seed).random(len(train_items)) < train_config.background_fraction
+        train_items = [item for item, k in zip(train_items, keep, strict=True) if k or len(item[1])]
     val_items = None if val is None else detection_items(val, images=val_images, tile_wh=tile_wh, overlap_ratio=overlap, keep_empty=False)
     if not train_items:
         raise InputError("no readable training frames", where="train")
