@@ -126,3 +126,25 @@ def test_bad_input_is_one_line_error(parts_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "Traceback" not in err
     assert "unknown method 'vae'" in err
+
+
+def test_predict_reads_real_mvtec_screw_images(shared_data, tmp_path):
+    """36 real MVTec AD screw defect images (grey 512x512 PNGs, directly in the folder: unlabelled)."""
+    from PIL import Image
+
+    from sitesight.models.anomaly.checkpoint import save_detector
+    from sitesight.models.anomaly.memory import MemoryConfig, fit_memory
+    from sitesight.models.anomaly.pipeline import predict_anomaly
+    from sitesight.synth.parts import make_parts
+
+    folder = shared_data / "screw" / "defects_mini" / "images"
+    det = fit_memory(list(make_parts(4, 0, seed=0, image_wh=(64, 64)).images), config=MemoryConfig(image_size=64, layers=(1,)), device="cpu")
+    model = save_detector(det, tmp_path / "m.safetensors")
+    summary = predict_anomaly(model, folder, tmp_path / "pred", heatmaps=2, device="cpu")
+    rows = _rows(tmp_path / "pred" / "scores.csv")
+    n = len(list(folder.glob("*.png")))
+    assert summary["images"] == len(rows) == n and not summary["skipped"]
+    assert all(r["label"] == "" and np.isfinite(float(r["score"])) for r in rows)
+    assert "metrics" not in summary and summary["threshold"] is None
+    with Image.open(summary["pictures"]["heatmaps"]) as im:
+        assert im.width > 300 and im.height > 300
