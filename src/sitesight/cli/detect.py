@@ -38,7 +38,7 @@ def _postprocess_options(method: str, metric: str, threshold: float, gate: str |
 @app.command("detect")
 def detect(
     frames: list[str] = typer.Argument(..., help="Image files, folders, glob patterns or video files."),
-    model: str = typer.Option(..., "--model", "-m", help="yolo:W.pt | torchvision:ARCH:W.pt | onnx:M.onnx | replay:RESULTS.json[:IMAGES.json]"),
+    model: str = typer.Option(..., "--model", "-m", help="Detector spec: yolo:W.pt | torchvision:ARCH:W.pt | onnx:M.onnx | iouaware:CKPT.safetensors (sitesight train det) | replay:RESULTS.json[:IMAGES.json]"),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (Parquet shards + manifest.json)."),
     slice_size: int = typer.Option(640, "--slice", min=1, help="Square slice side in pixels."),
     overlap: float = typer.Option(0.2, "--overlap", min=0.0, max=0.95, help="Overlap between slices (fraction)."),
