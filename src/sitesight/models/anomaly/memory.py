@@ -143,7 +143,7 @@ def greedy_coreset(features: torch.Tensor, n_select: int, *, projection_dim: int
     for i in range(1, n_select):
         idx = int(torch.argmax(min_d2))
         chosen[i] = idx
-        d2 = torch.addmv(sq + sq[idx], z, z[idx], alpha=-2.0)
+        d2 = sq - 2.0 * (z @ z[idx]) + sq[idx]  # plain matmul: torch.addmv is ~10x slower on CPU here
         min_d2 = torch.minimum(min_d2, d2)
     return chosen
 
