@@ -1,9 +1,13 @@
-"""Build a `Dataset` from what a parser collected per image (labels as names, boxes as tuples).
+"""Build a `Dataset` from what a parser collected.
 
-Every reader collects plain Python rows per image and hands them here, so that all formats agree
-on the attribute layout: every sample carries the same attribute keys; schema attributes are object
-arrays of ``str`` (``None`` where the box's label lacks the attribute); the typed per-box extras in
-`TYPED_EXTRAS` get their dtype and a fill value; any other key is an object array.
+Two collectors: `ImageRows` keeps one image's boxes as Python rows (labels as names, boxes as
+tuples, a dict of attributes per box) for `build_dataset`; `BoxColumns` keeps every box of a file
+as flat, aligned lists (a box costs a few list appends and no per-box objects), `finish_boxes`
+turns it into one numpy array per column once per file (label defaults filled in bulk), and
+`build_from_boxes` splits those arrays per image (views). Both agree on the attribute layout:
+every sample carries the same attribute keys; schema attributes are object arrays of ``str``
+(``None`` where the box's label lacks the attribute); the typed per-box extras in `TYPED_EXTRAS`
+get their dtype and a fill value; any other key is an object array.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 from sitesight.detections import Detections
 
-__all__ = ["ImageRows", "TYPED_EXTRAS", "build_dataset", "merge_specs"]
+__all__ = ["ImageRows", "BoxColumns", "BoxArrays", "TYPED_EXTRAS", "build_dataset", "build_from_boxes",
+           "finish_boxes", "concat_boxes", "merge_specs"]  # fmt: skip
 
 # Per-box extras kept from the source format, with their dtype and the value used where absent.
 TYPED_EXTRAS: dict[str, tuple[type, object]] = {
@@ -124,4 +129,147 @@ def build_dataset(
                 subset=image.subset,
             )
         )
+    return Dataset(class_names=tuple(class_names), samples=tuple(samples), attribute_schema=dict(schema), root=root)
+
+
+@dataclass
+class BoxColumns:
+    """Every box of one file as flat, aligned Python lists (internal to the format modules).
+
+    Box ``k`` lies on image ``image[k]`` (an index into the parser's image list), spans
+    ``xyxy[4k:4k+4]`` (``x1, y1, x2, y2`` absolute pixels) and has class name ``label[k]``.
+    ``extras`` holds dense per-box columns (one value per box, e.g. ``cvat_z_order``);
+    ``explicit`` holds attribute values as given in the file, sparse: name → (box indices, values).
+    """
+
+    image: list[int] = field(default_factory=list)
+    xyxy: list[float] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    extras: dict[str, list] = field(default_factory=dict)
+    explicit: dict[str, tuple[list[int], list[object]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BoxArrays:
+    """`BoxColumns` as arrays: ``image (N,) int64``, ``xyxy (N, 4) float32``, ``label`` N names,
+    ``columns`` name → ``(N,)`` array (typed extras with their dtype, attributes object arrays)."""
+
+    image: np.ndarray
+    xyxy: np.ndarray
+    label: list[str]
+    columns: dict[str, np.ndarray]
+
+
+def _objects(values: Sequence[object]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _typed(key: str, values: Sequence[object]) -> np.ndarray:
+    if key in TYPED_EXTRAS:
+        dtype, _ = TYPED_EXTRAS[key]
+        return np.array(values, dtype=dtype).reshape(len(values))
+    return _objects(values)
+
+
+def finish_boxes(
+    boxes: BoxColumns, defaults: Mapping[str, Mapping[str, object]], image_order: np.ndarray | None = None
+) -> BoxArrays:
+    """Arrays of one file's boxes; an attribute a box omits gets its label's default.
+
+    Args:
+        boxes: the file's collected boxes.
+        defaults: label → attribute name → default value (``None`` when declared without one); an
+            attribute not listed for a box's label is ``None`` for that box.
+        image_order: ``(M,)`` new image index of each old one, when the parser reordered its images.
+    """
+    n = len(boxes.label)
+    names = list(dict.fromkeys(boxes.label))
+    label_index = {name: i for i, name in enumerate(names)}
+    label_id = np.array([label_index[name] for name in boxes.label], dtype=np.int64)
+    image = np.array(boxes.image, dtype=np.int64)
+    if image_order is not None:
+        image = image_order[image]
+    columns = {key: _typed(key, values) for key, values in boxes.extras.items()} if n else {}  # (no boxes, no keys)
+    keys = dict.fromkeys(k for label in names for k in defaults.get(label, {}))
+    keys.update(dict.fromkeys(boxes.explicit))
+    for key in keys:
+        table = _objects([defaults.get(label, {}).get(key) for label in names])
+        column = table[label_id] if n else np.empty(0, dtype=object)
+        index, values = boxes.explicit.get(key, ((), ()))
+        where = np.array(index, dtype=np.intp)
+        if not np.any(where[1:] <= where[:-1]):  # box indices arrive in order: equal ones are repeats
+            column[where] = _objects(values)
+        else:  # the same attribute twice on one box: the last one wins
+            for i, value in zip(index, values, strict=True):
+                column[i] = value
+        columns[key] = column
+    xyxy = np.array(boxes.xyxy, dtype=np.float32).reshape(n, 4)
+    return BoxArrays(image=image, xyxy=xyxy, label=list(boxes.label), columns=columns)
+
+
+def concat_boxes(parts: Sequence[BoxArrays], image_offsets: Sequence[int]) -> BoxArrays:
+    """Boxes of several files as one; file ``i``'s image indices are shifted by ``image_offsets[i]``.
+
+    A column missing from a file is filled with its `TYPED_EXTRAS` fill value, or ``None``.
+    """
+    if len(parts) == 1 and image_offsets[0] == 0:
+        return parts[0]
+    keys = dict.fromkeys(k for p in parts for k in p.columns)
+    columns = {}
+    for key in keys:
+        pieces = []
+        for p in parts:
+            if key in p.columns:
+                pieces.append(p.columns[key])
+            elif key in TYPED_EXTRAS:
+                dtype, fill = TYPED_EXTRAS[key]
+                pieces.append(np.full(len(p.label), fill, dtype=dtype))
+            else:
+                pieces.append(np.full(len(p.label), None, dtype=object))
+        columns[key] = np.concatenate(pieces)
+    return BoxArrays(
+        image=np.concatenate([p.image + off for p, off in zip(parts, image_offsets, strict=True)]),
+        xyxy=np.concatenate([p.xyxy for p in parts]).reshape(-1, 4),
+        label=[name for p in parts for name in p.label],
+        columns=columns,
+    )
+
+
+def build_from_boxes(
+    images: Sequence[ImageRows],
+    boxes: BoxArrays,
+    class_names: Sequence[str],
+    schema: Mapping[str, AttributeSpec],
+    root: Path | None,
+) -> Dataset:
+    """Assemble the dataset; every label used must be in ``class_names`` (readers add unknown ones).
+
+    Each sample's arrays are views into the dataset-wide arrays (one slice per image).
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    class_id = np.array([index[label] for label in boxes.label], dtype=np.int64)
+    keys = list(dict.fromkeys([*schema, *boxes.columns]))
+    n = len(class_id)
+    columns = {k: boxes.columns.get(k, np.full(n, None, dtype=object)) for k in keys}
+    image, xyxy = boxes.image, boxes.xyxy
+    if n > 1 and np.any(image[1:] < image[:-1]):  # track shapes land on earlier frames: sort stably
+        order = np.argsort(image, kind="stable")
+        image, xyxy, class_id = image[order], xyxy[order], class_id[order]
+        columns = {k: v[order] for k, v in columns.items()}
+    ends = np.cumsum(np.bincount(image, minlength=len(images))).tolist()
+    score = np.ones(n, np.float32)
+    samples = []
+    start = 0
+    for rows, end in zip(images, ends, strict=True):
+        gt = Detections(
+            xyxy=xyxy[start:end],
+            score=score[start:end],
+            class_id=class_id[start:end],
+            attributes={k: v[start:end] for k, v in columns.items()},
+        )
+        samples.append(Sample(path=rows.path, image_wh=rows.image_wh, gt=gt, image_id=rows.image_id,
+                              tags=tuple(rows.tags), subset=rows.subset))  # fmt: skip
+        start = end
     return Dataset(class_names=tuple(class_names), samples=tuple(samples), attribute_schema=dict(schema), root=root)

@@ -19,7 +19,8 @@ The writer lives in `sitesight.formats.cvat_write`; `write_cvat` is re-exported 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -27,11 +28,19 @@ import numpy as np
 
 from sitesight.dataset import AttributeSpec, Dataset
 from sitesight.errors import InputError
-from sitesight.formats.assemble import ImageRows, build_dataset, merge_specs
+from sitesight.formats.assemble import (
+    BoxArrays,
+    BoxColumns,
+    ImageRows,
+    build_from_boxes,
+    concat_boxes,
+    finish_boxes,
+    merge_specs,
+)
 from sitesight.formats.cvat_shapes import mask_rle_extent, parse_points, points_extent, rotated_box_extent
 from sitesight.formats.cvat_write import write_cvat
 from sitesight.formats.issues import Issue, Loaded, log_issues
-from sitesight.formats.safexml import describe, parse_xml
+from sitesight.formats.safexml import collector_paused, describe, parse_xml
 
 __all__ = ["read_cvat", "load_cvat", "write_cvat", "is_cvat_xml"]
 
@@ -40,7 +49,7 @@ logger = logging.getLogger(__name__)
 _CATEGORICAL = ("radio", "select", "checkbox")
 _EXTENT_SHAPES = ("polygon", "polyline")
 _POINT_SHAPES = ("points", "skeleton")
-_CVAT_COLUMNS = ("cvat_shape", "cvat_occluded", "cvat_z_order", "cvat_source", "cvat_track_id")
+_Place = tuple[str, int, "tuple[str, ...] | None"]  # where a shape sits: prefix, child index, describe keys
 _CUBOID_KEYS = ("xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
                 "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2")  # fmt: skip
 
@@ -70,6 +79,14 @@ class _FileParser:
         self.skipped_points = 0
         self.default_subset: str | None = None
         self.frame_wh: tuple[int, int] | None = None
+        self.folder = str(path.parent)
+        self.listings: dict[str, frozenset[str]] = {}  # folder -> its entries, for resolving image paths
+        self.boxes = BoxColumns()
+        self.arrays: BoxArrays | None = None  # set by parse()
+        # The dense per-box columns, bound once: add_shape runs per box.
+        self.shape_col, self.occluded_col, self.z_col, self.source_col, self.track_col = (
+            self.boxes.extras.setdefault(k, []) for k in
+            ("cvat_shape", "cvat_occluded", "cvat_z_order", "cvat_source", "cvat_track_id"))  # fmt: skip
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -131,21 +148,25 @@ class _FileParser:
         meta = root.find("meta")
         if meta is not None:
             self.parse_meta(meta)
-        by_frame: dict[int, ImageRows] = {}
+        by_frame: dict[int, int] = {}  # frame id -> index into self.images
         for i, image in enumerate(root.iterfind("image")):
             rows = self.parse_image(image, i)
-            self.images.append(rows)
             if rows.image_id is not None:
-                by_frame.setdefault(rows.image_id, rows)
+                by_frame.setdefault(rows.image_id, i)
         tracks = root.findall("track")
         for i, track in enumerate(tracks):
             self.parse_track(track, i, by_frame)
+        order = None
         if tracks:
-            self.images.sort(key=lambda r: (r.image_id is None, r.image_id or 0))
+            ranks = sorted(range(len(self.images)), key=lambda i: (self.images[i].image_id is None, self.images[i].image_id or 0))
+            self.images = [self.images[i] for i in ranks]
+            order = np.empty(len(ranks), dtype=np.int64)
+            order[ranks] = np.arange(len(ranks))
         if self.skipped_points:
             self.issues.append(Issue("warning", "points_skipped",
                 f"{self.skipped_points} points/skeleton shapes skipped (use points_as_boxes=True to keep their extent)",
                 str(self.path)))  # fmt: skip
+        self.arrays = finish_boxes(self.boxes, self.defaults, order)
 
     def parse_image(self, image: Element, index: int) -> ImageRows:
         where = describe(image, index, ("id", "name"))
@@ -161,17 +182,52 @@ class _FileParser:
         subset = image.get("subset") or self.default_subset
         rows = ImageRows(path=self.resolve(name, subset, image_id), image_wh=(int(w), int(h)),
                          image_id=image_id, subset=subset)  # fmt: skip
+        self.images.append(rows)
+        # Plain boxes of a label seen before, with attributes seen before, take this inlined path
+        # (about half the per-box cost of add_shape, which handles everything else in full).
+        seen, explicit, cols = self.defaults, self.boxes.explicit, self.boxes
+        add_image, add_xyxy, add_label = cols.image.append, cols.xyxy.extend, cols.label.append
+        add_shape, add_occluded, add_z = self.shape_col.append, self.occluded_col.append, self.z_col.append
+        add_source, add_track = self.source_col.append, self.track_col.append
         for j, shape in enumerate(image):
+            attrib = shape.attrib
+            label = attrib.get("label")
+            if shape.tag == "box" and label in seen and "rotation" not in attrib:
+                try:
+                    box = (float(attrib["xtl"]), float(attrib["ytl"]), float(attrib["xbr"]), float(attrib["ybr"]))
+                    z = int(attrib.get("z_order", 0))
+                except (KeyError, ValueError):
+                    box = None
+                if box is not None:
+                    k = len(cols.label)
+                    for child in shape:
+                        if child.tag != "attribute":
+                            continue
+                        column = explicit.get(child.get("name"))  # type: ignore[arg-type]
+                        if column is None:
+                            column = self.attribute_column(child, label, shape, (where, j, None))
+                        text = child.text
+                        column[0].append(k)
+                        column[1].append(text.strip() if text else "")
+                    add_image(index)
+                    add_xyxy(box)
+                    add_label(label)
+                    add_shape("box")
+                    add_occluded(attrib.get("occluded") == "1")
+                    add_z(z)
+                    add_source(attrib.get("source"))
+                    add_track(-1)
+                    continue
             if shape.tag == "tag":
                 label = shape.get("label")
                 if label is None:
                     raise self.fail("missing attribute 'label'", f"{where} {describe(shape, j)}")
                 rows.tags.append(label)
             else:
-                self.add_shape(rows, shape, lambda j=j, shape=shape: f"{where} {describe(shape, j)}", track_id=-1)
+                self.add_shape(index, shape, (where, j, None), -1, None)
         return rows
 
-    def parse_track(self, track: Element, index: int, by_frame: dict[int, ImageRows]) -> None:
+    def parse_track(self, track: Element, index: int, by_frame: dict[int, int]) -> None:
         where = describe(track, index, ("id", "label"))
         label = track.get("label")
         try:
@@ -179,31 +235,38 @@ class _FileParser:
         except ValueError:
             raise self.fail(f"attribute id={track.get('id')!r} is not an integer", where) from None
         for j, shape in enumerate(track):
-            here = f"{where} {describe(shape, j, ('frame',))}"
             if shape.get("outside", "0") == "1":
                 continue
-            frame = int(self.number(shape, "frame", here))
-            rows = by_frame.get(frame)
-            if rows is None:
+            frame = int(self.number(shape, "frame", f"{where} {describe(shape, j, ('frame',))}"))
+            image_index = by_frame.get(frame)
+            if image_index is None:
                 wh = self.frame_wh or (0, 0)
-                rows = ImageRows(path=self.resolve(f"frame_{frame:06d}.png", None, None), image_wh=wh,
-                                 image_id=frame, subset=self.default_subset)  # fmt: skip
-                by_frame[frame] = rows
-                self.images.append(rows)
-            shape.set("label", shape.get("label", label or ""))
-            self.add_shape(rows, shape, lambda here=here: here, track_id=track_id)
+                image_index = by_frame[frame] = len(self.images)
+                self.images.append(ImageRows(path=self.resolve(f"frame_{frame:06d}.png", None, None), image_wh=wh,
+                                             image_id=frame, subset=self.default_subset))  # fmt: skip
+            self.add_shape(image_index, shape, (where, j, ("frame",)), track_id, label or "")
 
     def resolve(self, name: str, subset: str | None, image_id: int | None) -> str:
-        base = self.path.parent
         candidates = [name, f"images/{name}"]
         if subset:
             candidates.append(f"images/{subset}/{name}")
         if image_id is not None:
-            candidates += [f"images/{image_id}{Path(name).suffix}", f"images/{image_id}.jpg"]
+            candidates += [f"images/{image_id}{os.path.splitext(name)[1]}", f"images/{image_id}.jpg"]
         for candidate in candidates:
-            if (base / candidate).is_file():
+            if self.is_file(candidate):
                 return candidate
         return name
+
+    def is_file(self, candidate: str) -> bool:
+        """``candidate`` (relative to the XML's folder) is a file; one listing per folder, not a stat per name."""
+        folder, base = os.path.split(os.path.join(self.folder, candidate))
+        entries = self.listings.get(folder)
+        if entries is None:
+            try:
+                entries = self.listings[folder] = frozenset(os.listdir(folder))
+            except OSError:
+                entries = self.listings[folder] = frozenset()
+        return base in entries and os.path.isfile(os.path.join(folder, base))
 
     def box_of(self, shape: Element, where: str) -> tuple[float, float, float, float] | None:
         tag, num = shape.tag, self.number
@@ -234,59 +297,83 @@ class _FileParser:
         self.issues.append(Issue("warning", "unknown_shape", f"shape <{tag}> ignored", str(self.path), where))
         return None
 
-    def add_shape(self, rows: ImageRows, shape: Element, locate: Callable[[], str], track_id: int) -> None:
-        """Append one shape; ``locate()`` builds the element's description, only when needed."""
-        get = shape.get
-        label = get("label")
+    def add_shape(self, image_index: int, shape: Element, place: _Place, track_id: int, track_label: str | None) -> None:
+        """Append one shape of image ``image_index``; ``place`` (prefix, child index, describe keys)
+        becomes the element's description only when needed. This runs once per box: keep it lean."""
+        attrib = shape.attrib
+        get = attrib.get
+        tag = shape.tag
+        label = get("label", track_label)
         if label is None:
-            raise self.fail("missing attribute 'label'", locate())
+            raise self.fail("missing attribute 'label'", _locate(shape, place))
         box = None
-        if shape.tag == "box" and get("rotation") is None:  # the common case, kept lean
+        if tag == "box" and "rotation" not in attrib:  # the common case
             try:
-                box = (float(get("xtl")), float(get("ytl")), float(get("xbr")), float(get("ybr")))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+                box = (float(attrib["xtl"]), float(attrib["ytl"]), float(attrib["xbr"]), float(attrib["ybr"]))
+            except (KeyError, ValueError):
                 box = None
         if box is None:
-            box = self.box_of(shape, locate())
+            box = self.box_of(shape, _locate(shape, place))
             if box is None:
-                if shape.tag == "mask":
+                if tag == "mask":
                     self.issues.append(Issue("warning", "empty_mask", "mask with no foreground pixels skipped",
-                                             str(self.path), locate()))  # fmt: skip
+                                             str(self.path), _locate(shape, place)))  # fmt: skip
                 return
         if not label:
-            self.issues.append(Issue("warning", "no_label", f"<{shape.tag}> without a label skipped", str(self.path), locate()))
+            self.issues.append(Issue("warning", "no_label", f"<{tag}> without a label skipped", str(self.path),
+                                     _locate(shape, place)))  # fmt: skip
             return
-        defaults = self.defaults.get(label)
-        if defaults is None:
+        if label not in self.defaults:
             if label not in self.labels:
                 self.labels[label] = ""
                 self.issues.append(Issue("error", "unknown_label", f"label {label!r} is not declared in <meta>",
-                                         str(self.path), locate()))  # fmt: skip
-            defaults = self.defaults[label] = {s.name: s.default for s in self.label_attrs.get(label, ())}
-        attrs: dict[str, object] = dict(defaults)
-        for attr in shape:
-            if attr.tag != "attribute":
-                continue
-            key = attr.get("name")
-            if key is None:
-                raise self.fail("<attribute> without name", locate())
-            text = attr.text
-            attrs[key] = text.strip() if text else ""
-            if key not in self.schema:
-                merge_specs(self.schema, AttributeSpec(name=key, input_type="text", labels=(label,)))
-                self.issues.append(Issue("warning", "undeclared_attribute",
-                    f"attribute {key!r} is not declared for label {label!r} in <meta>", str(self.path), locate()))  # fmt: skip
+                                         str(self.path), _locate(shape, place)))  # fmt: skip
+            self.defaults[label] = {s.name: s.default for s in self.label_attrs.get(label, ())}
         z_order = get("z_order")
-        z = 0 if z_order is None else int(z_order if z_order.lstrip("-").isdigit() else self.number(shape, "z_order", locate()))
-        if "cvat_source" not in rows.columns:
-            rows.columns.update({k: [] for k in _CVAT_COLUMNS})
-        cols = rows.columns
-        cols["cvat_shape"].append(shape.tag)
-        cols["cvat_occluded"].append(get("occluded") == "1")
-        cols["cvat_z_order"].append(z)
-        cols["cvat_source"].append(get("source"))
-        cols["cvat_track_id"].append(track_id)
-        rows.add(box, label, attrs)
+        try:
+            z = 0 if z_order is None else int(z_order)
+        except ValueError:
+            z = int(self.number(shape, "z_order", _locate(shape, place)))
+        boxes = self.boxes
+        k = len(boxes.label)
+        explicit = boxes.explicit
+        for child in shape:
+            if child.tag != "attribute":
+                continue
+            column = explicit.get(child.get("name"))  # type: ignore[arg-type]
+            if column is None:
+                column = self.attribute_column(child, label, shape, place)
+            text = child.text
+            column[0].append(k)
+            column[1].append(text.strip() if text else "")
+        boxes.image.append(image_index)
+        boxes.xyxy.extend(box)
+        boxes.label.append(label)
+        self.shape_col.append(tag)
+        self.occluded_col.append(get("occluded") == "1")
+        self.z_col.append(z)
+        self.source_col.append(get("source"))
+        self.track_col.append(track_id)
+
+    def attribute_column(self, child: Element, label: str, shape: Element, place: _Place) -> tuple[list, list]:
+        """The (box indices, values) lists of the attribute ``child`` names, made on its first use in
+        this file; an attribute the schema lacks joins it as free text, with a warning."""
+        key = child.get("name")
+        if key is None:
+            raise self.fail("<attribute> without name", _locate(shape, place))
+        column = self.boxes.explicit[key] = ([], [])
+        if key not in self.schema:
+            merge_specs(self.schema, AttributeSpec(name=key, input_type="text", labels=(label,)))
+            self.issues.append(Issue("warning", "undeclared_attribute",
+                f"attribute {key!r} is not declared for label {label!r} in <meta>", str(self.path),
+                _locate(shape, place)))  # fmt: skip
+        return column
+
+
+def _locate(shape: Element, place: _Place) -> str:
+    prefix, index, keys = place
+    return f"{prefix} {describe(shape, index, keys) if keys else describe(shape, index)}"
+
 
 def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool = False) -> Loaded:
     """Read one or several CVAT for images 1.1 XML files into one dataset, with the issues found.
@@ -310,9 +397,15 @@ def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool
     schema: dict[str, AttributeSpec] = {}
     images: list[ImageRows] = []
     issues: list[Issue] = []
+    parts: list[BoxArrays] = []
+    offsets: list[int] = []
     for path in paths:
         parser = _FileParser(path, points_as_boxes)
-        parser.parse(parse_xml(path))
+        with collector_paused():  # until the tree is freed, so no collection ever walks it
+            parser.parse(parse_xml(path))
+        assert parser.arrays is not None
+        parts.append(parser.arrays)
+        offsets.append(len(images))
         for name, kind in parser.labels.items():
             labels.setdefault(name, kind)
         for spec in parser.schema.values():
@@ -327,9 +420,10 @@ def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool
         else:
             images.extend(parser.images)
         issues.extend(parser.issues)
-    used = {label for rows in images for label in rows.labels}
+    boxes = concat_boxes(parts, offsets)
+    used = set(boxes.label)
     class_names = [n for n, kind in labels.items() if kind != "tag" or n in used]
-    return Loaded(build_dataset(images, class_names, schema, root), issues)
+    return Loaded(build_from_boxes(images, boxes, class_names, schema, root), issues)
 
 
 def read_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool = False) -> Dataset:
