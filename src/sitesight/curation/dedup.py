@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -82,7 +83,7 @@ def phash_array(grey: np.ndarray) -> int:
 def _masked(image: Image.Image, regions: Sequence[Region], full_wh: tuple[int, int]) -> Image.Image:
     if not regions:
         return image
-    grey = np.asarray(image, np.float32).copy()
+    grey = np.array(image, dtype=np.uint8)  # (h, w) uint8, a writable copy
     sx, sy = image.width / full_wh[0], image.height / full_wh[1]
     mask = np.zeros(grey.shape, bool)
     for region in regions:
@@ -90,8 +91,8 @@ def _masked(image: Image.Image, regions: Sequence[Region], full_wh: tuple[int, i
         mask[max(0, int(y1 * sy)) : int(np.ceil(y2 * sy)), max(0, int(x1 * sx)) : int(np.ceil(x2 * sx))] = True
     if mask.all():
         return image
-    grey[mask] = grey[~mask].mean()
-    return Image.fromarray(grey.round().astype(np.uint8), mode="L")
+    grey[mask] = np.round(grey[~mask].astype(np.float32).mean())
+    return Image.fromarray(grey, mode="L")
 
 
 def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft: bool = True) -> int:
@@ -109,11 +110,16 @@ def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft
         InputError: the file is missing or not a readable image.
     """
     try:
-        with Image.open(path) as image:
+        # One read of the whole file, handed to the decoder in one call (not 64 KiB chunks, each a
+        # trip back to Python under the GIL); the decoder itself runs without the GIL.
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            if hasattr(image, "decodermaxblock"):
+                image.decodermaxblock = max(len(data), 65536)
             full_wh = image.size
             if draft:
                 image.draft("L", (max(1, full_wh[0] // 8), max(1, full_wh[1] // 8)))
-            grey = image.convert("L")
+            grey = image.convert("L") if image.mode != "L" else image.copy()  # (h, w) 8-bit grey
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read image: {exc}", path) from None
     grey = _masked(grey, ignore_regions, full_wh)
