@@ -368,9 +368,9 @@ def step_anomaly(ctx: DemoContext) -> None:
     from sitesight.synth.parts import write_parts_dataset
 
     out = ctx.out / "anomaly"
-    # 120 normal training parts: 40 to fit on, 80 held out to set thresholds (a 5 % false-alarm rate needs
-    # tens of normals above it to be more than a guess); 40 normal + 20 defective test parts.
-    parts = write_parts_dataset(out / "parts", n_train=120, n_test_normal=40, n_test_defect=20, seed=ctx.seed, image_wh=(64, 64))
+    # 240 normal training parts: 40 to fit on, 200 held out to set thresholds (a 5 % false-alarm rate needs
+    # ~10 normals above it to be more than a guess); 40 normal + 20 defective test parts.
+    parts = write_parts_dataset(out / "parts", n_train=240, n_test_normal=40, n_test_defect=20, seed=ctx.seed, image_wh=(64, 64))
     # Random-init backbone (weights are never downloaded): layer1+layer2 at 96 px keep local texture.
     methods = {"memory": ("feature memory (PatchCore-style, random-init resnet18)", MemoryConfig(image_size=96, layers=(1, 2))),
                "ae": ("conv autoencoder (L2, top-1% pixels)", AutoencoderConfig(image_size=64, base_channels=16))}
@@ -379,7 +379,7 @@ def step_anomaly(ctx: DemoContext) -> None:
     for method, (label, config) in methods.items():
         torch.set_num_threads(1)  # on a shared 2-core machine one thread beats two that wait on each other
         try:
-            trained = train_anomaly(parts / "train", out / f"model_{method}", config=config, holdout_fraction=2 / 3,
+            trained = train_anomaly(parts / "train", out / f"model_{method}", config=config, holdout_fraction=200 / 240,
                                     false_alarm_rate=0.05, epochs=30, seed=ctx.seed)
             pred = out / f"pred_{method}"
             summary = predict_anomaly(trained["checkpoint"], parts / "test", pred, heatmaps=6)
