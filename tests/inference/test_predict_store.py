@@ -152,7 +152,7 @@ from sitesight.frames import list_frames
 from sitesight.predict import detect_to_run
 
 def slow(images):
-    time.sleep(0.01)
+    time.sleep(0.05)
     return blob_detector(images)
 
 detect_to_run(list_frames([{frames!r}]), slow, {run!r}, model="blobs", slice_wh=(128, 128),
@@ -170,9 +170,18 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     script = KILL_SCRIPT.format(tests=tests_dir, frames=str(tmp_path / "frames"), run=str(tmp_path / "run"))
     rng = np.random.default_rng(11)
     kills = 0
+    shards = tmp_path / "run" / "shards"
     for _ in range(8):
+        before = len(list(shards.glob("*.parquet"))) if shards.exists() else 0
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(float(rng.uniform(0.6, 1.6)))
+        # Kill at a random moment after this attempt has made progress (a new shard), so the test
+        # does not depend on how fast the machine starts Python.
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if shards.exists() and len(list(shards.glob("*.parquet"))) > before:
+                break
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
