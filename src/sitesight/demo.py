@@ -385,7 +385,7 @@ def step_anomaly(ctx: DemoContext) -> None:
             summary = predict_anomaly(trained["checkpoint"], parts / "test", pred, heatmaps=6)
         finally:
             torch.set_num_threads(threads)
-        write_run_info(pred, kind="anomaly", name=f"anomaly: {label}",
+        write_run_info(pred, kind="anomaly", name=label,
                        artefacts={"scores": pred / "scores.csv", "summary": pred / "summary.json", "heatmaps": pred / "heatmaps.png"},
                        config={"method": method, "fit_images": trained["fit_images"], "holdout_normals": trained["holdout_images"]})
         m, rows = summary["metrics"], summary["thresholds"]
