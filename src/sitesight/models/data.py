@@ -235,14 +235,26 @@ class RoiFrameDataset(torch.utils.data.Dataset):
         return to_tensor(image), torch.from_numpy(rois), torch.from_numpy(labels)
 
 
-def crop_window(roi: np.ndarray, crop_wh: tuple[int, int], frame_wh: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left ``(x0, y0)`` of a ``crop_wh`` window inside ``frame_wh`` that holds the ``(4,)`` xyxy
-    ``roi`` at a uniformly random place (centred on it when it is larger than the window)."""
+def crop_window(
+    roi: np.ndarray, crop_wh: tuple[int, int], frame_wh: tuple[int, int], rng: np.random.Generator, *, align: int = 32
+) -> tuple[int, int]:
+    """Top-left ``(x0, y0)`` of a ``crop_wh`` window inside ``frame_wh`` holding the ``(4,)`` xyxy ``roi``.
+
+    The corner is a multiple of ``align`` (so a backbone of stride 8, 16 or 32 sees the window on
+    the frame's own feature grid), drawn uniformly among the aligned places that hold the whole
+    roi; else the window touches the frame's far edge when that holds the roi, or sits at the
+    aligned place nearest to centring it (the roi is then clipped).
+    """
     origin = []
     for lo, hi, size, limit in ((roi[0], roi[2], crop_wh[0], frame_wh[0]), (roi[1], roi[3], crop_wh[1], frame_wh[1])):
-        slack = size - (hi - lo)
-        start = lo - rng.uniform(0, slack) if slack > 0 else (lo + hi - size) / 2
-        origin.append(int(np.clip(np.floor(start), 0, max(limit - size, 0))))
+        last = max(limit - size, 0) // align * align
+        first_ok, last_ok = int(np.ceil(max(hi - size, 0) / align)), int(min(lo, last) // align)
+        if first_ok <= last_ok:
+            origin.append(int(rng.integers(first_ok, last_ok + 1)) * align)
+        elif max(limit - size, 0) <= lo and hi - max(limit - size, 0) <= size:  # at the frame's far edge
+            origin.append(int(max(limit - size, 0)))
+        else:
+            origin.append(int(np.clip(round((lo + hi - size) / 2 / align), 0, last // align)) * align)
     return origin[0], origin[1]
 
 
