@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from sitesight.cli.eval import eval_app
 from sitesight.cli.main import app
-from sitesight.cli.train import _wh, train_app
+from sitesight.cli.train import _wh, read_train_val, train_app
 from sitesight.errors import InputError
 
 console = Console()
@@ -57,18 +57,10 @@ def train_det(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
 ) -> None:
     """Train an IoU-aware RetinaNet (IoU branch beside box regression) with COCO evaluation every epoch."""
-    from sitesight.formats import read_dataset
     from sitesight.models.detector.iou_aware import DetectorConfig
     from sitesight.models.detector.train import DetTrainConfig, train_detector
 
-    train_ds = read_dataset(data, fmt)
-    if val is not None:
-        val_ds = read_dataset(val, fmt)
-    else:
-        from sitesight.curation.split import split_dataset
-
-        parts = split_dataset(train_ds, fractions={"train": 1 - val_fraction, "val": val_fraction}, group_by=(), seed=seed)
-        train_ds, val_ds = parts["train"], parts["val"]
+    train_ds, val_ds = read_train_val(data, val, fmt, val_fraction=val_fraction, seed=seed)
     sizes = _numbers(input_size, "--input-size", int)
     if len(sizes) != 2:
         raise InputError(f"expected MIN,MAX, got {input_size!r}", where="--input-size")

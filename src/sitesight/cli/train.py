@@ -36,6 +36,19 @@ def _floats(text: str | None, where: str) -> tuple[float, ...] | None:
         raise InputError(f"expected comma-separated numbers, got {text!r}", where=where) from None
 
 
+def read_train_val(data: Path, val: Path | None, fmt: str | None, *, val_fraction: float, seed: int):
+    """Training and validation datasets: ``val`` when given, else a seeded split of ``data``."""
+    from sitesight.formats import read_dataset
+
+    train_ds = read_dataset(data, fmt)
+    if val is not None:
+        return train_ds, read_dataset(val, fmt)
+    from sitesight.curation.split import split_dataset
+
+    parts = split_dataset(train_ds, fractions={"train": 1 - val_fraction, "val": val_fraction}, group_by=(), seed=seed)
+    return parts["train"], parts["val"]
+
+
 @train_app.command("roi")
 def train_roi(
     data: Path = typer.Argument(..., help="Training set: CVAT/COCO/YOLO/VOC file or folder."),
@@ -60,21 +73,13 @@ def train_roi(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
 ) -> None:
     """Train a RoI attribute head (backbone once per frame, RoIAlign on expanded boxes) and evaluate it."""
-    from sitesight.formats import read_dataset
     from sitesight.models.attribute import train_and_evaluate_roi
     from sitesight.models.augment import Augment
     from sitesight.models.data import attribute_classes
     from sitesight.models.roi_head import RoIHeadConfig
     from sitesight.models.train import FitConfig
 
-    train_ds = read_dataset(data, fmt)
-    if val is not None:
-        val_ds = read_dataset(val, fmt)
-    else:
-        from sitesight.curation.split import split_dataset
-
-        parts = split_dataset(train_ds, fractions={"train": 1 - val_fraction, "val": val_fraction}, group_by=(), seed=seed)
-        train_ds, val_ds = parts["train"], parts["val"]
+    train_ds, val_ds = read_train_val(data, val, fmt, val_fraction=val_fraction, seed=seed)
     if limit:
         train_ds, val_ds = (d.with_samples(d.samples[:limit]) for d in (train_ds, val_ds))
     names = attribute_classes(train_ds, attribute)
