@@ -192,7 +192,8 @@ def _sample_weights(dataset: torch.utils.data.Dataset, num_classes: int) -> torc
     return torch.tensor([inv[lab].mean() if len(lab) else 0.0 for lab in labels], dtype=torch.float64)
 
 
-def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
+def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """``history.json`` and ``history.csv`` (one row per epoch, the union of all keys as columns)."""
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
     keys = list(dict.fromkeys(k for row in history for k in row))
     with open(out_dir / "history.csv", "w", newline="") as fh:
@@ -307,7 +308,7 @@ def fit(
                 state["bad_epochs"] += 1
             state["epoch"] = epoch
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, last_path)
-            _write_history(out_dir, state["history"])
+            write_history(out_dir, state["history"])
     return FitResult(
         history=list(state["history"]),
         best_epoch=int(state["best_epoch"]),

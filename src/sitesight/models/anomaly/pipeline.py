@@ -33,6 +33,7 @@ from sitesight.models.anomaly.checkpoint import load_detector, read_detector_con
 from sitesight.models.anomaly.memory import MemoryConfig, fit_memory
 from sitesight.models.anomaly.plots import plot_heatmaps, plot_score_histogram
 from sitesight.models.anomaly.thresholds import threshold_table
+from sitesight.models.train import write_history
 
 __all__ = ["ImageFolder", "scan_images", "read_images", "train_anomaly", "predict_anomaly"]
 
@@ -153,7 +154,7 @@ def train_anomaly(
                 progress(row["epoch"], epochs)
 
         detector = fit_autoencoder(fit_images, config=config, epochs=epochs, seed=seed, on_epoch=on_epoch)
-        _write_history(out, history)
+        write_history(out, history)
     else:
         done = [0]
 
@@ -191,16 +192,6 @@ def train_anomaly(
         "skipped": skipped,
         "warnings": warnings,
     }
-
-
-def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    import csv
-
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    with (out / "history.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def predict_anomaly(

@@ -15,8 +15,6 @@ stops after ``patience`` epochs without a better AP.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import time
@@ -37,7 +35,7 @@ from sitesight.models.augment import Augment
 from sitesight.models.checkpoint import save_checkpoint
 from sitesight.models.detector.callable import predict_images, to_input
 from sitesight.models.detector.iou_aware import DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
-from sitesight.models.train import FitResult, resolve_device
+from sitesight.models.train import FitResult, resolve_device, write_history
 
 __all__ = ["DetTrainConfig", "select_classes", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
 
@@ -223,15 +221,6 @@ class DetectionSet(torch.utils.data.Dataset):
         return to_input(np.ascontiguousarray(rgb)), target
 
 
-def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    with open(out_dir / "history.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-
-
 def _collate(batch: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     return [b[0] for b in batch], [b[1] for b in batch]
 
@@ -329,7 +318,7 @@ def fit_detector(
             state["epoch"] = epoch
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "state": state}, last_path)
-            _write_history(out_dir, state["history"])
+            write_history(out_dir, state["history"])
     return FitResult(history=list(state["history"]), best_epoch=int(state["best_epoch"]), best_metrics=state["best_metrics"],
                      checkpoint=best_path, stopped_early=stopped_early)
 
