@@ -192,6 +192,16 @@ def _sample_weights(dataset: torch.utils.data.Dataset, num_classes: int) -> torc
     return torch.tensor([inv[lab].mean() if len(lab) else 0.0 for lab in labels], dtype=torch.float64)
 
 
+def load_last(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device) -> dict[str, Any]:
+    """Restore model, optimizer and scheduler from a ``last.pt`` written by a loop; returns its loop state."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    return saved["state"]
+
+
 def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """``history.json`` and ``history.csv`` (one row per epoch, the union of all keys as columns)."""
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
@@ -246,11 +256,7 @@ def fit(
     state = {"epoch": 0, "history": [], "best_score": (-math.inf, -math.inf), "best_epoch": 0, "bad_epochs": 0, "best_metrics": None}
     last_path, best_path = out_dir / "last.pt", out_dir / "best.safetensors"
     if resume and last_path.is_file():
-        saved = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
+        state = load_last(last_path, model, optimizer, scheduler, device)
     sample_weights = _sample_weights(train_set, len(class_names)) if config.weighted_sampler else None
     stopped_early = False
     with Progress(

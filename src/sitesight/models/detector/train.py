@@ -35,7 +35,7 @@ from sitesight.models.augment import Augment
 from sitesight.models.checkpoint import save_checkpoint
 from sitesight.models.detector.callable import predict_images, to_input
 from sitesight.models.detector.iou_aware import DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
-from sitesight.models.train import FitResult, resolve_device, write_history
+from sitesight.models.train import FitResult, load_last, resolve_device, write_history
 
 __all__ = ["DetTrainConfig", "select_classes", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
 
@@ -261,11 +261,7 @@ def fit_detector(
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": (-math.inf, -math.inf), "best_epoch": 0, "bad_epochs": 0, "best_metrics": None}
     last_path, best_path = out_dir / "last.pt", out_dir / "best.safetensors"
     if resume and last_path.is_file():
-        saved = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
+        state = load_last(last_path, model, optimizer, scheduler, device)
     model_config = {**model.config.to_dict(), "fit": asdict(config)}
     stopped_early = False
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
