@@ -10,7 +10,7 @@ is the first jittered, with 10 % of the boxes dropped, 5 % class flips and faint
 * **select**: `sitesight.mining.select.select_top` picks 300 frames under the diversity rules.
 
 The peer is the obvious per-frame implementation (one `Detections` per frame from
-`sitesight.store.load_run`, `sitesight.boxes.pairwise_iou`, a Python greedy loop), timed on the
+`sitesight.sliced.store.load_run`, `sitesight.boxes.pairwise_iou`, a Python greedy loop), timed on the
 first ``--baseline-frames`` frames and extrapolated linearly; its detection term is compared with
 sitesight's on those frames, so the speed never comes from a different answer.
 
@@ -35,7 +35,7 @@ from sitesight.boxes import pairwise_iou
 from sitesight.mining.discrepancy import pair_discrepancy
 from sitesight.mining.pool import load_pool
 from sitesight.mining.select import select_top
-from sitesight.store import load_run, write_run
+from sitesight.sliced.store import load_run, write_run
 
 
 def make_runs(root: Path, n_frames: int, boxes: int, seed: int) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Time `sitesight.merge` against SAHI's postprocess classes on the same boxes, in one run.
+"""Time `sitesight.sliced.merge` against SAHI's postprocess classes on the same boxes, in one run.
 
 The boxes imitate raw sliced-detection output on a 4K frame: each object is seen by one to
 several overlapping slices plus the full-frame pass, so it comes back as a cluster of jittered,

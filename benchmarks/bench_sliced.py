@@ -14,7 +14,7 @@ Frames: synthetic 1920x1080 JPEGs (`sitesight.synth`) read from disk by both. Bo
 slices, 0.2 overlap (8 slices) plus a full-frame pass, confidence 0.3 and GREEDYNMM/IOS@0.5.
 SAHI gets the callable through a minimal ``DetectionModel`` subclass (what a SAHI user writes for a
 custom model), once with its default ``batch_size=1`` and once with ``batch_size=8`` and native
-batching. sitesight runs `sitesight.predict.detect_to_run` (background decode, slices of
+batching. sitesight runs `sitesight.sliced.predict.detect_to_run` (background decode, slices of
 consecutive frames batched, Parquet shards) and then merges the stored run.
 
 Reported per side: frames/s, wall and process CPU time, time inside the model callable, and the
@@ -155,10 +155,10 @@ def main() -> None:
     import torchvision
     from sahi.predict import get_sliced_prediction
 
-    from sitesight.border import MergeSpec, postprocess_run
-    from sitesight.frames import list_frames
-    from sitesight.predict import detect_to_run
-    from sitesight.store import load_run
+    from sitesight.sliced.border import MergeSpec, postprocess_run
+    from sitesight.sliced.frames import list_frames
+    from sitesight.sliced.predict import detect_to_run
+    from sitesight.sliced.store import load_run
     from sitesight.synth import write_site_dataset
 
     torch.set_num_threads(args.threads)

@@ -1,8 +1,8 @@
 """The 40-combination sweep (10 merge settings x 4 confidences) over 600 stored 1080p frames.
 
 Builds a stored run of 600 synthetic 1920x1080 frames (ground truth from `sitesight.synth`, raw
-sliced boxes from the clearly labelled stand-in detector `sitesight.standin`), then times
-`sitesight.sweep.sweep_run` (load + 40 combinations: merge, border rule, gate, evaluation) — the
+sliced boxes from the clearly labelled stand-in detector `sitesight.sliced.standin`), then times
+`sitesight.sliced.sweep.sweep_run` (load + 40 combinations: merge, border rule, gate, evaluation) — the
 work that SAHI would need 40 full inference passes for. Wall clock and the process's CPU time
 (the machine is shared), medians of ``--repeats``; imports are warmed up before timing.
 
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sitesight.border import MergeSpec
-from sitesight.gate import GateParams
-from sitesight.predict import run_parameters
-from sitesight.standin import standin_raw
-from sitesight.store import load_run, write_run
-from sitesight.sweep import sweep_run
+from sitesight.sliced.border import MergeSpec
+from sitesight.sliced.gate import GateParams
+from sitesight.sliced.predict import run_parameters
+from sitesight.sliced.standin import standin_raw
+from sitesight.sliced.store import load_run, write_run
+from sitesight.sliced.sweep import sweep_run
 from sitesight.synth import iter_site_frames
 
 

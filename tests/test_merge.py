@@ -1,4 +1,4 @@
-"""`sitesight.merge` against SAHI 0.12.8's own postprocess classes, plus hand-computed cases."""
+"""`sitesight.sliced.merge` against SAHI 0.12.8's own postprocess classes, plus hand-computed cases."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from sitesight import Detections, merge
-from sitesight.merge import merge_groups
+from sitesight.sliced.merge import merge_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
 combine = pytest.importorskip("sahi.postprocess.combine")
 ObjectPrediction = pytest.importorskip("sahi.prediction").ObjectPrediction
-merge_module = importlib.import_module("sitesight.merge")  # `sitesight.merge` is also the function
+merge_module = importlib.import_module("sitesight.sliced.merge")  # `sitesight.sliced.merge` is also the function
 
 PEERS = {"nms": combine.NMSPostprocess, "nmm": combine.NMMPostprocess, "greedy_nmm": combine.GreedyNMMPostprocess}
 COMBOS = list(itertools.product(["nms", "nmm", "greedy_nmm"], ["iou", "ios"], [False, True]))

@@ -6,7 +6,7 @@ import pytest
 from sitesight.errors import InputError
 from sitesight.evaluation.detection import parse_sweep
 from sitesight.ranges import parse_range
-from sitesight.sweep import parse_range as sweep_parse_range
+from sitesight.sliced.sweep import parse_range as sweep_parse_range
 
 
 def test_one_implementation() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.merge import merge
-from sitesight.slicing import slice_grid
-from sitesight.store import Run, load_run, write_run
+from sitesight.sliced.merge import merge
+from sitesight.sliced.slicing import slice_grid
+from sitesight.sliced.store import Run, load_run, write_run
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from sitesight.cli.main import main  # noqa: E402
 from sitesight.detections import Detections  # noqa: E402
 from sitesight.formats.coco import write_coco  # noqa: E402
-from sitesight.store import load_run, write_run  # noqa: E402
+from sitesight.sliced.store import load_run, write_run  # noqa: E402
 from sitesight.synth import write_site_dataset  # noqa: E402
 
 

@@ -82,7 +82,7 @@ def test_alpha_sweep_by_hand() -> None:
 def test_alpha_sweep_run_and_cli(tmp_path) -> None:
     from sitesight.cli.main import main
     from sitesight.formats.coco import write_coco
-    from sitesight.store import write_run
+    from sitesight.sliced.store import write_run
 
     raw, gt = _two_candidates()
     image = tmp_path / "f.jpg"

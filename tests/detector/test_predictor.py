@@ -19,7 +19,7 @@ from sitesight.models.checkpoint import save_checkpoint  # noqa: E402
 from sitesight.models.detector.iou_aware import DetectorConfig, build_iou_aware_retinanet  # noqa: E402
 from sitesight.models.detector.train import select_classes  # noqa: E402
 from sitesight.predictors import BUILDERS, build_detector, parse_spec  # noqa: E402
-from sitesight.store import load_run  # noqa: E402
+from sitesight.sliced.store import load_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

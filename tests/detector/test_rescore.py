@@ -12,10 +12,10 @@ pytest.importorskip("torch")
 from sitesight import Dataset, Detections, Sample  # noqa: E402
 from sitesight.evaluation.coco import evaluate_coco  # noqa: E402
 from sitesight.evaluation.iou_aware import true_iou  # noqa: E402
-from sitesight.merge import merge  # noqa: E402
 from sitesight.models.detector.iou_head import IoUHeadConfig, load_iou_head  # noqa: E402
 from sitesight.models.detector.rescore import rescore_run, train_iou_head_on_run  # noqa: E402
-from sitesight.store import load_run, write_run  # noqa: E402
+from sitesight.sliced.merge import merge  # noqa: E402
+from sitesight.sliced.store import load_run, write_run  # noqa: E402
 from sitesight.synth import render_site_frame  # noqa: E402
 
 WH = (480, 360)

@@ -84,8 +84,8 @@ def test_checkpoint_rebuilds_the_same_detector_and_resume_continues(trained, tmp
 def test_sliced_run_keeps_both_scores_and_the_alpha_sweep_reranks_it(trained, tmp_path) -> None:
     from PIL import Image
 
-    from sitesight.predict import predict_sliced, run_parameters
-    from sitesight.store import write_run
+    from sitesight.sliced.predict import predict_sliced, run_parameters
+    from sitesight.sliced.store import write_run
 
     _, result = trained
     images, dataset = _frames(2, 4)

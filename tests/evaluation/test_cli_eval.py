@@ -92,7 +92,7 @@ def test_eval_det_from_run_folder(tmp_path: Path) -> None:
     """A stored run (raw per-slice boxes) is merged per frame and evaluated like COCO results."""
     from sitesight import Dataset, Detections, Sample
     from sitesight.formats.coco import write_coco
-    from sitesight.store import write_run
+    from sitesight.sliced.store import write_run
 
     frames = [str(tmp_path / f"f{i}.jpg") for i in range(2)]
     gt = [Detections(xyxy=[[10, 10, 50, 50], [100, 100, 140, 160]], class_id=[0, 1]), Detections(xyxy=[[0, 0, 30, 30]], class_id=[0])]

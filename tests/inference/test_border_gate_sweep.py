@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from sitesight import Detections
-from sitesight.border import MergeSpec, annotate_border, border_cut_mask, fuse_scores, postprocess_frame
-from sitesight.gate import GateParams, gate, parse_gate
-from sitesight.store import write_run
-from sitesight.sweep import merge_grid, parse_range, sweep_run
+from sitesight.sliced.border import MergeSpec, annotate_border, border_cut_mask, fuse_scores, postprocess_frame
+from sitesight.sliced.gate import GateParams, gate, parse_gate
+from sitesight.sliced.store import write_run
+from sitesight.sliced.sweep import merge_grid, parse_range, sweep_run
 
 SLICES = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])  # two slices side by side, 20 px overlap
 WH = (180, 100)
@@ -111,7 +111,7 @@ def test_sweep_counts_by_hand(tmp_path):
 
 def test_sweep_canvas_equals_per_frame_postprocessing(tmp_path):
     from sitesight.evaluation.detection import operating_point
-    from sitesight.slicing import slice_grid
+    from sitesight.sliced.slicing import slice_grid
 
     rng = np.random.default_rng(5)
     wh = (400, 300)

@@ -16,9 +16,9 @@ from PIL import Image
 
 from sitesight import Detections
 from sitesight.errors import InputError
-from sitesight.frames import FrameRef, iter_frames, list_frames
-from sitesight.predict import detect_to_run, predict_sliced
-from sitesight.store import load_run, open_run, write_run, write_shard
+from sitesight.sliced.frames import FrameRef, iter_frames, list_frames
+from sitesight.sliced.predict import detect_to_run, predict_sliced
+from sitesight.sliced.store import load_run, open_run, write_run, write_shard
 
 from .blobs import blob_detector, blob_image
 
@@ -75,7 +75,7 @@ def test_store_round_trip_keeps_attributes_and_empty_frames(tmp_path):
 def test_stale_temporary_shard_is_ignored_and_removed(tmp_path):
     done = open_run(tmp_path, ["a", "b"], model="m", parameters={})
     assert done == set()
-    from sitesight.store import FrameRecord
+    from sitesight.sliced.store import FrameRecord
 
     write_shard(tmp_path, [(FrameRecord(0, "a", (5, 5)), Detections(xyxy=[[0, 0, 1, 1]]))])
     (tmp_path / "shards" / ".tmp-shard-000000001-dead.parquet").write_bytes(b"PAR1 half written")
@@ -148,8 +148,8 @@ KILL_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from inference.blobs import blob_detector
-from sitesight.frames import list_frames
-from sitesight.predict import detect_to_run
+from sitesight.sliced.frames import list_frames
+from sitesight.sliced.predict import detect_to_run
 
 def slow(images):
     time.sleep(0.05)
@@ -199,5 +199,5 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     import pyarrow.parquet as pq
 
     listed = [m[0] for p in (tmp_path / "run" / "shards").glob("*.parquet")
-              for m in json.loads(pq.read_schema(p).metadata[b"sitesight.frames"])]
+              for m in json.loads(pq.read_schema(p).metadata[b"sitesight.sliced.frames"])]
     assert sorted(listed) == list(range(24))

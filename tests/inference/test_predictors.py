@@ -157,9 +157,9 @@ def test_ultralytics_adapter_with_a_fake_module(tmp_path, monkeypatch):
 
 
 def test_replay_stores_recorded_predictions(tmp_path):
-    from sitesight.frames import list_frames
-    from sitesight.predict import detect_to_run
-    from sitesight.store import load_run
+    from sitesight.sliced.frames import list_frames
+    from sitesight.sliced.predict import detect_to_run
+    from sitesight.sliced.store import load_run
 
     for name in ("a.png", "b.png"):
         Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / name)

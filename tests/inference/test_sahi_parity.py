@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sitesight.merge import merge
-from sitesight.predict import predict_sliced
+from sitesight.sliced.merge import merge
+from sitesight.sliced.predict import predict_sliced
 
 from .blobs import blob_detector, blob_image
 

@@ -1,7 +1,7 @@
 """The sweep's shortcuts give exactly what the plain per-confidence, per-frame computation gives.
 
-References: `sitesight.merge.merge` run on ``drop_cut_twins(raw, conf)`` for every confidence
-(merge is parity-tested against SAHI in tests/test_merge.py), `sitesight.gate.gate_mask` frame by
+References: `sitesight.sliced.merge.merge` run on ``drop_cut_twins(raw, conf)`` for every confidence
+(merge is parity-tested against SAHI in tests/test_merge.py), `sitesight.sliced.gate.gate_mask` frame by
 frame, and `sitesight.evaluation.detection.operating_point` (parity-tested against pycocotools).
 """
 
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from sitesight import Detections
-from sitesight.border import MergeSpec, annotate_border, drop_cut_twins, merge_by_confidence, postprocess_frame
 from sitesight.evaluation.detection import operating_point
-from sitesight.gate import GateParams, gate_candidates, gate_mask, gate_mask_frames
-from sitesight.merge import merge
-from sitesight.slicing import slice_grid
-from sitesight.store import write_run
-from sitesight.sweep import merge_grid, sweep_run
+from sitesight.sliced.border import MergeSpec, annotate_border, drop_cut_twins, merge_by_confidence, postprocess_frame
+from sitesight.sliced.gate import GateParams, gate_candidates, gate_mask, gate_mask_frames
+from sitesight.sliced.merge import merge
+from sitesight.sliced.slicing import slice_grid
+from sitesight.sliced.store import write_run
+from sitesight.sliced.sweep import merge_grid, sweep_run
 
 WH = (400, 300)
 PARAMS = {"slice_wh": [160, 160], "overlap_ratio": [0.2, 0.2], "full_frame": True}

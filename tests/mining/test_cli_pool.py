@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from sitesight import Dataset, Detections, Sample
-from sitesight.border import MergeSpec, postprocess_run
 from sitesight.cli.main import main
 from sitesight.formats.coco import write_coco
 from sitesight.mining.pool import load_flat_run, load_pool
-from sitesight.standin import standin_raw
-from sitesight.store import load_run, write_run
+from sitesight.sliced.border import MergeSpec, postprocess_run
+from sitesight.sliced.standin import standin_raw
+from sitesight.sliced.store import load_run, write_run
 
 from .planted import CLASSES, planted_pool
 

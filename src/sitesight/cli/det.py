@@ -113,7 +113,7 @@ def rescore_cmd(
 ) -> None:
     """Add predicted IoU to every stored box and rescore S = p^alpha * IoU^(1-alpha), before merging."""
     from sitesight.models.detector.rescore import rescore_run
-    from sitesight.store import load_run
+    from sitesight.sliced.store import load_run
 
     alphas = None if alpha is None else _numbers(alpha, "--alpha")
     total = len(load_run(run).frames)
@@ -140,10 +140,10 @@ def eval_iou_aware(
     """Re-rank stored predictions for each alpha and report AP, AP50, AP75 (+ the true-IoU oracle); no model runs."""
     from rich.table import Table
 
-    from sitesight.border import MergeSpec
     from sitesight.evaluation.iou_aware import alpha_sweep_run
     from sitesight.formats import read_dataset
-    from sitesight.sweep import parse_range
+    from sitesight.sliced.border import MergeSpec
+    from sitesight.sliced.sweep import parse_range
 
     try:
         alphas = parse_range(alpha)

@@ -26,8 +26,8 @@ def _bad(message: str) -> typer.BadParameter:
 
 
 def _postprocess_options(method: str, metric: str, threshold: float, gate: str | None):  # noqa: ANN202
-    from sitesight.border import MergeSpec
-    from sitesight.gate import parse_gate
+    from sitesight.sliced.border import MergeSpec
+    from sitesight.sliced.gate import parse_gate
 
     try:
         return MergeSpec(method, metric, threshold), (parse_gate(gate) if gate else None)
@@ -50,9 +50,9 @@ def detect(
 ) -> None:
     """Run a detector on slices of every frame and store the raw boxes; resumes after a kill."""
     from sitesight.errors import InputError
-    from sitesight.frames import list_frames
-    from sitesight.predict import detect_to_run
     from sitesight.predictors import build_detector
+    from sitesight.sliced.frames import list_frames
+    from sitesight.sliced.predict import detect_to_run
 
     if not resume and (out / "manifest.json").exists():
         raise InputError("run folder already holds a run; pass --resume or choose a new --out", out)
@@ -94,8 +94,8 @@ def export(
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names (default class0, class1...)."),
 ) -> None:
     """Merge a stored run's raw boxes and export them as COCO results and/or CVAT task parts."""
-    from sitesight.run_export import export_coco_results, export_cvat_parts, run_dataset
-    from sitesight.store import load_run
+    from sitesight.sliced.export import export_coco_results, export_cvat_parts, run_dataset
+    from sitesight.sliced.store import load_run
 
     if coco is None and cvat is None:
         raise _bad("give --coco and/or --cvat")

@@ -30,8 +30,8 @@ def predict_roi(
     from sitesight.models.attribute import predict_roi_dataset
 
     if (boxes / "manifest.json").is_file():
-        from sitesight.run_export import run_dataset
-        from sitesight.store import load_run
+        from sitesight.sliced.export import run_dataset
+        from sitesight.sliced.store import load_run
 
         dataset, _ = run_dataset(load_run(boxes), conf=conf)
         box_class_id = 0 if box_class_id is None else box_class_id

@@ -30,9 +30,9 @@ def sweep(
 ) -> None:
     """Score every merge × gate × confidence combination on stored raw boxes, without the model."""
     from sitesight.formats import read_dataset
-    from sitesight.gate import parse_gate
-    from sitesight.store import load_run
-    from sitesight.sweep import align_gt, merge_grid, parse_range, sweep_run
+    from sitesight.sliced.gate import parse_gate
+    from sitesight.sliced.store import load_run
+    from sitesight.sliced.sweep import align_gt, merge_grid, parse_range, sweep_run
 
     try:
         merges = merge_grid(_split(method), _split(metric), parse_range(threshold))

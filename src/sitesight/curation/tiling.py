@@ -84,7 +84,7 @@ def tile_dataset(
         (camera id, timestamp and subset carried over). Frames whose image cannot be read are
         logged and skipped.
     """
-    from sitesight.slicing import slice_grid
+    from sitesight.sliced.slicing import slice_grid
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -107,12 +107,12 @@ def step_sliced(ctx: DemoContext) -> None:
     noise, when that step did not run), the merge x gate x conf sweep table, and the IoU-aware alpha sweep."""
     import numpy as np
 
-    from sitesight.border import MergeSpec
-    from sitesight.gate import GateParams
-    from sitesight.predict import run_parameters
-    from sitesight.standin import standin_raw
-    from sitesight.store import write_run
-    from sitesight.sweep import align_gt, merge_grid, sweep_run
+    from sitesight.sliced.border import MergeSpec
+    from sitesight.sliced.gate import GateParams
+    from sitesight.sliced.predict import run_parameters
+    from sitesight.sliced.standin import standin_raw
+    from sitesight.sliced.store import write_run
+    from sitesight.sliced.sweep import align_gt, merge_grid, sweep_run
 
     assert ctx.dataset is not None
     rng = np.random.default_rng(ctx.seed)
@@ -124,7 +124,7 @@ def step_sliced(ctx: DemoContext) -> None:
         from sitesight.images import read_image_rgb
         from sitesight.models.detector.callable import load_detector_callable
         from sitesight.models.detector.train import select_classes
-        from sitesight.predict import predict_sliced
+        from sitesight.sliced.predict import predict_sliced
 
         truth = select_classes(ctx.dataset, ctx.results["detector"]["class_names"])
         detect = load_detector_callable(ctx.results["detector"]["checkpoint"], score_threshold=0.1, batch_size=16)
@@ -179,7 +179,7 @@ def step_mining(ctx: DemoContext) -> None:
     from sitesight.detections import Detections
     from sitesight.mining.mad import Handoff, mine_runs, verdict_dir
     from sitesight.mining.select import Diversity
-    from sitesight.store import write_run
+    from sitesight.sliced.store import write_run
 
     assert ctx.dataset is not None
     rng = np.random.default_rng(ctx.seed + 8)

@@ -34,8 +34,8 @@ CLS_CSV_INFO_COLUMNS = ("image", "path", "id", "box_index", "x1", "y1", "x2", "y
 
 
 def _run_predictions(run_dir: Path, dataset: Dataset, merge_method: str, merge_threshold: float) -> list[Detections]:
-    from sitesight.merge import merge
-    from sitesight.store import load_run
+    from sitesight.sliced.merge import merge
+    from sitesight.sliced.store import load_run
 
     run = load_run(run_dir)
     by_path = {str(Path(f.key).resolve()): d for f, d in zip(run.frames, run.raw, strict=True)}

@@ -3,7 +3,7 @@
 A detector that predicts the IoU of its own boxes (the IoU-aware RetinaNet, or any detector after
 post-hoc rescoring) stores, per raw box, the class probability ``cls_score`` = p and the predicted
 IoU ``iou_pred``. For each alpha the boxes are rescored ``S = p^alpha * IoU^(1 - alpha)``, merged
-per frame with S (`sitesight.border.postprocess_frame`: slice-border rule and class-wise NMS by
+per frame with S (`sitesight.sliced.border.postprocess_frame`: slice-border rule and class-wise NMS by
 default) and evaluated with `sitesight.evaluation.coco.evaluate_coco` (AP, AP50, AP75). The
 *oracle* does the same with the true IoU of each raw box against the ground truth (the best IoU
 with a ground-truth box of its class) in place of ``iou_pred``: the headroom a perfect IoU
@@ -208,12 +208,12 @@ def alpha_sweep(
         alphas: values in ``[0, 1]`` (1 = class score only, 0 = predicted IoU only).
         class_names: the classes (default ``c0…``).
         slices / image_wh: per-frame slice windows and frame sizes for the border rule of a sliced
-            run (`sitesight.border.slices_of`); None = no slices (merge only).
-        merge_spec: `sitesight.border.MergeSpec`; default class-wise NMS at IoU 0.5.
+            run (`sitesight.sliced.border.slices_of`); None = no slices (merge only).
+        merge_spec: `sitesight.sliced.border.MergeSpec`; default class-wise NMS at IoU 0.5.
         oracle: also evaluate every alpha with the true IoU in place of the prediction.
     """
-    from sitesight.border import MergeSpec, postprocess_frame
     from sitesight.evaluation.coco import evaluate_coco
+    from sitesight.sliced.border import MergeSpec, postprocess_frame
 
     if len(raws) != len(gts):
         raise InputError(f"alpha_sweep: {len(raws)} frames of predictions for {len(gts)} ground truths")
@@ -259,8 +259,8 @@ def tune_alpha_per_class(
     best = np.ones(num_classes, np.float64)
     names = [f"c{k}" for k in range(num_classes)]
     scores = np.full((len(alphas), num_classes), -np.inf)
-    from sitesight.border import MergeSpec, postprocess_frame
     from sitesight.evaluation.coco import evaluate_coco
+    from sitesight.sliced.border import MergeSpec, postprocess_frame
 
     _check_attributes(preds)
     spec = merge_spec or MergeSpec("nms", "iou", 0.5)
@@ -293,17 +293,17 @@ def alpha_sweep_run(
     border: bool = True,
     oracle: bool = True,
 ) -> AlphaSweep:
-    """`alpha_sweep` over a stored run (`sitesight.store`) against a `Dataset`'s ground truth.
+    """`alpha_sweep` over a stored run (`sitesight.sliced.store`) against a `Dataset`'s ground truth.
 
-    Frames are matched to ground truth by path (`sitesight.sweep.align_gt`); frames without ground
+    Frames are matched to ground truth by path (`sitesight.sliced.sweep.align_gt`); frames without ground
     truth are left out. With ``border`` the slice-border rule of the run's slice grid applies before merging.
 
     Raises:
         InputError: no frame with ground truth, or stored boxes without ``cls_score`` / ``iou_pred``.
     """
-    from sitesight.border import slices_of
-    from sitesight.store import load_run
-    from sitesight.sweep import align_gt
+    from sitesight.sliced.border import slices_of
+    from sitesight.sliced.store import load_run
+    from sitesight.sliced.sweep import align_gt
 
     run = load_run(run_dir)
     gts = align_gt(run, dataset)

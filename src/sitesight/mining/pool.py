@@ -5,10 +5,10 @@ frame: each model's detections over the pool are a `FlatDetections` (all boxes o
 concatenated, frame ``f`` owning rows ``offsets[f]:offsets[f + 1]``), and the frames' keys,
 sizes, cameras and timestamps are aligned arrays in a `Pool`.
 
-Stored runs (`sitesight.store`) are read shard by shard straight into these arrays. A run made
-only of full-frame boxes (``source == -1`` everywhere, e.g. written by `sitesight.store.write_run`
+Stored runs (`sitesight.sliced.store`) are read shard by shard straight into these arrays. A run made
+only of full-frame boxes (``source == -1`` everywhere, e.g. written by `sitesight.sliced.store.write_run`
 from a detector's final output) is taken as final. A sliced run (raw boxes per slice) is first
-post-processed per frame by `sitesight.border.postprocess_run` (confidence, border rule, merge).
+post-processed per frame by `sitesight.sliced.border.postprocess_run` (confidence, border rule, merge).
 
 Example:
     >>> from sitesight import Detections
@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.store import read_shards
+from sitesight.sliced.store import read_shards
 
 __all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_from_detections"]
 
@@ -204,7 +204,7 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         run_dir: a run folder (``manifest.json`` + ``shards/``).
         conf: boxes below this score are dropped (for sliced runs: before merging, as SAHI does).
         probs_name: a 2-D stored attribute column to carry as ``probs`` (absent columns are fine).
-        merge_spec: `sitesight.border.MergeSpec` for sliced runs (default: greedy NMM over IoS 0.5).
+        merge_spec: `sitesight.sliced.border.MergeSpec` for sliced runs (default: greedy NMM over IoS 0.5).
 
     Returns:
         ``(keys (F,) object, image_wh (F, 2) int64, FlatDetections)`` over the processed frames in
@@ -250,8 +250,8 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
 
 
 def _sliced(run_dir: Path, conf: float, probs_name: str | None, merge_spec: object | None) -> FlatDetections:
-    from sitesight.border import MergeSpec, postprocess_run
-    from sitesight.store import load_run
+    from sitesight.sliced.border import MergeSpec, postprocess_run
+    from sitesight.sliced.store import load_run
 
     run = load_run(run_dir)
     spec = merge_spec if isinstance(merge_spec, MergeSpec) else MergeSpec()

@@ -11,7 +11,7 @@ Output layouts, told apart by orientation:
   probabilities (score = objectness × class probability).
 
 Boxes are in letterboxed-input pixels; they are mapped back to the image, filtered by ``conf``
-and pruned by class-aware NMS (`sitesight.merge`).
+and pruned by class-aware NMS (`sitesight.sliced.merge`).
 
 Example:
     >>> from sitesight.predictors.onnx import build_onnx_detector
@@ -105,7 +105,7 @@ def build_onnx_detector(
         import onnxruntime as ort
     except ImportError:
         raise MissingExtraError("onnxruntime", "onnx") from None
-    from sitesight.merge import merge
+    from sitesight.sliced.merge import merge
 
     path = Path(path)
     if not path.is_file():

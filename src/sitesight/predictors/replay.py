@@ -3,7 +3,7 @@
 COCO results name images by ``image_id`` only, so the COCO file that lists the images
 (``file_name``) is needed as well, unless the results file carries its own ``images``. Frames
 are matched by resolved path, then by file name. Replay needs the frame's path, not its pixels:
-`ReplayDetector.lookup` takes frame keys, and `sitesight.predict.detect_to_run` calls it instead
+`ReplayDetector.lookup` takes frame keys, and `sitesight.sliced.predict.detect_to_run` calls it instead
 of decoding frames (boxes are stored as full-frame boxes, ``source == -1``).
 
 Example:
@@ -44,7 +44,7 @@ class ReplayDetector:
 
     def __call__(self, images: list[np.ndarray]) -> list[Detections]:
         raise InputError("replayed predictions are looked up by frame path: run them with `sitesight detect` "
-                         "or `sitesight.predict.detect_to_run`, not on pixels", self.source)
+                         "or `sitesight.sliced.predict.detect_to_run`, not on pixels", self.source)
 
 
 def build_replay_detector(results_path: Path | str, images_path: Path | str | None = None, *, conf: float = 0.0) -> ReplayDetector:

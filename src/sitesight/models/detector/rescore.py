@@ -1,12 +1,12 @@
 """Post-hoc rescoring of a stored run of any detector (YOLO included) with a trained IoU head.
 
-`train_iou_head_on_run` pairs a stored run (`sitesight.store`) with ground truth, reads its frames,
+`train_iou_head_on_run` pairs a stored run (`sitesight.sliced.store`) with ground truth, reads its frames,
 splits them into training and validation frames and trains `sitesight.models.detector.iou_head`.
 `rescore_run` writes a new run beside the old one where every raw box keeps its box and class and
 gains ``cls_score`` (the detector's score), ``iou_pred`` (the head's) and ``score = cls_score^alpha *
 iou_pred^(1 - alpha)`` with the head's per-class alpha, ready for merging, sweeps and
 `sitesight eval iou-aware`. Frames are read back by their run keys (image files and ``video#frame=N``
-keys alike, `sitesight.frames`); unreadable frames are logged and recorded as skipped.
+keys alike, `sitesight.sliced.frames`); unreadable frames are logged and recorded as skipped.
 
 Example:
     >>> from sitesight.models.detector.rescore import rescore_run
@@ -26,9 +26,9 @@ from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.iou_aware import rescore
-from sitesight.frames import FrameRef, read_frame
 from sitesight.models.detector.iou_head import Frame, IoUHeadConfig, load_iou_head, predict_box_ious, train_iou_head
-from sitesight.store import FrameRecord, Run, SkippedFrame, load_run, open_run, write_shard
+from sitesight.sliced.frames import FrameRef, read_frame
+from sitesight.sliced.store import FrameRecord, Run, SkippedFrame, load_run, open_run, write_shard
 
 __all__ = ["run_frames", "train_iou_head_on_run", "rescore_run"]
 
@@ -46,9 +46,9 @@ def _read(key: str) -> np.ndarray:
 def run_frames(run: Run, dataset: Dataset | None = None, *, min_score: float = 0.0) -> list[Frame]:
     """``(rgb, stored boxes with score >= min_score, gt or None)`` for every readable frame of a run.
 
-    Ground truth is matched by path (`sitesight.sweep.align_gt`); unreadable frames are logged and left out.
+    Ground truth is matched by path (`sitesight.sliced.sweep.align_gt`); unreadable frames are logged and left out.
     """
-    from sitesight.sweep import align_gt
+    from sitesight.sliced.sweep import align_gt
 
     gts = align_gt(run, dataset) if dataset is not None else [None] * len(run.frames)
     out: list[Frame] = []

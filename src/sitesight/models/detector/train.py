@@ -138,7 +138,7 @@ def detection_items(
     """
     from sitesight.curation.tiling import tile_detections
     from sitesight.models.data import read_rgb
-    from sitesight.slicing import slice_grid
+    from sitesight.sliced.slicing import slice_grid
 
     if images is not None and len(images) != len(dataset):
         raise InputError(f"{len(images)} images for {len(dataset)} samples", where="images")

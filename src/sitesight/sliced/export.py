@@ -1,12 +1,12 @@
 """A stored run's final detections out to other tools: COCO results JSON, CVAT pre-annotation parts.
 
-The raw boxes are post-processed once (`sitesight.border.postprocess_run`: confidence, border rule,
+The raw boxes are post-processed once (`sitesight.sliced.border.postprocess_run`: confidence, border rule,
 merge, optional gate) and written with the formats package, so CVAT receives task-sized XML files
 of pre-annotations to correct (pseudo-labelling) and other tools receive COCO results.
 
 Example:
-    >>> from sitesight.store import load_run
-    >>> from sitesight.run_export import run_dataset
+    >>> from sitesight.sliced.store import load_run
+    >>> from sitesight.sliced.export import run_dataset
     >>> dataset, removed = run_dataset(load_run("runs/cam7"), conf=0.3)  # doctest: +SKIP
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sitesight.border import MergeSpec, postprocess_run
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
-from sitesight.gate import GateParams
-from sitesight.store import Run
+from sitesight.sliced.border import MergeSpec, postprocess_run
+from sitesight.sliced.gate import GateParams
+from sitesight.sliced.store import Run
 
 __all__ = ["run_dataset", "export_coco_results", "export_cvat_parts"]
 
@@ -37,7 +37,7 @@ def run_dataset(
 
     Args:
         run: a stored run.
-        conf, merge_spec, border, gate: post-processing (see `sitesight.border.postprocess_frame`).
+        conf, merge_spec, border, gate: post-processing (see `sitesight.sliced.border.postprocess_frame`).
         class_names: names of the class ids; default ``class0, class1, ...`` up to the largest id.
 
     Returns:

@@ -2,19 +2,19 @@
 
 A detector is ``Callable[[list[np.ndarray]], list[Detections]]``: RGB uint8 ``(H, W, 3)`` images in,
 one `Detections` per image out, boxes in that image's pixels. `predict_sliced` cuts each frame into
-the `sitesight.slicing.slice_grid` slices, sends the slices of several frames to the detector in
+the `sitesight.sliced.slicing.slice_grid` slices, sends the slices of several frames to the detector in
 batches of ``batch_size``, optionally adds one full-frame pass, and returns every raw box in frame
 pixels with ``attributes["source"]`` = slice index (int32) or -1 for the full-frame pass.
-Nothing is merged here: merging, the border rule and the gate run later (`sitesight.border`,
-`sitesight.gate`), as often as wanted, on the stored raw boxes.
+Nothing is merged here: merging, the border rule and the gate run later (`sitesight.sliced.border`,
+`sitesight.sliced.gate`), as often as wanted, on the stored raw boxes.
 
 `detect_to_run` streams frames from disk (decoding in a background thread while the model runs),
-skips unreadable frames with a logged reason, and writes a resumable run (`sitesight.store`).
+skips unreadable frames with a logged reason, and writes a resumable run (`sitesight.sliced.store`).
 
 Example:
     >>> import numpy as np
     >>> from sitesight import Detections
-    >>> from sitesight.predict import predict_sliced
+    >>> from sitesight.sliced.predict import predict_sliced
     >>> def detector(images):  # one box in the middle of every image
     ...     return [Detections(xyxy=[[10, 10, 20, 20]], score=[0.9]) for _ in images]
     >>> raw = predict_sliced([np.zeros((1080, 1920, 3), np.uint8)], detector)
@@ -36,8 +36,8 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.frames import FrameRef, iter_frames
-from sitesight.store import FrameRecord, SkippedFrame, library_versions, open_run, write_shard
+from sitesight.sliced.frames import FrameRef, iter_frames
+from sitesight.sliced.store import FrameRecord, SkippedFrame, library_versions, open_run, write_shard
 
 __all__ = ["Detector", "predict_sliced", "DetectSummary", "detect_to_run", "run_parameters"]
 
@@ -52,7 +52,7 @@ def _check_outputs(outputs: Sequence[Detections], n: int) -> None:
 
 
 def _slices_for(image_wh: tuple[int, int], slice_wh: tuple[int, int], overlap_ratio: tuple[float, float]) -> np.ndarray:
-    from sitesight.slicing import slice_grid
+    from sitesight.sliced.slicing import slice_grid
 
     return np.asarray(slice_grid(image_wh, slice_wh=slice_wh, overlap_ratio=overlap_ratio), np.int64).reshape(-1, 4)
 
@@ -157,7 +157,7 @@ class DetectSummary:
 def run_parameters(
     slice_wh: tuple[int, int], overlap_ratio: tuple[float, float], full_frame: bool
 ) -> dict[str, object]:
-    """The manifest ``parameters`` of a sliced run (what `sitesight.border` needs to rebuild slices)."""
+    """The manifest ``parameters`` of a sliced run (what `sitesight.sliced.border` needs to rebuild slices)."""
     return {"slice_wh": [int(v) for v in slice_wh], "overlap_ratio": [float(v) for v in overlap_ratio], "full_frame": bool(full_frame)}
 
 
@@ -210,7 +210,7 @@ def detect_to_run(
     redone. Unreadable or truncated images are logged, recorded with their reason and skipped.
 
     Args:
-        refs: frames to process (`sitesight.frames.list_frames`).
+        refs: frames to process (`sitesight.sliced.frames.list_frames`).
         detector: the model callable.
         run_dir: output folder (created, or resumed when it holds the same run).
         model: the model spec, stored in the manifest.

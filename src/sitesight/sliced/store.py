@@ -10,13 +10,13 @@ slice index or -1 for the full-frame pass, ``x1 y1 x2 y2`` absolute frame pixels
 ``class_id``, then one column per extra attribute such as ``iou_pred``) so pandas, polars,
 DuckDB and Ray read it as it is. The frames a shard covers, including frames with no boxes and
 frames that were skipped (unreadable image, with the reason), are listed in the shard's Parquet
-key-value metadata under ``sitesight.frames``. A shard is written to a temporary name and renamed
+key-value metadata under ``sitesight.sliced.frames``. A shard is written to a temporary name and renamed
 into place, so after a kill a frame is either in exactly one complete shard or in none: the
 done-list is derived from the shards and a resumed run neither loses nor repeats a frame.
 
 Example:
     >>> from sitesight import Detections
-    >>> from sitesight.store import load_run, write_run
+    >>> from sitesight.sliced.store import load_run, write_run
     >>> run = write_run("run/", [("a.jpg", (1920, 1080))], [Detections(xyxy=[[0, 0, 9, 9]])],
     ...                 model="stand-in", parameters={})  # doctest: +SKIP
     >>> load_run("run/").raw[0]  # doctest: +SKIP
@@ -59,7 +59,7 @@ FORMAT = "sitesight-run"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
-FRAMES_KEY = b"sitesight.frames"
+FRAMES_KEY = b"sitesight.sliced.frames"
 BOX_COLUMNS = ("image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id")
 
 
@@ -198,7 +198,7 @@ def _frames_meta(path: Path, metadata: Mapping[bytes, bytes] | None) -> list[lis
     try:
         return json.loads((metadata or {})[FRAMES_KEY])
     except (KeyError, json.JSONDecodeError):
-        raise InputError("shard lacks its sitesight.frames metadata", path) from None
+        raise InputError("shard lacks its sitesight.sliced.frames metadata", path) from None
 
 
 def done_frames(run_dir: Path | str) -> set[int]:

@@ -5,7 +5,7 @@ A frame is named by a *key*: the image path as given (resolved to an absolute pa
 so a resumed run finds the same frames in the same order.
 
 Example:
-    >>> from sitesight.frames import list_frames
+    >>> from sitesight.sliced.frames import list_frames
     >>> refs = list_frames(["captures/", "clip.mp4"], video_step=25)  # doctest: +SKIP
     >>> for ref, rgb, error in iter_frames(refs):  # doctest: +SKIP
     ...     ...

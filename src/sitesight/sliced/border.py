@@ -1,6 +1,6 @@
 """From raw sliced boxes to final detections: border-cut rule, merge, score fusion, gate.
 
-Two things SAHI-style merging misses, done here on top of `sitesight.merge`:
+Two things SAHI-style merging misses, done here on top of `sitesight.sliced.merge`:
 
 * **Slice-border cuts.** A slice cuts a worker who stands across its edge; the detector answers
   with a box that touches the slice's border (within ``tol`` px) on a side where the slice border
@@ -14,11 +14,11 @@ Two things SAHI-style merging misses, done here on top of `sitesight.merge`:
   it (slices containing the box, plus the full frame). A box only one source could see keeps ``s``.
 
 `postprocess_frame` chains confidence filter → border rule → merge → fusion → gate; sweeps call
-it for every combination on stored raw boxes (see `sitesight.sweep`).
+it for every combination on stored raw boxes (see `sitesight.sliced.sweep`).
 
 Example:
     >>> from sitesight import Detections
-    >>> from sitesight.border import border_cut_mask
+    >>> from sitesight.sliced.border import border_cut_mask
     >>> import numpy as np
     >>> slices = np.array([[0, 0, 640, 640], [512, 0, 1152, 640]])
     >>> raw = Detections(xyxy=[[600, 10, 640, 90], [600, 10, 660, 90]], attributes={"source": [0, 1]})
@@ -36,7 +36,7 @@ import numpy as np
 
 from sitesight.boxes import pairwise_ios, pairwise_iou
 from sitesight.detections import Detections
-from sitesight.gate import GateParams, gate_mask
+from sitesight.sliced.gate import GateParams, gate_mask
 
 __all__ = [
     "MergeSpec",
@@ -68,7 +68,7 @@ class MergeSpec:
 
 def slices_of(image_wh: tuple[int, int], parameters: Mapping[str, Any]) -> np.ndarray:
     """``(K, 4)`` int64 slice windows of a frame, rebuilt from a run's manifest ``parameters``."""
-    from sitesight.slicing import slice_grid
+    from sitesight.sliced.slicing import slice_grid
 
     if "slice_wh" not in parameters:
         return np.zeros((0, 4), np.int64)
@@ -146,7 +146,7 @@ def drop_cut_twins(annotated: Detections, conf: float) -> Detections:
 def merge_by_confidence(
     annotated: Detections, confs: Sequence[float], merge_spec: MergeSpec = MergeSpec()
 ) -> list[Detections]:
-    """`drop_cut_twins` then `sitesight.merge.merge` at every confidence, grouping once where that is exact.
+    """`drop_cut_twins` then `sitesight.sliced.merge.merge` at every confidence, grouping once where that is exact.
 
     NMS and greedy NMM visit boxes by score, and a box's fate (kept, or the keeper it joins)
     depends only on boxes visited before it, which score at least as high; a group's members fold
@@ -169,7 +169,7 @@ def merge_by_confidence(
         Per confidence, what ``merge(drop_cut_twins(annotated, conf))`` returns, with only the
         ``frame`` attribute; boxes of one frame are in `merge`'s order, frames may come in any order.
     """
-    from sitesight.merge import merge, merge_groups
+    from sitesight.sliced.merge import merge, merge_groups
 
     spec = merge_spec
     if "frame" not in annotated.attributes:
@@ -296,7 +296,7 @@ def postprocess_frame(
     Returns:
         ``(detections, gate_removed)``; detections keep the detector's attributes and ``source``.
     """
-    from sitesight.merge import merge
+    from sitesight.sliced.merge import merge
 
     if border and "twin_score" not in raw.attributes:
         raw = annotate_border(raw, slices, image_wh, class_agnostic=merge_spec.class_agnostic)

@@ -1,8 +1,8 @@
 """Sweeps without the model: merge × gate × confidence recomputed from a stored run and evaluated.
 
 SAHI re-runs the model for every post-processing setting. Here the raw boxes of every slice and of
-the full frame are already stored (`sitesight.store`), so each combination only re-runs the cheap
-part (`sitesight.border.postprocess_frame`) and is scored with
+the full frame are already stored (`sitesight.sliced.store`), so each combination only re-runs the cheap
+part (`sitesight.sliced.border.postprocess_frame`) and is scored with
 `sitesight.evaluation.detection.operating_point` (TP/FP/FN at one IoU, greedy matching the way
 pycocotools does it).
 
@@ -12,20 +12,20 @@ Speed (40 combinations over 600 1080p frames in ~3 s of CPU, see docs/benchmarks
   box of one frame meets another's) and merged with single calls. On that canvas coordinates are
   held to about 1/256 px for a few hundred 4K frames, so a box whose overlap sits within ~1e-4 of
   a merge threshold may decide differently than a per-frame merge
-  (`sitesight.border.postprocess_frame`, which `sitesight detect` exports use) — irrelevant at
+  (`sitesight.sliced.border.postprocess_frame`, which `sitesight detect` exports use) — irrelevant at
   the IoU 0.5 an operating point is scored at;
 * NMS and greedy NMM group the canvas once per merge setting and derive every confidence from
-  that grouping (`sitesight.border.merge_by_confidence`: exact, filter-then-merge semantics kept);
+  that grouping (`sitesight.sliced.border.merge_by_confidence`: exact, filter-then-merge semantics kept);
 * the gate looks up each box's candidates with binary searches over all frames at once
-  (`sitesight.gate.gate_mask_frames`);
+  (`sitesight.sliced.gate.gate_mask_frames`);
 * evaluation finds the (prediction, ground truth) pairs that can match with a sorted sweep and
   hands `sitesight.evaluation.matching.match_boxes` only those, each connected group of pairs as
   its own image: the same TP/FP/FN as `sitesight.evaluation.detection.operating_point`.
 
 Example:
-    >>> from sitesight.border import MergeSpec
-    >>> from sitesight.store import load_run
-    >>> from sitesight.sweep import align_gt, sweep_run
+    >>> from sitesight.sliced.border import MergeSpec
+    >>> from sitesight.sliced.store import load_run
+    >>> from sitesight.sliced.sweep import align_gt, sweep_run
     >>> run = load_run("runs/cam7")  # doctest: +SKIP
     >>> result = sweep_run(run, align_gt(run, dataset), merges=[MergeSpec("nms", "iou", 0.5)],
     ...                    confs=[0.3, 0.4], num_classes=3)  # doctest: +SKIP
@@ -44,15 +44,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sitesight.border import MergeSpec, annotate_border, merge_by_confidence, slices_of
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.detection import Counts
 from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
-from sitesight.gate import GateParams, gate_candidates, gate_mask_frames
 from sitesight.ranges import parse_range  # re-exported: callers import it from here
-from sitesight.store import Run
+from sitesight.sliced.border import MergeSpec, annotate_border, merge_by_confidence, slices_of
+from sitesight.sliced.gate import GateParams, gate_candidates, gate_mask_frames
+from sitesight.sliced.store import Run
 
 __all__ = ["SweepRow", "SweepResult", "parse_range", "merge_grid", "align_gt", "sweep_run"]
 
@@ -145,7 +145,7 @@ def sweep_run(
     """Score every ``merge × gate × conf`` combination on the run's stored raw boxes.
 
     Args:
-        run: a stored run (`sitesight.store.load_run`).
+        run: a stored run (`sitesight.sliced.store.load_run`).
         gts: ground truth per processed frame (`align_gt`); frames with None are left out.
         merges: merge settings (`merge_grid`).
         confs: confidence thresholds applied to raw boxes before merging.

@@ -17,7 +17,7 @@ rule, merge, gate, sweep, export) is the real code either way.
 Example:
     >>> import numpy as np
     >>> from sitesight import Detections
-    >>> from sitesight.standin import standin_raw
+    >>> from sitesight.sliced.standin import standin_raw
     >>> gt = Detections(xyxy=[[600, 300, 640, 400]], class_id=[0])
     >>> raw = standin_raw(gt, (1920, 1080), rng=np.random.default_rng(0))
     >>> sorted(set(raw.attributes["source"].tolist()))[:1]
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from sitesight.detections import Detections
-from sitesight.slicing import slice_grid
+from sitesight.sliced.slicing import slice_grid
 
 __all__ = ["standin_raw"]
 
@@ -55,13 +55,13 @@ def standin_raw(
         gt: ground truth of the frame, frame pixels.
         image_wh: frame ``(width, height)``.
         rng: randomness source.
-        slice_wh, overlap_ratio: the slice grid (as `sitesight.slicing.slice_grid`).
+        slice_wh, overlap_ratio: the slice grid (as `sitesight.sliced.slicing.slice_grid`).
         full_frame: also simulate the full-frame pass (``source == -1``).
         fp_per_slice: mean background false positives per slice.
         num_classes: class ids of false positives are drawn from ``0..num_classes-1``.
 
     Returns:
-        Raw boxes in frame pixels with ``attributes["source"]`` int32, like `sitesight.predict.predict_sliced`.
+        Raw boxes in frame pixels with ``attributes["source"]`` int32, like `sitesight.sliced.predict.predict_sliced`.
     """
     slices = slice_grid(image_wh, slice_wh=slice_wh, overlap_ratio=overlap_ratio).astype(np.float32)
     n = len(gt)

@@ -9,7 +9,7 @@ inside the candidate (intersection over the smaller box ``>= ios``). Class-aware
 
 Example:
     >>> from sitesight import Detections
-    >>> from sitesight.gate import gate
+    >>> from sitesight.sliced.gate import gate
     >>> sliced = Detections(xyxy=[[100, 100, 120, 150], [900, 50, 920, 90]], score=[0.8, 0.7])
     >>> full = Detections(xyxy=[[98, 95, 125, 155]], score=[0.25])
     >>> result = gate(sliced, full, r=40, conf=0.2)
