@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[torch,onnx,yolo,dev]'
+	$(BIN)/pip install --quiet -e '.[torch,onnx,yolo,ray,dev]'
 	touch $@
 
 install: $(VENV)/.installed
