@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InputError", "MissingExtraError"]
+__all__ = ["InputError", "MissingExtraError", "MAX_MESSAGE_CHARS", "clip_line"]
+
+
+MAX_MESSAGE_CHARS = 400
+
+
+def clip_line(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (a 100 MB name from a file is never echoed whole)."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class InputError(ValueError):
     """Bad input: the message says which file and where.
+
+    The message is one line of at most `MAX_MESSAGE_CHARS` characters: the path keeps its end (the
+    file name), the place and the reason are cut when longer.
 
     Args:
         message: what is wrong, in one line.
@@ -25,11 +37,12 @@ class InputError(ValueError):
         self.where = where
         prefix = ""
         if path is not None:
-            prefix = f"{path}"
+            shown = str(path)
+            prefix = shown if len(shown) <= 160 else "..." + shown[-157:]
             if where:
-                prefix += f" ({where})"
+                prefix += f" ({clip_line(where, 100)})"
             prefix += ": "
-        super().__init__(prefix + message)
+        super().__init__(clip_line(prefix + clip_line(str(message), MAX_MESSAGE_CHARS), MAX_MESSAGE_CHARS))
 
 
 class MissingExtraError(ImportError):

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from sitesight import __version__
-from sitesight.errors import InputError, MissingExtraError
+from sitesight.errors import MAX_MESSAGE_CHARS, InputError, MissingExtraError, clip_line
 
 app = typer.Typer(
     name="sitesight",
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return result
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False
         return int(exc.code or 0)
-    except (InputError, MissingExtraError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+    except (InputError, MissingExtraError, OSError) as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {error_line(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -89,7 +89,28 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)
         if debug:
             raise
-        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        typer.echo(f"error: {error_line(exc)} (unexpected; rerun with --debug for the traceback)", err=True)
         return 1
     return 0
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the user: the file and place first when known, never the exception's class name,
+    at most `MAX_MESSAGE_CHARS` characters."""
+    if isinstance(exc, OSError) and not isinstance(exc, InputError) and exc.filename is not None:
+        reason = (exc.strerror or str(exc)).lower()
+        text = f"{exc.filename}: {reason}"
+    else:
+        text = str(exc) or "failed"
+        if not isinstance(exc, (InputError, MissingExtraError)):
+            text = _strip_class_names(text)
+    return clip_line(text, MAX_MESSAGE_CHARS)
+
+
+def _strip_class_names(text: str) -> str:
+    # Library messages sometimes start with their own class name ("ArrowInvalid: ..."); drop it.
+    head, sep, tail = text.partition(": ")
+    if sep and head.isidentifier() and head[:1].isupper() and (head.endswith(("Error", "Exception", "Invalid"))):
+        return tail
+    return text
 
