@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ __all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "place_image", "read_image_wh", "rea
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".jfif")
 
-IMAGE_MODES = ("copy", "symlink", "none")
+IMAGE_MODES = ("copy", "symlink", "hardlink", "none")
 
 # EXIF orientations 5..8 swap width and height.
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -113,7 +114,9 @@ def read_image_gray_small(path: Path | str, max_side: int = 64, *, exif_transpos
 
 
 def place_image(src: Path | str, dst: Path | str, mode: str = "copy") -> bool:
-    """Put image ``src`` at ``dst`` by ``mode`` (``copy``, ``symlink`` or ``none``).
+    """Put image ``src`` at ``dst`` by ``mode`` (``copy``, ``symlink``, ``hardlink`` or ``none``).
+
+    ``hardlink`` falls back to a copy when the two paths lie on different file systems.
 
     Returns:
         True when a file was placed; False for ``none`` or a missing ``src`` (writers still
@@ -129,6 +132,11 @@ def place_image(src: Path | str, dst: Path | str, mode: str = "copy") -> bool:
         dst.unlink()
     if mode == "symlink":
         dst.symlink_to(src.resolve())
+    elif mode == "hardlink":
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system (EXDEV) or no link support: a copy is the same file
+            shutil.copy2(src, dst)
     else:
         shutil.copy2(src, dst)
     return True

@@ -43,10 +43,10 @@ def _read(path: Path, fmt: str | None = None):
     return read_dataset(path, fmt)
 
 
-def _write(dataset, path: Path, fmt: str) -> None:
+def _write(dataset, path: Path, fmt: str, images: str = "copy") -> None:
     from sitesight.formats import write_dataset
 
-    write_dataset(dataset, path, fmt)
+    write_dataset(dataset, path, fmt, images=images)
 
 
 def _region(text: str) -> tuple[float, float, float, float]:
@@ -155,8 +155,9 @@ def filter_labels(
 @data_app.command("split")
 def split(
     src: Path = typer.Argument(..., help="Dataset to read (format auto-detected)."),
-    out: Path = typer.Argument(..., help="Folder; each subset is written to OUT/<name>."),
+    out: Path = typer.Argument(..., help="Folder; yolo: one dataset OUT/data.yaml with every subset inside; other formats: OUT/<name>."),
     to: str = typer.Option("coco", "--to", help=FORMATS_HELP),
+    link: str = typer.Option("copy", "--link", help="yolo/voc images: copy, symlink or hardlink (no copies of the pixels)."),
     fraction: list[str] = typer.Option(["train=0.8", "val=0.1", "test=0.1"], "--fraction", help="name=share. Repeatable."),
     group_by: list[str] = typer.Option(["camera"], "--group-by", help="camera, time, source or phash. Repeatable; none = per image."),
     time_window: float = typer.Option(60.0, "--time-window", help="Seconds for --group-by time."),
@@ -170,9 +171,13 @@ def split(
     except ValueError:
         raise InputError(f"--fraction: expected name=share, got {fraction}") from None
     keys = [g for g in group_by if g != "none"]
-    parts = split_dataset(_read(src), fractions=fractions, group_by=keys, time_window_s=time_window, seed=seed)
-    for name, part in parts.items():
-        _write(part, out / name, to)
+    dataset = _read(src)
+    parts = split_dataset(dataset, fractions=fractions, group_by=keys, time_window_s=time_window, seed=seed)
+    if to == "yolo":  # one root that Ultralytics trains on as written: images/<subset>, labels/<subset>, data.yaml
+        _write(dataset.with_samples([s for p in parts.values() for s in p.samples]), out, to, link)
+    else:
+        for name, part in parts.items():
+            _write(part, out / name, to, link)
     typer.echo(json.dumps({name: {"images": len(p), "boxes": p.class_counts()} for name, p in parts.items()}))
 
 

@@ -29,7 +29,7 @@ def convert(
     dst: Path = typer.Argument(..., help="File (cvat, coco) or folder (yolo, voc) to write."),
     to: str = typer.Option(..., "--to", "-t", help="Output format: cvat, coco, yolo or voc."),
     src_fmt: str = typer.Option(None, "--from", "-f", help=FROM_HELP),
-    images: str = typer.Option("copy", "--images", help="yolo/voc: copy, symlink or none (labels only)."),
+    images: str = typer.Option("copy", "--images", help="yolo/voc: copy, symlink, hardlink or none (labels only)."),
     points_as_boxes: bool = typer.Option(False, "--points-as-boxes", help=POINTS_HELP),
 ) -> None:
     """Convert a dataset between CVAT XML, COCO JSON, YOLO and Pascal VOC."""

@@ -118,10 +118,15 @@ def _collect(path: Path) -> tuple[list[str], list[tuple[Path, str | None]], Path
             names = _names_from(doc["names"], config)
         base = config.parent / str(doc["path"]) if doc.get("path") else config.parent
         base = base if base.exists() else config.parent
+        seen: set[Path] = set()  # a yaml without a val subset points 'val' at the train folder: read it once
         for split in SPLITS:
             entries = doc.get(split)
             for entry in [entries] if isinstance(entries, str) else (entries or []):
                 found = _resolve(base, str(entry))
+                if found is not None and found.resolve() in seen:
+                    continue
+                if found is not None:
+                    seen.add(found.resolve())
                 if found is None:
                     issues.append(Issue("warning", "split_missing", f"{split}: {entry} not found", str(config), split))
                 elif found.is_dir():
@@ -259,14 +264,55 @@ def read_yolo(path: Path | str) -> Dataset:
     return loaded.dataset
 
 
+_SPLIT_ALIASES = {"valid": "val", "validation": "val", "eval": "val", "testing": "test", "training": "train"}
+_YAML_HEADER = (
+    "# Written by sitesight. No 'path:' on purpose: Ultralytics then resolves the folders below from\n"
+    "# this file's folder, from any working directory and after the folder is moved.\n"
+)
+
+
+def _split_name(subset: str | None) -> str:
+    name = (subset or "train").strip() or "train"
+    low = name.lower()
+    return _SPLIT_ALIASES.get(low, low if low in ("train", "val", "test") else name)
+
+
+def _yaml_splits(written: list[str]) -> dict[str, str | list[str]]:
+    """``train``/``val``/``test`` entries of ``data.yaml`` for the split folders written.
+
+    Ultralytics requires ``train`` and ``val``: subsets other than val/test train; without a val
+    subset, ``val`` points at the training folders (announced), so the yaml loads as written.
+    """
+    folders = {s: f"images/{s}" for s in written}
+    train = [folders[s] for s in written if s not in ("val", "test")]
+    val = [folders["val"]] if "val" in folders else []
+    test = [folders["test"]] if "test" in folders else []
+    if not train:
+        train = val or test or ["images/train"]
+        logger.warning("no training subset; data.yaml 'train' points at %s", ", ".join(train))
+    if not val:
+        val = train
+        logger.warning("no val subset; data.yaml 'val' points at the training images (%s)", ", ".join(train))
+    out: dict[str, str | list[str]] = {"train": train[0] if len(train) == 1 else train,
+                                       "val": val[0] if len(val) == 1 else val}  # fmt: skip
+    if test:
+        out["test"] = test[0]
+    return out
+
+
 def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -> Path:
-    """Write the Ultralytics layout: ``images/<split>/``, ``labels/<split>/``, ``data.yaml``.
+    """Write one Ultralytics dataset folder: ``images/<split>/``, ``labels/<split>/``, ``data.yaml``.
+
+    ``yolo train data=OUT/data.yaml`` takes the result as written, from any working directory:
+    the yaml has ``train`` and ``val`` (``val`` = the training folders when the dataset has no
+    val subset, with a warning), ``test`` when present, ``names`` as ``{id: name}`` in class order,
+    and no ``path:`` so that the folders resolve against the yaml's own folder.
 
     Args:
-        dataset: samples go to their ``subset`` split (``train`` when unset).
+        dataset: samples go to their ``subset`` split (``train`` when unset; ``valid`` → ``val``).
         out_dir: output folder.
-        images: ``"copy"``, ``"symlink"`` or ``"none"`` (labels only; sizes are then lost
-            for a reader that takes them from the image headers).
+        images: ``"copy"``, ``"symlink"``, ``"hardlink"`` or ``"none"`` (labels only; sizes are
+            then lost for a reader that takes them from the image headers).
 
     Returns:
         Path of the written ``data.yaml``.
@@ -278,7 +324,7 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
     used: set[str] = set()
     splits: dict[str, None] = {}
     for i, sample in enumerate(dataset.samples):
-        split = sample.subset or "train"
+        split = _split_name(sample.subset)
         splits[split] = None
         name = Path(sample.path).name
         if f"{split}/{name}" in used:
@@ -290,9 +336,13 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
         norm = xyxy_to_cxcywh_norm(sample.gt.xyxy, sample.image_wh) if len(sample.gt) else np.zeros((0, 4))
         label.write_text("".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
                                  for c, b in zip(sample.gt.class_id, norm, strict=True)), encoding="utf-8")  # fmt: skip
-    doc = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(dataset.class_names))}
+    order = {"train": 0, "val": 2, "test": 3}
+    written = sorted(splits, key=lambda s: order.get(s, 1))
+    for split in written or ["train"]:
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+    doc = {**_yaml_splits(written), "nc": len(dataset.class_names), "names": dict(enumerate(dataset.class_names))}
     if missing and images != "none":
         logger.warning("%d of %d images not found on disk; their labels were written without them", missing, len(dataset))
     data_yaml = out / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    data_yaml.write_text(_YAML_HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return data_yaml
