@@ -222,6 +222,8 @@ def write_shard(
     run_dir: Path | str,
     frames: Sequence[tuple[FrameRecord, Detections]],
     skipped: Sequence[SkippedFrame] = (),
+    *,
+    name_token: str | None = None,
 ) -> Path:
     """Write the raw boxes of some frames as one shard, atomically (temporary file, then rename).
 
@@ -230,6 +232,9 @@ def write_shard(
         frames: ``(record, raw)`` pairs; ``raw.xyxy`` in frame pixels, ``raw.attributes["source"]``
             optional (defaults to -1).
         skipped: frames that could not be read; recorded so a resume does not retry them.
+        name_token: names the shard instead of a random token, so that a retried writer of the
+            same frames (a Ray task run again after its worker died) replaces its shard rather
+            than adding a second copy of the frames.
     """
     run_dir = Path(run_dir)
     parts = [(rec, det) for rec, det in frames if len(det)]
@@ -260,8 +265,8 @@ def write_shard(
     table = pa.table(columns).replace_schema_metadata({FRAMES_KEY: json.dumps(meta).encode()})
     shard_dir = run_dir / SHARDS
     first = min((m[0] for m in meta), default=0)
-    path = shard_dir / f"shard-{first:09d}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = shard_dir / f".tmp-{path.name}"
+    path = shard_dir / f"shard-{first:09d}-{name_token or uuid.uuid4().hex[:8]}.parquet"
+    tmp = shard_dir / f".tmp-{uuid.uuid4().hex[:8]}-{path.name}"
     pq.write_table(table, tmp)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
