@@ -53,6 +53,18 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
+def _operating(specs: list[str], runs: dict[str, Path]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"--operating-point expects NAME=CONF or NAME=SPEC.json, got {spec!r}", where="--operating-point")
+        if name not in runs:
+            raise InputError(f"--operating-point names {name!r}, not one of the runs {sorted(runs)}", where="--operating-point")
+        out[name] = value
+    return out
+
+
 @mine_app.callback()
 def mine(
     ctx: typer.Context,
@@ -63,6 +75,8 @@ def mine(
     window: float = typer.Option(3600.0, "--window", help="Time window in seconds for the per-camera cap."),
     per_window: int = typer.Option(3, "--per-window", min=1, help="At most this many frames per camera and time window."),
     both_confident: bool = typer.Option(True, "--both-confident/--any-dispute", help="Only frames with a dispute both models are sure about (MAD)."),
+    operating: list[str] = typer.Option(None, "--operating-point", help="NAME=CONF or NAME=SPEC.json: the model's operating confidence; "
+                                        "'confident' is >= CONF (yes) / < CONF/2 (no). Default per model: 0.6/0.3 of its own top score."),
     near_duplicates: bool = typer.Option(False, "--dedup-images", help="Hash every frame (reads images) and drop near duplicates."),
     classes: str = typer.Option("", "--classes", help="Comma-separated class names of the models' class ids, e.g. person,helmet,head."),
     preannotate: str = typer.Option(None, "--preannotate", help="Model whose boxes pre-annotate the CVAT tasks."),
@@ -85,12 +99,18 @@ def mine(
     with console.status(f"mining {len(runs)} runs"):
         result = mine_runs(runs, out, budget=budget, weights=DiscrepancyWeights(**_weights(weights)),
                            diversity=Diversity(window_s=window, max_per_window=per_window), both_confident=both_confident,
-                           handoff=handoff, near_duplicates=near_duplicates, seed=seed)
+                           operating=_operating(operating or [], runs), handoff=handoff, near_duplicates=near_duplicates, seed=seed)
+    points = Table("model", "confident yes >=", "confident no <", "from")
+    for name, p in result.confident.items():
+        points.add_row(name, f"{p.hi:.3f}", f"{p.lo:.3f}", p.source)
+    console.print(points)
     table = Table("pair", "selected", "top score", "median score")
     for name, frames in result.pairs.items():
         s = result.scores[name].total[frames]
         table.add_row(name, str(frames.size), f"{s.max():.3f}" if s.size else "-", f"{float(np.median(s)):.3f}" if s.size else "-")
     console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
     console.print(f"{result.mined.size} mined + {result.control.size} control frames → {result.out_dir} (ranking.csv, why.json, manifest.json)")
 
 
@@ -101,21 +121,30 @@ def verdict(
     fmt: str = typer.Option(None, "--format", help="Label format (default: detected)."),
     conf: float = typer.Option(0.5, "--conf", help="Confidence of the operating point images are judged at."),
     iou: float = typer.Option(0.5, "--iou", help="IoU of a match."),
+    min_frames: int = typer.Option(30, "--min-frames", min=1, help="Warn when a mined or the random set has fewer labelled frames."),
 ) -> None:
-    """Which model wins each pair, aggressiveness/resistance, global ranking and the mined-vs-random drop."""
+    """Which model wins each pair, aggressiveness/resistance, global ranking and the mined-vs-random drop (95 % bootstrap intervals)."""
     from sitesight.formats import read_dataset
     from sitesight.mining.mad import verdict_dir
 
-    result = verdict_dir(mined, read_dataset(gt, fmt), conf=conf, iou=iou)
-    pairs = Table("pair", "images", "F1 a", "F1 b", "wins a", "wins b", "ties", "winner")
+    result = verdict_dir(mined, read_dataset(gt, fmt), conf=conf, iou=iou, min_frames=min_frames)
+    pairs = Table("pair", "images", "F1 a", "F1 b", "F1 a - b [95% CI]", "wins a", "wins b", "ties", "winner")
     for p in result.pairs:
-        pairs.add_row(f"{p.a}~{p.b}", str(p.n_images), f"{p.f1_a:.3f}", f"{p.f1_b:.3f}", str(p.wins_a), str(p.wins_b), str(p.ties), p.winner or "tie")
+        lo, hi = p.f1_a_minus_b_ci
+        pairs.add_row(f"{p.a}~{p.b}", str(p.n_images), f"{p.f1_a:.3f}", f"{p.f1_b:.3f}", f"{p.f1_a - p.f1_b:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+                      str(p.wins_a), str(p.wins_b), str(p.ties), p.winner or "tie")
     console.print(pairs)
-    models = Table("rank", "model", "strength (BT)", "F1 mined", "F1 random", "drop")
+    models = Table("rank", "model", "strength (BT)", "mined frames", "F1 mined", "F1 random",
+                   "F1 random - mined [95% CI] (> 0: mined harder)")
     for rank, m in enumerate(result.ranking, 1):
         i = result.models.index(m)
-        models.add_row(str(rank), m, f"{result.strength[i]:.3f}", f"{result.mined_f1[m]:.3f}", f"{result.control_f1[m]:.3f}", f"{result.drop[m]:+.3f}")
+        lo, hi = result.drop_ci[m]
+        models.add_row(str(rank), m, f"{result.strength[i]:.3f}", str(result.mined_frames[m]), f"{result.mined_f1[m]:.3f}",
+                       f"{result.control_f1[m]:.3f}", f"{result.drop[m]:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     console.print(models)
+    console.print(f"random set: {result.control_frames} labelled frames")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
     console.print(f"written {Path(mined) / 'verdict.json'}")
 
 

@@ -44,7 +44,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -329,8 +329,8 @@ def pair_discrepancy(
     weights: DiscrepancyWeights = DiscrepancyWeights(),
     rules: CrossTaskRules | None = CrossTaskRules(),
     iou: float = 0.5,
-    conf_hi: float = 0.6,
-    conf_lo: float = 0.3,
+    conf_hi: float | tuple[float, float] = 0.6,
+    conf_lo: float | tuple[float, float] = 0.3,
     cls_conf: float = 0.6,
 ) -> PairDiscrepancy:
     """Per-frame discrepancy of models ``a`` and ``b`` of ``pool`` (terms in the module notes).
@@ -341,7 +341,8 @@ def pair_discrepancy(
         weights: weights of the combined score.
         rules: cross-task rules; None turns the cross-task term off.
         iou: IoU at which boxes of the two models are the same object.
-        conf_hi, conf_lo: "confident yes" / "confident no" scores for the ``confident`` count.
+        conf_hi, conf_lo: "confident yes" / "confident no" scores for the ``confident`` count, one
+            for both models or ``(a, b)`` each on its own scale (`sitesight.mining.confident`).
         cls_conf: top-1 probability at which an attribute prediction is confident.
     """
     ra, rb = pool.runs[a], pool.runs[b]
@@ -358,9 +359,11 @@ def pair_discrepancy(
     a_det = sa.copy()
     a_det[m] = np.abs(sa[m] - sb[mb]) + weights.flip * lo * flip + weights.localisation * lo * (1 - a_iou[m]) * ~flip
     b_det = np.where(b_matched, 0.0, sb)
-    a_conf = (a_match < 0) & (sa >= conf_hi)
-    a_conf[m] = ((np.maximum(sa[m], sb[mb]) >= conf_hi) & (lo < conf_lo)) | (flip & (lo >= conf_hi))
-    b_conf = ~b_matched & (sb >= conf_hi)
+    (hi_a, hi_b), (lo_a, lo_b) = _per_model(conf_hi), _per_model(conf_lo)
+    a_conf = (a_match < 0) & (sa >= hi_a)
+    a_yes, b_yes = sa[m] >= hi_a, sb[mb] >= hi_b
+    a_conf[m] = (a_yes & (sb[mb] < lo_b)) | (b_yes & (sa[m] < lo_a)) | (flip & a_yes & b_yes)
+    b_conf = ~b_matched & (sb >= hi_b)
     # classification on matched pairs where both models give probabilities
     a_cls = np.zeros(len(ra), np.float64)
     if ra.probs is not None and rb.probs is not None and ra.probs.shape[1] == rb.probs.shape[1] and m.size:
@@ -385,16 +388,29 @@ def pair_discrepancy(
     return PairDiscrepancy(a, b, det, cls, cross, total, confident, a_match, a_iou, a_contrib, b_contrib, cross_a, cross_b)
 
 
+def _per_model(value: float | tuple[float, float]) -> tuple[float, float]:
+    return (float(value), float(value)) if np.isscalar(value) else (float(value[0]), float(value[1]))
+
+
 def all_pairs(
     pool: Pool,
     *,
     weights: DiscrepancyWeights = DiscrepancyWeights(),
     rules: CrossTaskRules | None = CrossTaskRules(),
     iou: float = 0.5,
-    conf_hi: float = 0.6,
-    conf_lo: float = 0.3,
+    conf_hi: float | Mapping[str, float] = 0.6,
+    conf_lo: float | Mapping[str, float] = 0.3,
 ) -> list[PairDiscrepancy]:
-    """`pair_discrepancy` for every pair of models of the pool (in run order: A~B, A~C, B~C, …)."""
+    """`pair_discrepancy` for every pair of models of the pool (in run order: A~B, A~C, B~C, …).
+
+    ``conf_hi`` / ``conf_lo``: one number for all models, or model name → its own (e.g. from
+    `sitesight.mining.confident.confident_points`).
+    """
     names = list(pool.runs)
-    return [pair_discrepancy(pool, x, y, weights=weights, rules=rules, iou=iou, conf_hi=conf_hi, conf_lo=conf_lo)
+
+    def pick(value: float | Mapping[str, float], x: str, y: str) -> float | tuple[float, float]:
+        return (float(value[x]), float(value[y])) if isinstance(value, Mapping) else float(value)
+
+    return [pair_discrepancy(pool, x, y, weights=weights, rules=rules, iou=iou, conf_hi=pick(conf_hi, x, y),
+                             conf_lo=pick(conf_lo, x, y))
             for i, x in enumerate(names) for y in names[i + 1 :]]

@@ -28,7 +28,7 @@ import csv
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.mining.confident import ConfidentPoint, confident_points
 from sitesight.mining.discrepancy import CrossTaskRules, DiscrepancyWeights, PairDiscrepancy, all_pairs
 from sitesight.mining.handoff import disputes
 from sitesight.mining.pool import Pool
@@ -60,6 +61,8 @@ class MiningResult:
     pairs: dict[str, np.ndarray]
     control: np.ndarray
     scores: dict[str, PairDiscrepancy]
+    confident: dict[str, ConfidentPoint] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def mined(self) -> np.ndarray:
@@ -70,6 +73,7 @@ class MiningResult:
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "pairs": {k: len(v) for k, v in self.pairs.items()},
                 "mined": int(self.mined.size), "control": int(self.control.size),
+                "confident": {k: v.to_dict() for k, v in self.confident.items()}, "warnings": list(self.warnings),
                 "ranking_csv": str(self.out_dir / "ranking.csv"), "manifest": str(self.out_dir / "manifest.json")}
 
 
@@ -96,6 +100,7 @@ def mine_pool(
     rules: CrossTaskRules | None = CrossTaskRules(),
     diversity: Diversity = Diversity(),
     both_confident: bool = True,
+    confident: Mapping[str, ConfidentPoint] | None = None,
     hashes: np.ndarray | None = None,
     seed: int = 0,
 ) -> MiningResult:
@@ -108,6 +113,8 @@ def mine_pool(
         weights, rules: discrepancy weights and cross-task rules (`sitesight.mining.discrepancy`).
         diversity: per camera/time-window cap and near-duplicate distance (`sitesight.mining.select`).
         both_confident: only frames with a dispute both models are confident about (MAD's filter).
+        confident: model name → its "confident" scores (`sitesight.mining.confident`); None: each
+            model's own from its scores on the pool (`confident_points`). Recorded in the manifest.
         hashes: ``(F,)`` uint64 perceptual hashes for near-duplicate suppression, or None.
         seed: seed of the random control set.
     """
@@ -116,8 +123,16 @@ def mine_pool(
         raise InputError(f"mining by discrepancy needs at least two models, got {names}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scored = all_pairs(pool, weights=weights, rules=rules)
+    points = dict(confident) if confident is not None else confident_points(pool)
+    missing = [n for n in names if n not in points]
+    if missing:
+        raise InputError(f"no confident point for model(s) {missing}", where="confident")
+    for name in names:
+        log.info("model %s: confident yes >= %.3f, no < %.3f (%s)", name, points[name].hi, points[name].lo, points[name].source)
+    scored = all_pairs(pool, weights=weights, rules=rules, conf_hi={n: p.hi for n, p in points.items()},
+                       conf_lo={n: p.lo for n, p in points.items()})
     per_pair = max(1, budget // len(scored))
+    warnings: list[str] = []
     taken = np.zeros(pool.n_frames, bool)
     selections: dict[str, np.ndarray] = {}
     skipped: dict[str, dict[str, int]] = {}
@@ -128,6 +143,9 @@ def mine_pool(
         selections[pd.name] = sel.frames
         skipped[pd.name] = sel.skipped
         taken[sel.frames] = True
+        if sel.frames.size == 0:
+            warnings.append(_why_empty(pd, sel.skipped, points, both_confident, pool.n_frames))
+            log.warning("%s", warnings[-1])
     mined = np.flatnonzero(taken)
     control = random_control(pool.n_frames, int(mined.size), exclude=mined, seed=seed)
     rows, why = [], []
@@ -161,6 +179,7 @@ def mine_pool(
         "models": names, "class_names": list(pool.class_names), "pool_frames": pool.n_frames, "budget": budget,
         "weights": asdict(weights), "rules": None if rules is None else asdict(rules), "diversity": asdict(diversity),
         "both_confident": both_confident, "seed": seed,
+        "confident": {n: points[n].to_dict() for n in names}, "warnings": warnings,
         "pairs": {pd.name: {"a": pd.a, "b": pd.b, "frames": [str(pool.keys[f]) for f in selections[pd.name].tolist()],
                             "skipped": skipped[pd.name]} for pd in scored},
         "control": [str(pool.keys[f]) for f in control.tolist()],
@@ -170,7 +189,21 @@ def mine_pool(
 
     write_run_info(out, kind="mining", artefacts={"ranking": out / "ranking.csv"}, name=out.name,
                    config={"models": names, "budget": budget, "pairs": list(selections), "weights": asdict(weights)})
-    return MiningResult(out, selections, control, {pd.name: pd for pd in scored})
+    return MiningResult(out, selections, control, {pd.name: pd for pd in scored}, points, tuple(warnings))
+
+
+def _why_empty(pd: PairDiscrepancy, skipped: Mapping[str, int], points: Mapping[str, ConfidentPoint], both_confident: bool,
+               n_frames: int) -> str:
+    """One sentence on why a pair selected no frame."""
+    disputed = int((pd.total > 0).sum())
+    if disputed == 0:
+        return f"pair {pd.name}: no frame selected: the two models agree on all {n_frames} frames (discrepancy 0)"
+    if both_confident and skipped.get("not_eligible", 0):
+        pa, pb = points[pd.a], points[pd.b]
+        return (f"pair {pd.name}: no frame selected: {disputed} frames disagree but none holds a dispute both models are "
+                f"confident about ({pd.a}: yes >= {pa.hi:.3f}, no < {pa.lo:.3f}; {pd.b}: yes >= {pb.hi:.3f}, no < {pb.lo:.3f}); "
+                "lower the operating points or mine with --any-dispute")
+    return f"pair {pd.name}: no frame selected ({disputed} disagreeing frames; skipped: {dict(skipped)})"
 
 
 @dataclass(frozen=True)
@@ -224,6 +257,7 @@ def mine_runs(
     weights: DiscrepancyWeights = DiscrepancyWeights(),
     diversity: Diversity = Diversity(),
     both_confident: bool = True,
+    operating: Mapping[str, str | float | Path] | None = None,
     handoff: Handoff = Handoff(),
     near_duplicates: bool = False,
     seed: int = 0,
@@ -234,6 +268,8 @@ def mine_runs(
         runs: model name → run folder (at least two).
         out_dir: the ``MINED/`` folder.
         budget, weights, diversity, both_confident, seed: see `mine_pool`.
+        operating: model name → operating confidence (number or spec JSON) that sets its "confident"
+            scores; the other models' come from their own scores (`sitesight.mining.confident`).
         handoff: class names and the CVAT package settings.
         near_duplicates: hash every pool frame (reads the images) and suppress near duplicates.
     """
@@ -243,7 +279,7 @@ def mine_runs(
     pool = load_pool(runs, class_names=handoff.class_names)
     hashes = pool_hashes(pool, seed=seed) if near_duplicates else None
     result = mine_pool(pool, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
-                       hashes=hashes, seed=seed)
+                       confident=confident_points(pool, operating=operating), hashes=hashes, seed=seed)
     manifest_path = result.out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["runs"] = {name: str(Path(path).resolve()) for name, path in runs.items()}
@@ -304,13 +340,14 @@ def _align_gt(keys: Sequence[str], dataset: Dataset, class_names: Sequence[str])
     return out
 
 
-def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: float = 0.5) -> Verdict:
+def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: float = 0.5, min_frames: int = 30) -> Verdict:
     """Judge the models of a ``MINED/`` folder on labels that came back; writes ``verdict.json``.
 
     Args:
         mined_dir: the folder `mine_pool` wrote.
         gt: labels of (some of) the mined and control frames, matched to frame keys by path or name.
         conf, iou: the operating point images are judged at.
+        min_frames: warn below this many labelled frames in a mined or the random set.
     """
     mined_dir = Path(mined_dir)
     manifest = _read_mined(mined_dir)
@@ -335,7 +372,7 @@ def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: f
     found = sum(g is not None for g in gts)
     log.info("labels found for %d of %d mined/control frames", found, len(keys))
     pair_sets = {(p["a"], p["b"]): [index[k] for k in p["frames"]] for p in manifest["pairs"].values()}
-    result = verdict(gts, preds, pair_sets, [index[k] for k in manifest["control"]], conf=conf, iou=iou)
+    result = verdict(gts, preds, pair_sets, [index[k] for k in manifest["control"]], conf=conf, iou=iou, min_frames=min_frames)
     out = result.to_dict()
     out["labelled_frames"] = found
     out["frames"] = len(keys)
