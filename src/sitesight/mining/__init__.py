@@ -1,6 +1,7 @@
 """Hard-sample mining: where models disagree (MAD), what to label next, and which model wins.
 
 * `sitesight.mining.pool`: stored runs → flat arrays over a pool of frames (`load_pool`).
+* `sitesight.mining.confident`: what "confident" means for each model (its operating point or its own scores).
 * `sitesight.mining.discrepancy`: detection / classification / cross-task discrepancy per frame.
 * `sitesight.mining.select`: top-k under a budget with camera/time/near-duplicate diversity.
 * `sitesight.mining.handoff`: disputed boxes and CVAT task packages of the selection.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+from sitesight.mining.confident import ConfidentPoint, confident_points
 from sitesight.mining.discrepancy import (
     CrossTaskRules,
     DiscrepancyWeights,
@@ -25,6 +27,7 @@ from sitesight.mining.single import SingleHard, rank_hard_frames, single_model_h
 from sitesight.mining.verdict import Verdict, bradley_terry, verdict
 
 __all__ = [
+    "ConfidentPoint",
     "CrossTaskRules",
     "DiscrepancyWeights",
     "Diversity",
@@ -37,6 +40,7 @@ __all__ = [
     "Verdict",
     "all_pairs",
     "bradley_terry",
+    "confident_points",
     "load_pool",
     "mine_pool",
     "pair_discrepancy",
