@@ -7,6 +7,13 @@ the operating threshold) is near it: the two centres lie within ``r`` pixels, or
 inside the candidate (intersection over the smaller box ``>= ios``). Class-aware unless
 ``class_agnostic``.
 
+**Object size.** The full-frame pass cannot see what is small in the whole frame (a 25 px worker in
+a 4K frame): gating such boxes removes real objects that only the slices found. ``min_size`` and
+``max_size`` bound where the gate applies: a box's size is its longer side, in pixels, or — for a
+bound below 1 — as a fraction of the frame's longer side; boxes outside ``[min_size, max_size)``
+pass the gate untouched. `size_bucket` sorts boxes into the fixed pixel buckets the sweep reports
+the gate's effect in (TP removed / FP removed per bucket).
+
 Example:
     >>> from sitesight import Detections
     >>> from sitesight.sliced.gate import gate
@@ -15,10 +22,13 @@ Example:
     >>> result = gate(sliced, full, r=40, conf=0.2)
     >>> len(result.kept), result.removed
     (1, 1)
+    >>> gate(sliced, full, r=40, conf=0.2, min_size=48).removed  # the 20x40 box is below 48 px: not judged
+    0
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,20 +37,70 @@ from sitesight.boxes import box_area, pairwise_ios
 from sitesight.detections import Detections
 
 __all__ = ["GateParams", "GateResult", "GateCandidates", "gate", "gate_mask", "gate_candidates", "gate_mask_frames",
-           "parse_gate"]
+           "parse_gate", "size_exempt", "size_bucket", "SIZE_BUCKETS", "size_bucket_names"]
+
+SIZE_BUCKETS = (16.0, 32.0, 64.0, 128.0)  # px, longer box side: <16, 16-32, 32-64, 64-128, >=128
 
 
 @dataclass(frozen=True)
 class GateParams:
-    """Gate settings: centre radius ``r`` in pixels, candidate confidence ``conf``, and ``ios``."""
+    """Gate settings: centre radius ``r`` in pixels, candidate confidence ``conf``, ``ios``, and the
+    box sizes it applies to, ``[min_size, max_size)`` (longer side; pixels, or below 1 a fraction of
+    the frame's longer side)."""
 
     r: float = 40.0
     conf: float = 0.2
     ios: float = 0.5
     class_agnostic: bool = False
+    min_size: float = 0.0
+    max_size: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.min_size < 0 or self.max_size <= 0:
+            raise ValueError(f"gate: min_size must be >= 0 and max_size > 0, got {self.min_size:g}, {self.max_size:g}")
+
+    @property
+    def size_bounded(self) -> bool:
+        return self.min_size > 0 or math.isfinite(self.max_size)
 
     def __str__(self) -> str:
-        return f"r={self.r:g},conf={self.conf:g},ios={self.ios:g}" + (",agnostic" if self.class_agnostic else "")
+        size = (f",min={self.min_size:g}" if self.min_size > 0 else "") + (f",max={self.max_size:g}" if math.isfinite(self.max_size) else "")
+        return f"r={self.r:g},conf={self.conf:g},ios={self.ios:g}" + size + (",agnostic" if self.class_agnostic else "")
+
+
+def _bound_px(bound: float, long_side: np.ndarray | float | None) -> np.ndarray | float:
+    if bound >= 1 or bound == 0 or math.isinf(bound):
+        return bound
+    if long_side is None:
+        raise ValueError(f"gate: a relative size bound ({bound:g}) needs the frame size")
+    return bound * np.asarray(long_side, np.float64)
+
+
+def size_exempt(xyxy: np.ndarray, min_size: float, max_size: float, long_side: np.ndarray | float | None = None) -> np.ndarray:
+    """``(N,)`` bool: boxes outside ``[min_size, max_size)`` (longer side), which the gate does not judge.
+
+    Args:
+        xyxy: ``(N, 4)`` boxes, frame pixels.
+        min_size, max_size: bounds in pixels, or below 1 fractions of the frame's longer side.
+        long_side: the frame's longer side, one number or ``(N,)`` per box (needed for relative bounds).
+    """
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if min_size <= 0 and math.isinf(max_size):
+        return np.zeros(len(xyxy), bool)
+    size = np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+    return (size < _bound_px(min_size, long_side)) | (size >= _bound_px(max_size, long_side))
+
+
+def size_bucket(xyxy: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 index into `size_bucket_names` of each box's longer side (`SIZE_BUCKETS`)."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return np.searchsorted(SIZE_BUCKETS, np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]), side="right").astype(np.int64)
+
+
+def size_bucket_names() -> list[str]:
+    """Names of the `size_bucket` buckets, e.g. ``"<16 px"``, ``"16-32 px"``, ``">=128 px"``."""
+    edges = [f"{e:g}" for e in SIZE_BUCKETS]
+    return [f"<{edges[0]} px", *(f"{a}-{b} px" for a, b in zip(edges[:-1], edges[1:], strict=True)), f">={edges[-1]} px"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +119,16 @@ def gate_mask(
     conf: float = 0.2,
     ios: float = 0.5,
     class_agnostic: bool = False,
+    min_size: float = 0.0,
+    max_size: float = math.inf,
+    image_wh: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """``(N,)`` bool: which of ``detections`` the gate keeps (see `gate`)."""
+    exempt = size_exempt(detections.xyxy, min_size, max_size, None if image_wh is None else max(image_wh))
+    return exempt | _near_mask(detections, full_frame, r=r, conf=conf, ios=ios, class_agnostic=class_agnostic)
+
+
+def _near_mask(detections: Detections, full_frame: Detections, *, r: float, conf: float, ios: float, class_agnostic: bool) -> np.ndarray:
     candidates = full_frame[full_frame.score >= conf]
     if len(detections) == 0 or len(candidates) == 0:
         return np.zeros(len(detections), bool)
@@ -124,7 +192,9 @@ def gate_candidates(full_frame: Detections, frame: np.ndarray, params: GateParam
     return GateCandidates(xyxy, class_id[order], frame[order], key[order], cell, wmax, params, *_center_area(xyxy))
 
 
-def gate_mask_frames(detections: Detections, frame: np.ndarray, candidates: GateCandidates) -> np.ndarray:
+def gate_mask_frames(
+    detections: Detections, frame: np.ndarray, candidates: GateCandidates, *, image_wh: np.ndarray | None = None
+) -> np.ndarray:
     """``(N,)`` bool: `gate_mask` for boxes of many frames at once, each against its own frame's candidates.
 
     Equal to calling `gate_mask` frame by frame. Only candidates whose box, grown by ``r``, overlaps
@@ -134,9 +204,17 @@ def gate_mask_frames(detections: Detections, frame: np.ndarray, candidates: Gate
         detections: boxes of all frames side by side, each in its own frame's pixels.
         frame: ``(N,)`` int frame index of each box.
         candidates: `gate_candidates` of the same frames.
+        image_wh: ``(F, 2)`` frame sizes, needed when the gate's size bounds are relative.
     """
-    c, p = candidates, candidates.params
+    p = candidates.params
     frame = np.asarray(frame, np.int64).reshape(len(detections))
+    long_side = None if image_wh is None else np.asarray(image_wh, np.float64).reshape(-1, 2).max(axis=1)[frame]
+    exempt = size_exempt(detections.xyxy, p.min_size, p.max_size, long_side)
+    return exempt | _near_frames(detections, frame, candidates)
+
+
+def _near_frames(detections: Detections, frame: np.ndarray, candidates: GateCandidates) -> np.ndarray:
+    c, p = candidates, candidates.params
     if len(detections) == 0 or len(c.key) == 0:
         return np.zeros(len(detections), bool)
     if p.ios <= 0:  # every candidate of the frame (and class) contains every box "enough"
@@ -176,6 +254,9 @@ def gate(
     conf: float = 0.2,
     ios: float = 0.5,
     class_agnostic: bool = False,
+    min_size: float = 0.0,
+    max_size: float = math.inf,
+    image_wh: tuple[int, int] | None = None,
 ) -> GateResult:
     """Keep the boxes of ``detections`` that lie near a full-frame candidate.
 
@@ -186,20 +267,29 @@ def gate(
         conf: only full-frame boxes with ``score >= conf`` are candidates.
         ios: a candidate that contains the box with intersection-over-smaller ``>= ios`` vouches too.
         class_agnostic: let candidates of any class vouch.
+        min_size, max_size: only boxes whose longer side is in ``[min_size, max_size)`` are judged
+            (pixels, or below 1 fractions of the frame's longer side); the others are kept.
+        image_wh: frame ``(width, height)``, needed for relative size bounds.
 
     Returns:
         `GateResult` with the kept boxes (order kept) and the number removed.
     """
-    keep = gate_mask(detections, full_frame, r=r, conf=conf, ios=ios, class_agnostic=class_agnostic)
+    keep = gate_mask(detections, full_frame, r=r, conf=conf, ios=ios, class_agnostic=class_agnostic, min_size=min_size,
+                     max_size=max_size, image_wh=image_wh)
     return GateResult(detections[keep], int((~keep).sum()))
 
 
 def parse_gate(text: str) -> GateParams:
-    """Parse ``"r=40,conf=0.2[,ios=0.5][,agnostic]"`` (the CLI's ``--gate``).
+    """Parse ``"r=40,conf=0.2[,ios=0.5][,min=32][,max=400][,agnostic]"`` (the CLI's ``--gate``).
+
+    ``min``/``max`` bound the box sizes the gate judges (longer side): pixels (``min=32``), or a
+    fraction of the frame's longer side (``min=0.02`` or ``min=2%``).
 
     Raises:
         ValueError: an unknown key or a value that is not a number.
     """
+    keys = {"r": "r", "conf": "conf", "ios": "ios", "min": "min_size", "min_size": "min_size", "max": "max_size",
+            "max_size": "max_size"}
     values: dict[str, float] = {}
     agnostic = False
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -207,10 +297,17 @@ def parse_gate(text: str) -> GateParams:
             agnostic = True
             continue
         key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("r", "conf", "ios"):
-            raise ValueError(f"gate: expected r=..., conf=..., ios=... or agnostic, got {part!r}")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in keys:
+            raise ValueError(f"gate: expected r=..., conf=..., ios=..., min=..., max=... or agnostic, got {part!r}")
+        percent = keys[key] in ("min_size", "max_size") and value.endswith("%")
         try:
-            values[key.strip()] = float(value)
+            number = float(value[:-1] if percent else value)
         except ValueError:
-            raise ValueError(f"gate: {key.strip()} must be a number, got {value!r}") from None
+            raise ValueError(f"gate: {key} must be a number, got {value!r}") from None
+        if percent:
+            if not 0 < number < 100:
+                raise ValueError(f"gate: {key}={value} must be a percentage between 0 and 100 of the frame's longer side")
+            number /= 100
+        values[keys[key]] = number
     return GateParams(class_agnostic=agnostic, **values)
