@@ -47,6 +47,9 @@ def detect(
     conf: float = typer.Option(0.05, "--conf", help="Lowest raw score kept (sweeps raise it later)."),
     video_step: int = typer.Option(1, "--video-step", min=1, help="Keep every N-th frame of videos."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out (default)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) | ray (Ray Data actors; pip install 'sitesight[ray]')."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers", min=1, help="With --engine ray: detector actors (default one per GPU, else per free CPU)."),
 ) -> None:
     """Run a detector on slices of every frame and store the raw boxes; resumes after a kill."""
     from sitesight.errors import InputError
@@ -56,8 +59,13 @@ def detect(
 
     if not resume and (out / "manifest.json").exists():
         raise InputError("run folder already holds a run; pass --resume or choose a new --out", out)
+    if engine not in ("local", "ray"):
+        raise _bad(f"--engine must be local or ray, got {engine!r}")
     refs = list_frames(frames, video_step=video_step)
-    detector = build_detector(model, conf=conf)
+    run_kwargs = {"model": model, "slice_wh": (slice_size, slice_size), "overlap_ratio": (overlap, overlap),
+                  "batch_size": batch, "full_frame": full_frame}
+    if engine == "local":
+        detector = build_detector(model, conf=conf)
     with _progress() as progress:
         task = progress.add_task("detect", total=len(refs), fps="-")
 
@@ -66,9 +74,10 @@ def detect(
             speed = progress.tasks[task].speed
             progress.update(task, fps=f"{speed:.2f}" if speed else "-")
 
-        summary = detect_to_run(refs, detector, out, model=model, slice_wh=(slice_size, slice_size),
-                                overlap_ratio=(overlap, overlap), batch_size=batch, full_frame=full_frame,
-                                on_progress=advance)
+        if engine == "local":
+            summary = detect_to_run(refs, detector, out, on_progress=advance, **run_kwargs)
+        else:
+            summary = _detect_ray(refs, out, conf, ray_address, ray_workers, run_kwargs, advance)
         progress.advance(task, summary.already_done)
     for s in summary.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.key}: {s.reason}")
@@ -78,6 +87,22 @@ def detect(
         f"{100 * summary.overhead_fraction:.0f}% of wall time outside the model → {out}"
     )
     logging.getLogger(__name__).debug("summary %s", summary)
+
+
+def _detect_ray(refs, out, conf, address, workers, run_kwargs, advance):  # noqa: ANN001, ANN202
+    from functools import partial
+
+    from sitesight.engines.ray import RayOptions, detect_to_run_ray
+    from sitesight.errors import InputError
+    from sitesight.predictors import build_detector, parse_spec
+
+    parse_spec(run_kwargs["model"])  # a bad spec fails here in one line, not inside every actor
+    if run_kwargs["model"].startswith("replay:"):
+        raise InputError("replayed predictions are looked up, not computed: use --engine local", where="--model")
+    # the model is built inside each Ray actor, where it runs (and on that actor's GPU)
+    factory = partial(build_detector, run_kwargs["model"], conf=conf)
+    return detect_to_run_ray(refs, factory, out, options=RayOptions(address=address, workers=workers),
+                             on_progress=advance, **run_kwargs)
 
 
 @app.command("export")
