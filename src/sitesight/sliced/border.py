@@ -160,14 +160,15 @@ def merge_by_confidence(
 
     Args:
         annotated: raw boxes of one or many frames with an int ``attributes["frame"]`` (frames are
-            merged independently: boxes of different frames must never overlap, e.g. frames laid
-            side by side on one canvas) and, for the border rule, the `annotate_border` attributes.
+            merged apart: boxes of different frames never merge) and, for the border rule, the
+            `annotate_border` attributes; an int ``attributes["row"]`` is carried through too.
         confs: confidence thresholds.
         merge_spec: merge method, metric, threshold, class-awareness.
 
     Returns:
-        Per confidence, what ``merge(drop_cut_twins(annotated, conf))`` returns, with only the
-        ``frame`` attribute; boxes of one frame are in `merge`'s order, frames may come in any order.
+        Per confidence, what ``merge(drop_cut_twins(annotated, conf))`` returns per frame, with only
+        the ``frame`` (and ``row``: the keeper's) attributes; boxes of one frame are in `merge`'s
+        order, frames may come in any order.
     """
     from sitesight.sliced.merge import merge, merge_groups
 
@@ -175,20 +176,22 @@ def merge_by_confidence(
     if "frame" not in annotated.attributes:
         raise ValueError("merge_by_confidence: annotated needs a 'frame' attribute (zeros for a single frame)")
     frame = annotated.attributes["frame"]
+    carried = [k for k in ("frame", "row") if k in annotated.attributes]
 
     def plain(det: Detections) -> Detections:
-        return det.replace(attributes={"frame": det.attributes["frame"]})
+        return det.replace(attributes={k: det.attributes[k] for k in carried})
 
     def merged_at(det: Detections, conf: float) -> Detections:
-        return merge(plain(drop_cut_twins(det, conf)), method=spec.method, metric=spec.metric,
-                     threshold=spec.threshold, class_agnostic=spec.class_agnostic)
+        det = plain(drop_cut_twins(det, conf))
+        return merge(det, method=spec.method, metric=spec.metric, threshold=spec.threshold,
+                     class_agnostic=spec.class_agnostic, partition=det.attributes["frame"])
 
     if spec.method == "nmm" or len(confs) == 0:
         return [merged_at(annotated, c) for c in confs]
     low = min(confs)
     base = plain(drop_cut_twins(annotated, low))
     groups = merge_groups(base, method=spec.method, metric=spec.metric, threshold=spec.threshold,
-                          class_agnostic=spec.class_agnostic)
+                          class_agnostic=spec.class_agnostic, partition=base.attributes["frame"])
     out = []
     for conf in confs:
         det = _restrict_groups(base, groups, conf, spec.method)
@@ -227,7 +230,7 @@ def _restrict_groups(base: Detections, groups: Any, conf: float, method: str) ->
         last = np.r_[group[tied][1:] != group[tied][:-1], True]
         class_id[group[tied][last]] = base.class_id[tied][last]
     return Detections(xyxy=union, score=base.score[keep], class_id=class_id,
-                      attributes={"frame": base.attributes["frame"][keep]})
+                      attributes={k: v[keep] for k, v in base.attributes.items()})
 
 
 def fuse_scores(
@@ -311,7 +314,8 @@ def postprocess_frame(
     if gate is None:
         return merged, 0
     full = raw[_source(raw) < 0]
-    keep = gate_mask(merged, full, r=gate.r, conf=gate.conf, ios=gate.ios, class_agnostic=gate.class_agnostic)
+    keep = gate_mask(merged, full, r=gate.r, conf=gate.conf, ios=gate.ios, class_agnostic=gate.class_agnostic,
+                     min_size=gate.min_size, max_size=gate.max_size, image_wh=image_wh)
     return merged[keep], int((~keep).sum())
 
 

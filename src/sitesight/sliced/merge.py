@@ -348,8 +348,24 @@ def _fold(
     return union, cls, merged
 
 
+def _buckets(class_id: np.ndarray, class_agnostic: bool, partition: np.ndarray | None) -> np.ndarray:
+    """``(N,)`` int64 group key: boxes merge only within one (class unless agnostic, partition)."""
+    n = len(class_id)
+    bucket = np.zeros(n, np.int64) if class_agnostic else np.asarray(class_id, np.int64)
+    if partition is None:
+        return bucket
+    partition = np.asarray(partition, np.int64).reshape(-1)
+    if partition.shape != (n,):
+        raise ValueError(f"merge: partition must have shape ({n},), got {partition.shape}")
+    if not n:
+        return bucket
+    bucket = bucket - bucket.min()
+    return (partition - partition.min()) * (int(bucket.max()) + 1) + bucket
+
+
 def _merge(
-    detections: Detections, method: str, metric: str, threshold: float, class_agnostic: bool
+    detections: Detections, method: str, metric: str, threshold: float, class_agnostic: bool,
+    partition: np.ndarray | None = None,
 ) -> tuple[MergeGroups, np.ndarray, np.ndarray]:
     """Groups, union boxes ``(K, 4)`` float64 and classes ``(K,)`` of the merged output."""
     method, metric, threshold = _check(detections, method, metric, threshold)
@@ -358,13 +374,13 @@ def _merge(
     n = len(detections)
     rank = np.empty(n, np.int64)
     rank[_score_order(xyxy, score)] = np.arange(n)
-    bucket = np.zeros(n, np.int64) if class_agnostic else class_id
-    # Visiting order restricted to one class is that class's own order, so one pass serves all.
+    bucket = _buckets(class_id, class_agnostic, partition)
+    # Visiting order restricted to one bucket is that bucket's own order, so one pass serves all.
     found = _group(xyxy, score, bucket, rank, iou, threshold, method)
     if found is None:
         owner, claimer = np.arange(n), np.arange(n)
-        by_class = np.argsort(class_id, kind="stable")
-        for rows in np.split(by_class, np.flatnonzero(np.diff(class_id[by_class])) + 1):
+        by_class = np.argsort(bucket, kind="stable")
+        for rows in np.split(by_class, np.flatnonzero(np.diff(bucket[by_class])) + 1):
             sub_rank = np.argsort(np.argsort(rank[rows]))
             own, claim = _group(xyxy[rows], score[rows], bucket[rows], sub_rank, iou, threshold, method)
             owner[rows], claimer[rows] = rows[own], rows[claim]
@@ -398,13 +414,14 @@ def merge_groups(
     metric: str = "ios",
     threshold: float = 0.5,
     class_agnostic: bool = False,
+    partition: np.ndarray | None = None,
 ) -> MergeGroups:
     """Which boxes `merge` keeps and which group every box joins; arguments as for `merge`.
 
     Useful to carry per-box information (slice index, scores of the members) into the merged
     boxes, e.g. for score fusion across overlapping slices.
     """
-    return _merge(detections, method, metric, threshold, class_agnostic)[0]
+    return _merge(detections, method, metric, threshold, class_agnostic, partition)[0]
 
 
 def merge(
@@ -414,6 +431,7 @@ def merge(
     metric: str = "ios",
     threshold: float = 0.5,
     class_agnostic: bool = False,
+    partition: np.ndarray | None = None,
 ) -> Detections:
     """Merge overlapping boxes (e.g. raw sliced-inference output) the way SAHI does.
 
@@ -425,6 +443,8 @@ def merge(
         metric: ``"iou"`` (intersection over union) or ``"ios"`` (intersection over the smaller box).
         threshold: overlap at or above which two boxes match; ``<= 0`` matches every pair.
         class_agnostic: merge across classes; otherwise each class is merged on its own.
+        partition: ``(N,)`` int group of each box (e.g. its frame when many frames are merged in
+            one call); boxes of different groups never merge, exactly as if merged apart.
 
     Returns:
         ``K <= N`` boxes, score descending (ties by ``x1, y1, x2, y2``): for ``nms`` the kept
@@ -435,7 +455,7 @@ def merge(
         ValueError: unknown method or metric (the message lists the choices), a non-finite
             threshold, or non-finite boxes or scores.
     """
-    groups, union, cls = _merge(detections, method, metric, threshold, class_agnostic)
+    groups, union, cls = _merge(detections, method, metric, threshold, class_agnostic, partition)
     keep = groups.keep
     return Detections(
         xyxy=union.astype(np.float32),

@@ -41,6 +41,8 @@ import pyarrow.parquet as pq
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.frametable import FrameTable
+from sitesight.identity import frame_root
 
 __all__ = [
     "FrameRecord",
@@ -106,6 +108,22 @@ class Run:
         return self.manifest.get("parameters", {})
 
     @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The model's class names (index = class id) as recorded at detection time; None when not recorded."""
+        names = self.manifest.get("class_names")
+        return None if names is None else tuple(str(n) for n in names)
+
+    @property
+    def root(self) -> Path | None:
+        """The folder the frame keys are relative to, or that holds them all (recorded at detection time)."""
+        root = self.manifest.get("root")
+        return None if root is None else Path(root)
+
+    def table(self) -> FrameTable:
+        """The raw boxes of every processed frame as one `FrameTable` (frame = position in ``frames``)."""
+        return FrameTable.from_frames(self.raw)
+
+    @property
     def pending(self) -> int:
         """Frames listed in the manifest that are neither done nor skipped."""
         return len(self.manifest.get("frames", ())) - len(self.frames) - len(self.skipped)
@@ -156,12 +174,15 @@ def open_run(
     model: str,
     parameters: Mapping[str, Any],
     versions: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> set[int]:
     """Create a run folder, or reopen an existing one for resuming; returns the finished frame indices.
 
     A new folder gets a manifest. An existing one must hold the same model, parameters and frame
     list (else `InputError`: use a fresh folder); leftover temporary files of a killed writer are
     removed. Finished frames (done or skipped) are those listed in complete shards.
+    ``class_names`` (the model's names of its class ids) are recorded so that classes can be
+    matched by name later; the manifest also records ``root``, the folder holding every frame.
     """
     run_dir = Path(run_dir)
     manifest_path = run_dir / MANIFEST
@@ -181,6 +202,8 @@ def open_run(
             "parameters": parameters,
             "versions": dict(versions or library_versions()),
             "frames": list(frame_keys),
+            "root": frame_root(list(frame_keys)),
+            "class_names": None if class_names is None else [str(n) for n in class_names],
         }
         _atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
     shard_dir = run_dir / SHARDS
@@ -356,6 +379,7 @@ def write_run(
     model: str,
     parameters: Mapping[str, Any],
     frames_per_shard: int = 64,
+    class_names: Sequence[str] | None = None,
 ) -> Run:
     """Store in-memory predictions as a run, e.g. from a model that is not a detector callable.
 
@@ -366,10 +390,11 @@ def write_run(
         model: a name for what produced the boxes (stored in the manifest).
         parameters: how they were produced (``slice_wh``, ``overlap_ratio``, ``full_frame`` when sliced).
         frames_per_shard: frames per Parquet shard.
+        class_names: the model's class names (index = class id), recorded in the manifest.
     """
     if len(frames) != len(raw):
         raise ValueError(f"write_run: {len(frames)} frames but {len(raw)} Detections")
-    done = open_run(run_dir, [k for k, _ in frames], model=model, parameters=parameters)
+    done = open_run(run_dir, [k for k, _ in frames], model=model, parameters=parameters, class_names=class_names)
     batch: list[tuple[FrameRecord, Detections]] = []
     for i, ((key, wh), det) in enumerate(zip(frames, raw, strict=True)):
         if i in done:

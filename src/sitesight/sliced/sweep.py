@@ -1,20 +1,16 @@
 """Sweeps without the model: merge × gate × confidence recomputed from a stored run and evaluated.
 
 SAHI re-runs the model for every post-processing setting. Here the raw boxes of every slice and of
-the full frame are already stored (`sitesight.sliced.store`), so each combination only re-runs the cheap
-part (`sitesight.sliced.border.postprocess_frame`) and is scored with
-`sitesight.evaluation.detection.operating_point` (TP/FP/FN at one IoU, greedy matching the way
-pycocotools does it).
+the full frame are already stored (`sitesight.sliced.store`), so each combination re-runs only the
+stages of `sitesight.sliced.postprocess` — the very functions `postprocess` calls (`prepare`,
+`sitesight.sliced.border.merge_by_confidence`, `gate_keep`), so every row equals
+``postprocess(run, row_spec)`` scored by `sitesight.evaluation.detection.operating_point` (TP/FP/FN at
+one IoU, greedy matching the way pycocotools does it). `SweepRow.spec` turns a row back into that spec.
 
 Speed (40 combinations over 600 1080p frames in ~3 s of CPU, see docs/benchmarks.md):
 
-* all frames of a run are laid side by side on one float32 canvas (a margin between frames, so no
-  box of one frame meets another's) and merged with single calls. On that canvas coordinates are
-  held to about 1/256 px for a few hundred 4K frames, so a box whose overlap sits within ~1e-4 of
-  a merge threshold may decide differently than a per-frame merge
-  (`sitesight.sliced.border.postprocess_frame`, which `sitesight detect` exports use) — irrelevant at
-  the IoU 0.5 an operating point is scored at;
-* NMS and greedy NMM group the canvas once per merge setting and derive every confidence from
+* all frames are merged in single calls (each frame its own partition of `sitesight.sliced.merge.merge`);
+* NMS and greedy NMM group the boxes once per merge setting and derive every confidence from
   that grouping (`sitesight.sliced.border.merge_by_confidence`: exact, filter-then-merge semantics kept);
 * the gate looks up each box's candidates with binary searches over all frames at once
   (`sitesight.sliced.gate.gate_mask_frames`);
@@ -23,13 +19,13 @@ Speed (40 combinations over 600 1080p frames in ~3 s of CPU, see docs/benchmarks
   its own image: the same TP/FP/FN as `sitesight.evaluation.detection.operating_point`.
 
 Example:
-    >>> from sitesight.sliced.border import MergeSpec
+    >>> from sitesight.sliced.border import MergeSpec, merge_by_confidence
     >>> from sitesight.sliced.store import load_run
     >>> from sitesight.sliced.sweep import align_gt, sweep_run
     >>> run = load_run("runs/cam7")  # doctest: +SKIP
     >>> result = sweep_run(run, align_gt(run, dataset), merges=[MergeSpec("nms", "iou", 0.5)],
-    ...                    confs=[0.3, 0.4], num_classes=3)  # doctest: +SKIP
-    >>> result.best  # doctest: +SKIP
+    ...                    confs=[0.3, 0.4], class_names=dataset.class_names)  # doctest: +SKIP
+    >>> result.rows[result.best].spec()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -49,9 +45,12 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.detection import Counts
 from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, table_from_detections
+from sitesight.identity import align_frames, format_class_map, parse_class_map
 from sitesight.ranges import parse_range  # re-exported: callers import it from here
-from sitesight.sliced.border import MergeSpec, annotate_border, merge_by_confidence, slices_of
-from sitesight.sliced.gate import GateParams, gate_candidates, gate_mask_frames
+from sitesight.sliced.border import MergeSpec, merge_by_confidence
+from sitesight.sliced.gate import GateParams
+from sitesight.sliced.postprocess import gate_keep, prepare, target_classes
+from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import Run
 
 __all__ = ["SweepRow", "SweepResult", "parse_range", "merge_grid", "align_gt", "sweep_run"]
@@ -61,7 +60,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepRow:
-    """One combination and its scores over all evaluated frames."""
+    """One combination and its scores over all evaluated frames; `spec` is its post-processing."""
 
     method: str
     metric: str
@@ -75,6 +74,13 @@ class SweepRow:
     recall: float
     f1: float
     gate_removed: int
+    border: int = 1
+    class_map: str = ""
+    class_agnostic: int = 0
+
+    def spec(self) -> PostprocessSpec:
+        """The `PostprocessSpec` of this row (``postprocess(run, row.spec())`` gives its detections)."""
+        return PostprocessSpec.from_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -115,20 +121,11 @@ def merge_grid(
 def align_gt(run: Run, dataset: Dataset) -> list[Detections | None]:
     """Ground truth for each processed frame of ``run`` (None where the dataset lacks the frame).
 
-    Frames are matched by resolved path, then by file name when that is unique in the dataset.
+    Frames are matched by `sitesight.identity.align_frames` (the one rule: longest shared path tail,
+    unique on both sides; an ambiguity is an `InputError` listing the candidates).
     """
-    by_path = {str(dataset.image_path(s).resolve()): s for s in dataset.samples}
-    names: dict[str, list] = {}
-    for s in dataset.samples:
-        names.setdefault(Path(s.path).name, []).append(s)
-    out: list[Detections | None] = []
-    for rec in run.frames:
-        sample = by_path.get(str(Path(rec.key).resolve()))
-        if sample is None:
-            same = names.get(Path(rec.key).name, [])
-            sample = same[0] if len(same) == 1 else None
-        out.append(None if sample is None else sample.gt)
-    return out
+    alignment = align_frames([f.key for f in run.frames], dataset, root=run.root)
+    return [None if i < 0 else dataset.samples[i].gt for i in alignment.sample.tolist()]
 
 
 def sweep_run(
@@ -138,6 +135,10 @@ def sweep_run(
     merges: Sequence[MergeSpec],
     confs: Sequence[float],
     gates: Sequence[GateParams | None] = (None,),
+    class_names: Sequence[str] | None = None,
+    class_map: str | Sequence[tuple[str, str]] = (),
+    class_agnostic: bool = False,
+    border: bool = True,
     num_classes: int | None = None,
     iou: float = 0.5,
     on_progress: Callable[[int], None] | None = None,
@@ -150,7 +151,11 @@ def sweep_run(
         merges: merge settings (`merge_grid`).
         confs: confidence thresholds applied to raw boxes before merging.
         gates: gate settings; None means no gate.
-        num_classes: number of classes (default: 1 + the largest class id seen).
+        class_names: the ground truth's classes; the run's classes are mapped onto them by name
+            (`sitesight.sliced.postprocess.target_classes`). None: class ids are taken as they are.
+        class_map, class_agnostic, border: as in `sitesight.sliced.spec.PostprocessSpec`.
+        num_classes: without ``class_names`` and class names in the run: ``class0…`` names for this
+            many classes (default: up to the largest class id seen).
         iou: IoU at which a detection matches ground truth.
         on_progress: called with 1 after every combination.
 
@@ -164,67 +169,44 @@ def sweep_run(
         raise InputError("no processed frame of the run has ground truth", run.run_dir)
     if len(used) < len(gts):
         log.warning("%d of %d frames have no ground truth and are left out", len(gts) - len(used), len(gts))
+    class_map = parse_class_map(class_map)
+    base = PostprocessSpec(class_map=class_map, class_agnostic=class_agnostic, border=border)
+    raw = run.table().take_frames(used)
+    n_ids = int(raw.boxes.class_id.max()) + 1 if len(raw) else len(run.class_names or ())
+    if class_names is None and run.class_names is None:
+        class_names = [f"class{i}" for i in range(max(n_ids, num_classes or 0))]
+    names, lookup = target_classes(run.class_names, base, class_names, n_ids)
     gt_list = [gts[i] for i in used]
-    whs = [run.frames[i].image_wh for i in used]
-    slices = [slices_of(wh, run.parameters) for wh in whs]
-    if num_classes is None:
-        seen = [d.class_id for d in (*gt_list, *(run.raw[i] for i in used)) if len(d)]
-        num_classes = int(max((c.max() for c in seen), default=0)) + 1
+    if class_agnostic:
+        gt_list = [g.replace(class_id=np.zeros(len(g), np.int64)) for g in gt_list]
     gt = table_from_detections(gt_list, gt=True)
-    _check_classes(gt, [run.raw[i] for i in used], num_classes)
+    _check_classes(gt, len(names))
+    prepared = prepare(raw, [run.frames[i].image_wh for i in used], run.parameters, lookup=lookup, border=border)
     n_gt = int((~gt.crowd).sum())
-    # The border pairing is independent of the merge and the confidence: do it once per frame.
-    # Then all frames are laid side by side on one canvas (no box of one frame can touch another's)
-    # so that merging is one call over all frames instead of one per frame.
-    offsets = _canvas_offsets(whs)
-    canvases: dict[bool, Detections] = {}
-    for agnostic in sorted({m.class_agnostic for m in merges}):
-        parts = []
-        for k, (i, s, wh) in enumerate(zip(used, slices, whs, strict=True)):
-            a = annotate_border(run.raw[i], s, wh, class_agnostic=agnostic)
-            a = a.replace(attributes={n: a.attributes[n] for n in ("border_cut", "twin_score")})
-            parts.append(a.with_attributes(frame=np.full(len(a), k, np.int64)).shift(*offsets[k]))
-        canvases[agnostic] = Detections.concat(parts)
-    full_parts, full_frame = [], []
-    for k, i in enumerate(used):
-        raw = run.raw[i]
-        f = raw[np.asarray(raw.attributes.get("source", np.full(len(raw), -1))) < 0]
-        full_parts.append(f.replace(attributes={}))
-        full_frame.append(np.full(len(f), k, np.int64))
-    full, full_frame_index = Detections.concat(full_parts), np.concatenate(full_frame)
-    candidates = [None if g is None else gate_candidates(full, full_frame_index, g) for g in gates]
+    cache: dict = {}
+    extra = {"border": int(border), "class_map": format_class_map(class_map), "class_agnostic": int(class_agnostic)}
     rows: dict[tuple[int, int, int], SweepRow] = {}
     for m, spec in enumerate(merges):
-        by_conf = merge_by_confidence(canvases[spec.class_agnostic], confs, spec)
+        by_conf = merge_by_confidence(prepared.annotated, confs, spec)
         for c, (conf, merged) in enumerate(zip(confs, by_conf, strict=True)):
             frame = merged.attributes["frame"]
-            merged = merged.replace(xyxy=merged.xyxy - np.tile(offsets[frame], 2), attributes={})
             pred = BoxTable.build(frame, merged.class_id, merged.xyxy, score=merged.score)
             pairs = _gt_pairs(pred, gt, iou)
-            for g, cand in enumerate(candidates):
-                keep = np.ones(len(merged), bool) if cand is None else gate_mask_frames(merged, frame, cand)
+            for g, gate in enumerate(gates):
+                keep = gate_keep(prepared, merged, gate, cache)
                 tp, fp, fn = _counts(pred, gt, keep, pairs, iou, n_gt)
-                rows[(m, g, c)] = _row(spec, conf, gates[g], Counts(tp, fp, fn), int((~keep).sum()))
+                rows[(m, g, c)] = _row(spec, conf, gate, Counts(tp, fp, fn), int((~keep).sum()), extra)
                 if on_progress is not None:
                     on_progress(1)
-    rows = [rows[key] for key in sorted(rows)]
-    best = int(np.argmax([r.f1 for r in rows])) if rows else -1
-    return SweepResult(tuple(rows), best, len(used), iou)
+    ordered = [rows[key] for key in sorted(rows)]
+    best = int(np.argmax([r.f1 for r in ordered])) if ordered else -1
+    return SweepResult(tuple(ordered), best, len(used), iou)
 
 
-def _check_classes(gt: BoxTable, raws: Sequence[Detections], num_classes: int) -> None:
-    """The class-id check of `sitesight.evaluation.detection.match_detections`, once for the whole sweep."""
-    for what, ids in (("ground truth", gt.class_id), ("predictions", np.concatenate([r.class_id for r in raws]))):
-        if len(ids) and (ids.min() < 0 or ids.max() >= num_classes):
-            raise InputError(f"{what}: class id outside 0..{num_classes - 1}")
-
-
-def _canvas_offsets(whs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """``(F, 2)`` float32 ``(dx, dy)`` placing frames on a grid with a margin between cells."""
-    cell = float(max(max(w, h) for w, h in whs)) + 1024.0
-    cols = int(np.ceil(np.sqrt(len(whs))))
-    k = np.arange(len(whs))
-    return np.stack([(k % cols) * cell, (k // cols) * cell], axis=1).astype(np.float32)
+def _check_classes(gt: BoxTable, num_classes: int) -> None:
+    """The ground truth's class ids lie in ``0..num_classes - 1`` (the predictions' are mapped into them)."""
+    if len(gt) and (gt.class_id.min() < 0 or gt.class_id.max() >= num_classes):
+        raise InputError(f"ground truth: class id outside 0..{num_classes - 1}")
 
 
 def _gt_pairs(pred: BoxTable, gt: BoxTable, iou: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -299,7 +281,7 @@ def _counts(
     return tp, n_pred - tp - ignored, n_gt - tp
 
 
-def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, removed: int) -> SweepRow:
+def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, removed: int, extra: dict) -> SweepRow:
     return SweepRow(
         method=spec.method,
         metric=spec.metric,
@@ -313,4 +295,5 @@ def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, remo
         recall=float(op.recall),
         f1=float(op.f1),
         gate_removed=removed,
+        **extra,
     )
