@@ -39,11 +39,73 @@ def test_dinov3_small_builds_offline_with_registers():
     assert bb.num_prefix_tokens == 5 and bb.out_channels == 384 and bb.stride == 16
 
 
-def test_pretrained_is_refused_and_unknown_name_is_clear():
-    with pytest.raises(InputError, match="never downloads"):
-        build_backbone("resnet18", pretrained=True)
+def test_unknown_name_and_untagged_pretrained_are_clear():
     with pytest.raises(InputError, match="unknown backbone"):
         build_backbone("resnet_does_not_exist")
+    with pytest.raises(InputError, match="unknown backbone"):
+        build_backbone("resnet_does_not_exist.a1_in1k", pretrained=True)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, with huggingface_hub in offline mode: no test ever reaches the network."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_pretrained_offline_and_not_cached_fails_with_one_line(hub_cache):
+    with pytest.raises(InputError) as info:
+        build_backbone("resnet18.a1_in1k", pretrained=True)
+    message = str(info.value)
+    assert "\n" not in message
+    # what to download, with which command, and where to put it
+    assert "hf download timm/resnet18.a1_in1k" in message
+    assert "models--timm--resnet18.a1_in1k" in message and str(hub_cache) in message
+    assert "--weights FILE" in message
+
+
+def test_pretrained_loads_from_a_prepopulated_hub_cache(hub_cache):
+    """The hub cache layout (refs/main -> snapshots/<commit>/model.safetensors), written by hand with a
+    resnet18 state dict whose stem is a known ramp: the built backbone holds exactly those tensors."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    reference = timm.create_model("resnet18", pretrained=False).state_dict()  # with the fc head, as the hub file has it
+    reference["conv1.weight"] = torch.arange(reference["conv1.weight"].numel(), dtype=torch.float32).reshape(reference["conv1.weight"].shape) / 1e4
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub_cache / "models--timm--resnet18.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in reference.items()}, str(snapshot / "model.safetensors"))
+
+    bb = build_backbone("resnet18.a1_in1k", pretrained=True)
+    own = bb.model.state_dict()
+    torch.testing.assert_close(own["conv1.weight"], reference["conv1.weight"])
+    torch.testing.assert_close(own["layer4.1.bn2.running_var"], reference["layer4.1.bn2.running_var"])
+    assert "fc.weight" not in own  # the head is dropped (num_classes=0)
+    # a random build differs: the weights really came from the cache
+    assert not torch.equal(build_backbone("resnet18").model.state_dict()["conv1.weight"], reference["conv1.weight"])
+
+
+def test_weights_file_wins_over_pretrained_and_init_is_described(tmp_path):
+    from safetensors.torch import save_file
+
+    from sitesight.models.backbone import describe_init
+
+    source = build_backbone("tiny_cnn")
+    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    bb = build_backbone("tiny_cnn", weights=tmp_path / "w.safetensors", pretrained=True)
+    torch.testing.assert_close(bb.model.state_dict()["stem.0.weight"], source.model.state_dict()["stem.0.weight"])
+    assert describe_init("resnet18", weights=tmp_path / "w.safetensors", pretrained=True) == f"file:{tmp_path / 'w.safetensors'}"
+    assert describe_init("resnet18.a1_in1k", pretrained=True) == "pretrained:resnet18.a1_in1k"
+    assert describe_init("tiny_cnn", pretrained=True) == describe_init("resnet18") == "random"
 
 
 def test_weights_round_trip_safetensors_and_torch(tmp_path):

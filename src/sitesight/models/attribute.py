@@ -267,7 +267,7 @@ def predict_roi_dataset(
     """
     from sitesight.models.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(checkpoint, device="cpu")
+    model, _ = load_checkpoint(checkpoint, kind="roi_head", device="cpu")
     cfg = model.config
     if box_class_id is None:
         if cfg.box_class not in boxes.class_names:

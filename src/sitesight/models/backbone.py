@@ -1,4 +1,4 @@
-"""Backbones by timm name that return one feature map and its stride; weights only from local files.
+"""Backbones by timm name that return one feature map and its stride; pretrained weights the timm way.
 
 ``build_backbone("vit_small_patch16_dinov3")`` gives a module whose ``forward(images)`` takes
 ``(B, 3, H, W)`` float32 images (normalised as the weights expect) and returns
@@ -8,9 +8,19 @@ bottom to a multiple of the patch size, so pixel ``(x, y)`` lies at map ``(x / s
 whatever the padding). CNNs (``resnet18/50``, ``regnety_160``, ``convnext_*``…) return their last
 stage, or an earlier one with ``feature_level``.
 
-Nothing is downloaded, ever: models are built with random initialisation and take weights only
-from a file the user names (``weights=``): a safetensors file or a torch state dict, in timm's
-key layout. A file that does not fit raises `InputError` listing a few mismatched keys.
+Weights, in the order they win:
+
+* ``weights=FILE`` — a safetensors file or a torch state dict in timm's key layout (the offline
+  site's way). A file that does not fit raises `InputError` listing a few mismatched keys.
+* ``pretrained=True`` — the name's pretrained weights through timm and huggingface_hub, exactly as
+  ``timm.create_model(name, pretrained=True)`` fetches them: a name with a tag
+  (``vit_small_patch16_dinov3.lvd1689m``, ``resnet18.a1_in1k``; a bare ``resnet18`` means its
+  default tag) or ``hf-hub:org/name``, downloaded once into the Hugging Face cache
+  (``HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``) and read from there afterwards.
+  Offline (``HF_HUB_OFFLINE=1`` or no network) and not cached: one `InputError` line naming the
+  repository to download and the cache folder to put it in.
+* neither — random initialisation. `describe_init` says which of the three a backbone got; the
+  training entry points warn when it is random and record it in their checkpoints and metrics.
 
 ``tiny_cnn`` is a three-convolution network (stride 8, 32 channels) for tests and the demo.
 
@@ -25,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -33,7 +44,19 @@ from torch import nn
 
 from sitesight.errors import InputError
 
-__all__ = ["Backbone", "TinyCNN", "build_backbone", "load_weights_file", "load_backbone_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "Backbone",
+    "TinyCNN",
+    "build_backbone",
+    "describe_init",
+    "warn_if_random",
+    "load_weights_file",
+    "load_backbone_weights",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,10 +159,12 @@ def build_backbone(
     """Build a backbone by timm name (or ``tiny_cnn``), random-initialised or from a local file.
 
     Args:
-        name: timm architecture (``vit_small_patch16_dinov3``, ``resnet18``, ``regnety_160``…) or
-            ``tiny_cnn``; ``regnet_y_16gf`` is accepted for ``regnety_160``.
-        weights: safetensors file or torch state dict in timm's key layout; ``None`` = random init.
-        pretrained: must stay False: sitesight never downloads weights (name a file instead).
+        name: timm architecture, with or without a pretrained tag (``vit_small_patch16_dinov3.lvd1689m``,
+            ``resnet18.a1_in1k``, ``regnety_160``…), ``hf-hub:org/name``, or ``tiny_cnn``;
+            ``regnet_y_16gf`` is accepted for ``regnety_160``.
+        weights: safetensors file or torch state dict in timm's key layout; wins over ``pretrained``.
+        pretrained: fetch the name's pretrained weights through timm / huggingface_hub and their
+            cache (see the module docstring); ``tiny_cnn`` has none (random init, with a warning).
         img_size: ViT position-embedding size at build time; any input size works later.
         feature_level: CNN stage to return (``-1`` = last); ignored for ViTs.
 
@@ -147,29 +172,103 @@ def build_backbone(
         `Backbone` in train mode.
 
     Raises:
-        InputError: unknown name, ``pretrained=True``, or weights that do not fit.
+        InputError: unknown name, a name without pretrained weights, offline and not cached, or
+            weights that do not fit.
     """
-    if pretrained:
-        raise InputError(
-            f"backbone {name!r}: sitesight never downloads weights; pass weights=PATH to a local "
-            "safetensors / torch state-dict file instead"
-        )
     timm_name = _ALIASES.get(name, name)
+    fetch = pretrained and weights is None
     if timm_name == "tiny_cnn":
+        if fetch:
+            log.warning("backbone 'tiny_cnn' has no pretrained weights: random initialisation")
         model: nn.Module = TinyCNN()
         backbone = Backbone(model, name=name, out_channels=model.num_features, stride=8)
     else:
-        backbone = _build_timm(name, timm_name, img_size=img_size, feature_level=feature_level)
+        backbone = _build_timm(name, timm_name, img_size=img_size, feature_level=feature_level, pretrained=fetch)
     if weights is not None:
         load_backbone_weights(backbone, weights)
     return backbone
 
 
-def _build_timm(name: str, timm_name: str, *, img_size: int | tuple[int, int] | None, feature_level: int) -> Backbone:
+def describe_init(name: str, *, weights: Path | str | None = None, pretrained: bool = False) -> str:
+    """How `build_backbone` initialises ``name`` with these arguments: ``"file:PATH"``, ``"pretrained:NAME"`` or ``"random"``.
+
+    This string is what checkpoints, ``metrics.json`` and reports record as ``backbone_init``.
+    """
+    if weights is not None:
+        return f"file:{weights}"
+    if pretrained and _ALIASES.get(name, name) != "tiny_cnn":
+        return f"pretrained:{name}"
+    return "random"
+
+
+def warn_if_random(init: str, name: str) -> None:
+    """Log a warning when ``init`` (from `describe_init`) is random: training from scratch is never silent."""
+    if init == "random":
+        log.warning(
+            "backbone %r starts from random weights (no pretrained weights, no --weights FILE): "
+            "the result is not the pretrained model; this is recorded as backbone_init='random'",
+            name,
+        )
+
+
+def _is_download_error(exc: BaseException) -> bool:
+    """A failed fetch (offline, no network, not in the cache) rather than a bug or a bad name."""
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+        return True
+    names = {c.__name__ for c in type(exc).__mro__}
+    return any(n.endswith(("NotFoundError", "OfflineModeIsEnabled", "HTTPError", "ConnectError", "TimeoutException", "HfHubHTTPError"))
+               for n in names)
+
+
+def _offline_message(name: str, timm_name: str, exc: BaseException) -> str:
+    """One line: what to download, with which command, and where to put it."""
+    from huggingface_hub import constants
+
+    if timm_name.startswith("hf-hub:"):
+        repo = timm_name.removeprefix("hf-hub:").split("@")[0]
+    else:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+        repo = (cfg.hf_hub_id if cfg is not None else None) or f"timm/{timm_name}"
+    folder = "models--" + repo.replace("/", "--")
+    return (
+        f"backbone {name!r}: pretrained weights not cached and not downloadable here ({type(exc).__name__}); "
+        f"run `hf download {repo}` where there is network and copy the cache folder {folder} into "
+        f"{constants.HF_HUB_CACHE}, or pass --weights FILE"
+    )
+
+
+def _create(name: str, timm_name: str, *, pretrained: bool, **options: object) -> nn.Module:
+    """``timm.create_model`` with ``num_classes=0``; a failed pretrained fetch becomes one `InputError` line."""
     import timm
 
-    if not timm.is_model(timm_name):
-        close = timm.list_models(f"*{timm_name.split('_')[0]}*")[:8]
+    if not pretrained:
+        return timm.create_model(timm_name, pretrained=False, num_classes=0, **options)
+    if not timm_name.startswith("hf-hub:"):
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+            tags = timm.list_pretrained(f"{timm_name.split('.')[0]}.*")[:6]
+            raise InputError(f"backbone {name!r} has no pretrained weights in timm; tagged names: {tags or 'none'}; "
+                             "or pass --weights FILE", where="name")
+    try:
+        return timm.create_model(timm_name, pretrained=True, num_classes=0, **options)
+    except TypeError:
+        raise
+    except Exception as exc:  # timm/huggingface_hub/httpx raise many types for one failed download
+        if _is_download_error(exc):
+            raise InputError(_offline_message(name, timm_name, exc)) from None
+        raise
+
+
+def _build_timm(
+    name: str, timm_name: str, *, img_size: int | tuple[int, int] | None, feature_level: int, pretrained: bool
+) -> Backbone:
+    import timm
+
+    hub = timm_name.startswith("hf-hub:")
+    if not hub and not timm.is_model(timm_name):
+        close = timm.list_models(f"*{timm_name.split('_')[0].split('.')[0]}*")[:8]
         raise InputError(f"unknown backbone {name!r}; similar timm names: {close or 'none'}", where="name")
     is_vit = any(k in timm_name for k in ("vit", "deit", "eva", "dinov")) and "vitamin" not in timm_name
     if is_vit:
@@ -177,7 +276,7 @@ def _build_timm(name: str, timm_name: str, *, img_size: int | tuple[int, int] | 
         if img_size is not None:
             options["img_size"] = img_size
         try:
-            model = timm.create_model(timm_name, pretrained=False, num_classes=0, **options)
+            model = _create(name, timm_name, pretrained=pretrained, **options)
         except TypeError:  # not a plain ViT after all: treat it as a CNN-like model
             is_vit = False
     if is_vit and hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens"):
@@ -191,7 +290,7 @@ def _build_timm(name: str, timm_name: str, *, img_size: int | tuple[int, int] | 
             patch_size=patch,
             num_prefix_tokens=int(model.num_prefix_tokens),
         )
-    model = timm.create_model(timm_name, pretrained=False, num_classes=0)
+    model = _create(name, timm_name, pretrained=pretrained)
     info = list(getattr(model, "feature_info", []))
     if not info:
         raise InputError(f"backbone {name!r} has no feature_info; pick a timm CNN or ViT", where="name")

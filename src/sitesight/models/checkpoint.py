@@ -1,9 +1,16 @@
-"""Checkpoints that rebuild their model from the file alone.
+"""Checkpoints that rebuild their model from the file alone, whatever its kind.
 
 One ``.safetensors`` file holds the weights and, in its metadata under ``"sitesight"``, the JSON
-config the model was built from (``kind``: ``roi_head`` or ``classifier``, class names, backbone
-name, input size, box expansion and jitter…). A copy of that config is written beside it as
+config the model was built from (``kind``, class names, backbone name, input size…, and how the
+backbone was initialised: ``backbone_init``). A copy of that config is written beside it as
 ``<name>.json`` for people to read; loading needs only the ``.safetensors`` file.
+
+`MODEL_BUILDERS` is the one table from a stored ``kind`` to the function that rebuilds that
+model's network from its config (random-initialised, never downloading: the weights come from
+the file). `load_checkpoint` is the one loader: read the config, check the kind, build through
+the table, load the weights strictly, move to the device. The table names its builders as
+``"module:function"`` strings, imported on first use, so this module imports no model module and
+the model modules (training loops included) can all import it: no import cycle.
 
 Example:
     >>> from sitesight.models.checkpoint import load_checkpoint   # doctest: +SKIP
@@ -12,7 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +30,18 @@ from torch import nn
 
 from sitesight.errors import InputError
 
-__all__ = ["save_checkpoint", "read_checkpoint_config", "load_checkpoint"]
+__all__ = ["MODEL_BUILDERS", "save_checkpoint", "read_checkpoint_config", "build_from_config", "load_checkpoint"]
 
 _META_KEY = "sitesight"
+
+# kind stored in a checkpoint -> "module:function" taking the stored config dict, returning the network
+MODEL_BUILDERS: dict[str, str] = {
+    "roi_head": "sitesight.models.roi_head:roi_head_from_config",
+    "classifier": "sitesight.models.classifier:classifier_from_config",
+    "iou_aware_retinanet": "sitesight.models.detector.iou_aware:retinanet_from_config",
+    "iou_head": "sitesight.models.detector.iou_head:iou_head_from_config",
+    "anomaly": "sitesight.models.anomaly.checkpoint:stored_from_config",
+}
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, config: dict[str, Any]) -> Path:
@@ -58,22 +76,43 @@ def read_checkpoint_config(path: Path | str) -> dict[str, Any]:
     return json.loads(meta[_META_KEY])
 
 
-def load_checkpoint(path: Path | str, *, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model described in ``path`` and load its weights; returns ``(model in eval mode, config)``."""
+def build_from_config(config: dict[str, Any], *, path: Path | str | None = None) -> nn.Module:
+    """The network a stored config describes, through `MODEL_BUILDERS` (random init: no weights loaded).
+
+    Raises:
+        InputError: an unknown ``kind`` (the message lists the known ones), or a config its builder refuses.
+    """
+    kind = config.get("kind")
+    if kind not in MODEL_BUILDERS:
+        raise InputError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_BUILDERS)}", path, where="metadata.kind")
+    module, _, name = MODEL_BUILDERS[kind].partition(":")
+    builder: Callable[[dict[str, Any]], nn.Module] = getattr(importlib.import_module(module), name)
+    try:
+        return builder(_model_fields(config))
+    except (TypeError, ValueError, KeyError) as exc:  # a config written by another version, or edited by hand
+        raise InputError(f"stored {kind} config does not rebuild ({type(exc).__name__}: {exc})", path, where="metadata") from None
+
+
+def load_checkpoint(
+    path: Path | str, *, kind: str | None = None, device: str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in ``path`` and load its weights; returns ``(model in eval mode, config)``.
+
+    Args:
+        path: a checkpoint written by `save_checkpoint`.
+        kind: the kind the caller expects (``"roi_head"``…); ``None`` accepts any in `MODEL_BUILDERS`.
+        device: torch device the model is moved to.
+
+    Raises:
+        InputError: missing or foreign file, another kind than ``kind``, or weights that do not fit.
+    """
     from safetensors.torch import load_file
 
     config = read_checkpoint_config(path)
-    kind = config.get("kind")
-    if kind == "roi_head":
-        from sitesight.models.roi_head import RoIHeadConfig, build_roi_head
-
-        model: nn.Module = build_roi_head(RoIHeadConfig.from_dict(_model_fields(config)))
-    elif kind == "classifier":
-        from sitesight.models.classifier import ClassifierConfig, build_classifier
-
-        model = build_classifier(ClassifierConfig.from_dict(_model_fields(config)))
-    else:
-        raise InputError(f"unknown model kind {kind!r}; expected 'roi_head' or 'classifier'", path, where="metadata.kind")
+    if kind is not None and config.get("kind") != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise InputError(f"not {article} {kind!r} checkpoint: it holds a {config.get('kind')!r}", path, where="metadata.kind")
+    model = build_from_config(config, path=path)
     state = load_file(str(path), device="cpu")
     try:
         model.load_state_dict(state, strict=True)
@@ -84,4 +123,4 @@ def load_checkpoint(path: Path | str, *, device: str = "cpu") -> tuple[nn.Module
 
 def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
     """The constructor part of a stored config (drops training extras such as ``epoch``, ``fit``)."""
-    return {k: v for k, v in config.items() if k not in ("epoch", "fit", "metrics")}
+    return {k: v for k, v in config.items() if k not in ("epoch", "fit", "metrics", "backbone_init")}

@@ -31,6 +31,7 @@ __all__ = [
     "ClassifierConfig",
     "ImageClassifier",
     "build_classifier",
+    "classifier_from_config",
     "train_classifier",
     "train_and_evaluate_classifier",
     "predict_classifier",
@@ -71,11 +72,16 @@ class ImageClassifier(nn.Module):
         return self.head(fmap.float().mean(dim=(2, 3)))
 
 
-def build_classifier(config: ClassifierConfig, *, weights: Path | str | None = None) -> ImageClassifier:
-    """A classifier with a fresh head; ``weights`` is an optional local backbone weights file."""
+def build_classifier(config: ClassifierConfig, *, weights: Path | str | None = None, pretrained: bool = False) -> ImageClassifier:
+    """A classifier with a fresh head; backbone weights from a local file (``weights``) or the hub (``pretrained``)."""
     if len(config.class_names) < 2:
         raise ValueError(f"ClassifierConfig.class_names: need at least 2 classes, got {config.class_names}")
-    return ImageClassifier(build_backbone(config.backbone, weights=weights), config)
+    return ImageClassifier(build_backbone(config.backbone, weights=weights, pretrained=pretrained), config)
+
+
+def classifier_from_config(config: dict) -> ImageClassifier:
+    """The network a stored ``classifier`` config describes (random init; `sitesight.models.checkpoint` loads the weights)."""
+    return build_classifier(ClassifierConfig.from_dict(config))
 
 
 def train_classifier(
@@ -184,9 +190,7 @@ def predict_image_files(
     from sitesight.models.checkpoint import load_checkpoint
     from sitesight.models.data import IMAGE_SUFFIXES, scan_image_folder
 
-    net, _ = load_checkpoint(checkpoint)
-    if not isinstance(net, ImageClassifier):
-        raise InputError("not an image-classifier checkpoint", checkpoint)
+    net, _ = load_checkpoint(checkpoint, kind="classifier")
     names = net.config.class_names
     images = Path(images)
     labels = None

@@ -39,6 +39,7 @@ __all__ = [
     "expand_person_boxes",
     "jitter_person_boxes",
     "build_roi_head",
+    "roi_head_from_config",
 ]
 
 
@@ -224,6 +225,11 @@ class RoIAttributeHead(nn.Module):
         return self.mlp(self.reduce(self.pooled(images, rois)))
 
 
-def build_roi_head(config: RoIHeadConfig, *, weights: str | None = None) -> RoIAttributeHead:
-    """A RoI head from its config; ``weights`` is an optional local backbone weights file."""
-    return RoIAttributeHead(build_backbone(config.backbone, weights=weights), config)
+def build_roi_head(config: RoIHeadConfig, *, weights: str | None = None, pretrained: bool = False) -> RoIAttributeHead:
+    """A RoI head from its config; backbone weights from a local file (``weights``) or the hub (``pretrained``)."""
+    return RoIAttributeHead(build_backbone(config.backbone, weights=weights, pretrained=pretrained), config)
+
+
+def roi_head_from_config(config: dict) -> RoIAttributeHead:
+    """The network a stored ``roi_head`` config describes (random init; `sitesight.models.checkpoint` loads the weights)."""
+    return build_roi_head(RoIHeadConfig.from_dict(config))

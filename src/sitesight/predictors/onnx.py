@@ -1,7 +1,10 @@
 """YOLO-style ONNX exports run with ONNX Runtime: letterbox, decode, NMS (``[onnx]`` extra).
 
 Input: one float32 tensor ``(B, 3, S, S)`` RGB in ``[0, 1]`` (``B`` fixed at 1 or dynamic; ``S``
-from the model, or ``input_size`` when dynamic). Images are letterboxed the way Ultralytics does:
+from the model, or ``input_size`` when dynamic; ``input_size=None``: each batch's longest side
+rounded up to a multiple of 32). ``device`` picks ONNX Runtime's execution providers: on
+``cuda[:N]`` TensorRT (when the runtime has it) then CUDA then the CPU; on ``auto`` the same when
+the runtime has CUDA, else the CPU. Images are letterboxed the way Ultralytics does:
 resized to fit keeping the aspect ratio, centred, padded with grey 114.
 
 Output layouts, told apart by orientation:
@@ -28,7 +31,7 @@ import numpy as np
 from sitesight.detections import Detections
 from sitesight.errors import InputError, MissingExtraError
 
-__all__ = ["build_onnx_detector", "letterbox", "decode_yolo"]
+__all__ = ["build_onnx_detector", "letterbox", "decode_yolo", "execution_providers"]
 
 MAX_NMS_INPUT = 30000  # as Ultralytics: an untrained model must not make NMS quadratic in anchors
 
@@ -76,14 +79,41 @@ def decode_yolo(output: np.ndarray, *, conf: float) -> tuple[np.ndarray, np.ndar
     return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id[keep].astype(np.int64)
 
 
+def execution_providers(device: str, available: list[str]) -> list[str | tuple[str, dict]]:
+    """ONNX Runtime providers for a sitesight device name, from those the runtime ``available`` has.
+
+    Raises:
+        InputError: ``cuda`` asked for but the runtime has no CUDA provider (``pip install onnxruntime-gpu``).
+    """
+    if device in ("cpu", "mps"):  # ONNX Runtime has no MPS provider; CoreML is a different model path
+        return ["CPUExecutionProvider"]
+    if device != "auto" and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r} for ONNX Runtime; use auto, cpu, cuda or cuda:N", where="--device")
+    if "CUDAExecutionProvider" not in available:
+        if device == "auto":
+            return ["CPUExecutionProvider"]
+        raise InputError(
+            f"device {device!r}: this ONNX Runtime has no CUDA provider (has {available}); `pip install onnxruntime-gpu`",
+            where="--device",
+        )
+    index = int(device.partition(":")[2] or 0)
+    providers: list[str | tuple[str, dict]] = []
+    if "TensorrtExecutionProvider" in available:
+        providers.append(("TensorrtExecutionProvider", {"device_id": index}))
+    providers.append(("CUDAExecutionProvider", {"device_id": index}))
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
 def build_onnx_detector(
     path: Path | str,
     *,
     conf: float = 0.25,
     iou: float = 0.45,
-    input_size: int = 640,
+    input_size: int | None = 640,
     max_det: int = 300,
     class_agnostic: bool = False,
+    device: str = "cpu",
     providers: list[str] | None = None,
 ) -> Callable[[list[np.ndarray]], list[Detections]]:
     """A detector callable around a YOLO-style ONNX model.
@@ -92,10 +122,11 @@ def build_onnx_detector(
         path: the ``.onnx`` file.
         conf: score threshold before NMS.
         iou: NMS IoU threshold.
-        input_size: square input side used when the model's own is dynamic.
+        input_size: square input side used when the model's own is dynamic (``None``: per batch).
         max_det: most boxes kept per image (highest scores).
         class_agnostic: NMS across classes.
-        providers: ONNX Runtime execution providers (default CPU).
+        device: ``"cpu"``, ``"auto"``, ``"cuda"``, ``"cuda:1"`` (see `execution_providers`).
+        providers: ONNX Runtime execution providers; overrides ``device``.
 
     Raises:
         InputError: the file is missing or not a loadable model.
@@ -110,15 +141,16 @@ def build_onnx_detector(
     path = Path(path)
     if not path.is_file():
         raise InputError("ONNX model not found", path)
+    chosen = providers or execution_providers(device, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), providers=chosen)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise InputError(f"cannot load ONNX model ({exc})", path) from None
     inp = session.get_inputs()[0]
     shape = list(inp.shape)
     if len(shape) != 4:
         raise InputError(f"expected a (B, 3, S, S) input, got {shape}", path, inp.name)
-    size = shape[2] if isinstance(shape[2], int) and shape[2] > 0 else input_size
+    fixed = shape[2] if isinstance(shape[2], int) and shape[2] > 0 else input_size
     max_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -127,6 +159,7 @@ def build_onnx_detector(
     def detect(images: list[np.ndarray]) -> list[Detections]:
         if not images:
             return []
+        size = fixed if fixed is not None else -(-max(max(im.shape[:2]) for im in images) // 32) * 32
         boxed = [letterbox(im, size) for im in images]
         batch = np.stack([b[0] for b in boxed]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         step = max_batch or len(images)

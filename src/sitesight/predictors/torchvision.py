@@ -88,20 +88,22 @@ def _infer_num_classes(model: Any, state: Mapping[str, Any], num_classes: int) -
 
 
 def wrap_torchvision_model(
-    model: Any, *, score_threshold: float = 0.05, device: str = "cpu", label_offset: int = 0
+    model: Any, *, score_threshold: float = 0.05, device: str = "cpu", label_offset: int = 0, half: bool = False
 ) -> Callable[[list[np.ndarray]], list[Detections]]:
     """A detector callable around a torchvision-style model in eval mode.
 
     The model takes a list of float ``(3, H, W)`` tensors in ``[0, 1]`` and returns dicts with
     ``boxes`` (xyxy pixels), ``scores`` and ``labels``. ``class_id = label - label_offset``.
+    ``half`` runs it under float16 autocast on CUDA (ignored on other devices).
     """
     torch = _torch()
     model = model.eval().to(device)
+    autocast = half and str(device).startswith("cuda")
 
     def detect(images: list[np.ndarray]) -> list[Detections]:
         if not images:
             return []
-        with torch.inference_mode(), warnings.catch_warnings():
+        with torch.inference_mode(), warnings.catch_warnings(), torch.autocast("cuda", dtype=torch.float16, enabled=autocast):
             # decoded frames are read-only views; the tensor is only read (.float() copies it)
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensors = [torch.from_numpy(np.ascontiguousarray(im)).to(device).permute(2, 0, 1).float().div_(255) for im in images]
@@ -110,8 +112,8 @@ def wrap_torchvision_model(
         for o in outputs:
             keep = o["scores"] >= score_threshold
             out.append(Detections(
-                xyxy=o["boxes"][keep].cpu().numpy(),
-                score=o["scores"][keep].cpu().numpy(),
+                xyxy=o["boxes"][keep].float().cpu().numpy(),
+                score=o["scores"][keep].float().cpu().numpy(),
                 class_id=o["labels"][keep].cpu().numpy().astype(np.int64) - label_offset,
             ))
         return out
@@ -128,6 +130,7 @@ def build_torchvision_detector(
     image_size: tuple[int, int] | None = None,
     device: str = "cpu",
     label_offset: int = 0,
+    half: bool = False,
 ) -> Callable[[list[np.ndarray]], list[Detections]]:
     """A torchvision detection architecture with local weights, as a detector callable.
 
@@ -142,6 +145,7 @@ def build_torchvision_detector(
             architecture's default.
         device: torch device string.
         label_offset: subtracted from the model's labels (1 for background-first checkpoints).
+        half: float16 autocast on CUDA.
 
     Raises:
         InputError: unknown architecture, unreadable weights, or weights that do not fit.
@@ -160,4 +164,4 @@ def build_torchvision_detector(
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise InputError(f"weights do not fit {arch}: {' '.join(first[:3])[:300]}", weights_path) from None
-    return wrap_torchvision_model(model, score_threshold=score_threshold, device=device, label_offset=label_offset)
+    return wrap_torchvision_model(model, score_threshold=score_threshold, device=device, label_offset=label_offset, half=half)

@@ -18,10 +18,10 @@ from torch import nn
 from sitesight.errors import InputError
 from sitesight.models.anomaly.autoencoder import AutoencoderConfig, AutoencoderDetector, build_autoencoder
 from sitesight.models.anomaly.memory import MemoryConfig, MemoryDetector, build_feature_extractor
-from sitesight.models.checkpoint import read_checkpoint_config, save_checkpoint
+from sitesight.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from sitesight.models.train import resolve_device
 
-__all__ = ["AnomalyDetector", "save_detector", "load_detector", "read_detector_config"]
+__all__ = ["AnomalyDetector", "save_detector", "load_detector", "read_detector_config", "stored_from_config"]
 
 AnomalyDetector = AutoencoderDetector | MemoryDetector
 KIND = "anomaly"
@@ -68,32 +68,23 @@ def read_detector_config(path: Path | str) -> dict[str, Any]:
     return config
 
 
+def stored_from_config(config: dict[str, Any]) -> _Stored:
+    """The module an ``anomaly`` checkpoint holds (``model.*`` and, for memory detectors, an empty
+    ``memory_bank`` of the stored shape), rebuilt from its config: `sitesight.models.checkpoint`'s builder."""
+    settings = {k: v for k, v in config.items() if k not in _SETTINGS_SKIP}
+    if config.get("method") == "ae":
+        return _Stored(build_autoencoder(AutoencoderConfig(**settings)), None)
+    shape = config.get("memory_shape")
+    if not shape:
+        raise KeyError("memory_shape")
+    return _Stored(build_feature_extractor(MemoryConfig(**settings)), torch.empty([int(v) for v in shape]))
+
+
 def load_detector(path: Path | str, *, device: str = "auto") -> AnomalyDetector:
     """Rebuild a detector saved by `save_detector`, in eval mode on ``device``."""
-    from safetensors.torch import load_file
-
     config = read_detector_config(path)
     settings = {k: v for k, v in config.items() if k not in _SETTINGS_SKIP}
-    state = load_file(str(path), device="cpu")
-    dev = resolve_device(device)
-    try:
-        if config["method"] == "ae":
-            ae_config = AutoencoderConfig(**settings)
-            stored = _Stored(build_autoencoder(ae_config), None)
-            _load_state(stored, state, path)
-            return AutoencoderDetector(model=stored.model.to(dev).eval(), config=ae_config)
-        mem_config = MemoryConfig(**settings)
-        if "memory_bank" not in state:
-            raise InputError("missing tensor 'memory_bank'", path)
-        stored = _Stored(build_feature_extractor(mem_config), state["memory_bank"])
-        _load_state(stored, state, path)
-        return MemoryDetector(model=stored.model.to(dev).eval(), memory=stored.memory_bank.to(dev), config=mem_config)
-    except TypeError as exc:  # unknown or missing settings in the stored config
-        raise InputError(f"config does not fit method {config['method']!r}: {exc}", path, "metadata") from None
-
-
-def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path | str) -> None:
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # missing / unexpected keys or shape mismatch
-        raise InputError(f"weights do not fit the stored config: {str(exc).splitlines()[0]}", path) from None
+    stored, _ = load_checkpoint(path, kind=KIND, device=str(resolve_device(device)))
+    if config["method"] == "ae":
+        return AutoencoderDetector(model=stored.model.eval(), config=AutoencoderConfig(**settings))
+    return MemoryDetector(model=stored.model.eval(), memory=stored.memory_bank, config=MemoryConfig(**settings))

@@ -24,7 +24,7 @@ import torch
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.models.detector.iou_aware import KIND, DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
+from sitesight.models.detector.iou_aware import KIND, IoUAwareRetinaNet
 
 __all__ = ["to_input", "outputs_to_detections", "predict_images", "detector_callable", "load_detector", "load_detector_callable"]
 
@@ -52,14 +52,21 @@ def outputs_to_detections(output: dict[str, torch.Tensor]) -> Detections:
 
 
 @torch.inference_mode()
-def predict_images(model: IoUAwareRetinaNet, images: Sequence[np.ndarray], *, batch_size: int = 8) -> list[Detections]:
-    """Run ``model`` (switched to eval mode) on RGB uint8 images, ``batch_size`` at a time; one `Detections` each."""
+def predict_images(
+    model: IoUAwareRetinaNet, images: Sequence[np.ndarray], *, batch_size: int = 8, half: bool = False
+) -> list[Detections]:
+    """Run ``model`` (switched to eval mode) on RGB uint8 images, ``batch_size`` at a time; one `Detections` each.
+
+    ``half`` runs the forward pass under float16 autocast when the model is on CUDA.
+    """
     model.eval()
     device = next(model.parameters()).device
     out: list[Detections] = []
     for start in range(0, len(images), batch_size):
         batch = [to_input(im, device) for im in images[start : start + batch_size]]
-        out.extend(outputs_to_detections(o) for o in model(batch))
+        with torch.autocast("cuda", dtype=torch.float16, enabled=half and device.type == "cuda"):
+            outputs = model(batch)
+        out.extend(outputs_to_detections(o) for o in outputs)
     return out
 
 
@@ -70,6 +77,7 @@ def detector_callable(
     score_threshold: float | None = None,
     nms_threshold: float | None = None,
     batch_size: int = 8,
+    half: bool = False,
 ) -> Callable[[list[np.ndarray]], list[Detections]]:
     """Wrap ``model`` as a detector callable; the given settings are set on ``model`` (it is owned from here on).
 
@@ -79,6 +87,7 @@ def detector_callable(
         score_threshold: minimum S kept; None keeps the model's.
         nms_threshold: IoU of the in-model class-wise NMS; None keeps the model's.
         batch_size: images per forward pass.
+        half: float16 autocast on CUDA.
     """
     if alpha is not None:
         if not 0.0 <= alpha <= 1.0:
@@ -91,13 +100,13 @@ def detector_callable(
     model.eval()
 
     def detect(images: list[np.ndarray]) -> list[Detections]:
-        return predict_images(model, images, batch_size=batch_size)
+        return predict_images(model, images, batch_size=batch_size, half=half)
 
     return detect
 
 
 def load_detector(path: Path | str, *, device: str = "cpu") -> tuple[IoUAwareRetinaNet, dict[str, Any]]:
-    """Rebuild the IoU-aware RetinaNet stored in a checkpoint (`sitesight.models.checkpoint` layout).
+    """Rebuild the IoU-aware RetinaNet stored in a checkpoint (`sitesight.models.checkpoint.load_checkpoint`).
 
     Returns:
         ``(model in eval mode on device, stored config dict)``.
@@ -105,19 +114,10 @@ def load_detector(path: Path | str, *, device: str = "cpu") -> tuple[IoUAwareRet
     Raises:
         InputError: missing file, not a sitesight checkpoint, another model kind, or weights that do not fit.
     """
-    from safetensors.torch import load_file
+    from sitesight.models.checkpoint import load_checkpoint
 
-    from sitesight.models.checkpoint import read_checkpoint_config
-
-    config = read_checkpoint_config(path)
-    if config.get("kind") != KIND:
-        raise InputError(f"checkpoint holds a {config.get('kind')!r}, not an {KIND!r}", path, where="metadata.kind")
-    model = build_iou_aware_retinanet(DetectorConfig.from_dict(config))
-    try:
-        model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"weights do not fit the stored config: {str(exc).splitlines()[0]}", path) from None
-    return model.to(torch.device(device)).eval(), config
+    model, config = load_checkpoint(path, kind=KIND, device=device)
+    return model, config  # type: ignore[return-value]
 
 
 def load_detector_callable(
@@ -127,7 +127,8 @@ def load_detector_callable(
     alpha: float | None = None,
     score_threshold: float | None = None,
     batch_size: int = 8,
+    half: bool = False,
 ) -> Callable[[list[np.ndarray]], list[Detections]]:
     """`load_detector` then `detector_callable` (alpha and threshold default to the checkpoint's)."""
     model, _ = load_detector(path, device=device)
-    return detector_callable(model, alpha=alpha, score_threshold=score_threshold, batch_size=batch_size)
+    return detector_callable(model, alpha=alpha, score_threshold=score_threshold, batch_size=batch_size, half=half)

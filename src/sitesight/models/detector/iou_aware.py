@@ -62,6 +62,7 @@ __all__ = [
     "build_anchor_generator",
     "build_pyramid_backbone",
     "build_iou_aware_retinanet",
+    "retinanet_from_config",
     "positive_anchor_ious",
 ]
 
@@ -182,8 +183,9 @@ class PyramidBackbone(nn.Module):
         return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
 
 
-def build_pyramid_backbone(config: DetectorConfig, *, weights: Path | str | None = None) -> PyramidBackbone:
-    """The FPN backbone of ``config``; ``weights`` is a local timm-layout file for the backbone stages.
+def build_pyramid_backbone(config: DetectorConfig, *, weights: Path | str | None = None, pretrained: bool = False) -> PyramidBackbone:
+    """The FPN backbone of ``config``; ``weights`` is a local timm-layout file for the backbone stages,
+    ``pretrained`` fetches the timm name's pretrained weights (`sitesight.models.backbone.build_backbone`).
 
     Raises:
         InputError: unknown name, a ``tiny_pyramid`` with weights, stages out of range or not coarsening.
@@ -196,7 +198,7 @@ def build_pyramid_backbone(config: DetectorConfig, *, weights: Path | str | None
     else:
         from sitesight.models.backbone import build_backbone
 
-        body = build_backbone(config.backbone, weights=weights).model
+        body = build_backbone(config.backbone, weights=weights, pretrained=pretrained).model
         if not hasattr(body, "forward_intermediates") or not getattr(body, "feature_info", None):
             raise InputError(f"backbone {config.backbone!r} offers no multi-scale features; pick a timm CNN", where="backbone")
         info = list(body.feature_info)
@@ -343,9 +345,14 @@ class IoUAwareRetinaNet(RetinaNet):
         return detections
 
 
-def build_iou_aware_retinanet(config: DetectorConfig, *, weights: Path | str | None = None) -> IoUAwareRetinaNet:
-    """An IoU-aware RetinaNet from its config (train mode); ``weights`` = local backbone weights file."""
-    return IoUAwareRetinaNet(build_pyramid_backbone(config, weights=weights), config)
+def build_iou_aware_retinanet(config: DetectorConfig, *, weights: Path | str | None = None, pretrained: bool = False) -> IoUAwareRetinaNet:
+    """An IoU-aware RetinaNet from its config (train mode); backbone from ``weights`` (local file) or ``pretrained``."""
+    return IoUAwareRetinaNet(build_pyramid_backbone(config, weights=weights, pretrained=pretrained), config)
+
+
+def retinanet_from_config(config: dict[str, Any]) -> IoUAwareRetinaNet:
+    """The network a stored ``iou_aware_retinanet`` config describes (random init; the checkpoint loads the weights)."""
+    return build_iou_aware_retinanet(DetectorConfig.from_dict(config))
 
 
 @torch.no_grad()

@@ -33,11 +33,12 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.iou_aware import iou_calibration, true_iou, tune_alpha_per_class
 from sitesight.models.backbone import Backbone, build_backbone
-from sitesight.models.checkpoint import read_checkpoint_config, save_checkpoint
+from sitesight.models.checkpoint import load_checkpoint, save_checkpoint
 from sitesight.models.data import letterbox, to_tensor
 from sitesight.models.roi_head import roi_pool
 
-__all__ = ["KIND", "IoUHeadConfig", "IoUHead", "build_iou_head", "box_iou_targets", "predict_box_ious", "train_iou_head", "load_iou_head"]
+__all__ = ["KIND", "IoUHeadConfig", "IoUHead", "build_iou_head", "iou_head_from_config", "box_iou_targets", "predict_box_ious",
+           "train_iou_head", "load_iou_head"]
 
 KIND = "iou_head"
 # A frame's images and boxes: (rgb uint8 (H, W, 3), boxes Detections in its pixels, gt Detections or None)
@@ -107,9 +108,14 @@ class IoUHead(nn.Module):
         return self.mlp(torch.cat([self.reduce(pooled).flatten(1), onehot], dim=1))[:, 0]
 
 
-def build_iou_head(config: IoUHeadConfig, *, weights: Path | str | None = None) -> IoUHead:
-    """An IoU head from its config; ``weights`` = optional local backbone weights file."""
-    return IoUHead(build_backbone(config.backbone, weights=weights), config)
+def build_iou_head(config: IoUHeadConfig, *, weights: Path | str | None = None, pretrained: bool = False) -> IoUHead:
+    """An IoU head from its config; backbone weights from a local file (``weights``) or the hub (``pretrained``)."""
+    return IoUHead(build_backbone(config.backbone, weights=weights, pretrained=pretrained), config)
+
+
+def iou_head_from_config(config: dict[str, Any]) -> IoUHead:
+    """The network a stored ``iou_head`` config describes (random init; the checkpoint loads the weights)."""
+    return build_iou_head(IoUHeadConfig.from_dict(config))
 
 
 def box_iou_targets(boxes: Detections, gt: Detections, *, gt_jitter: int, rng: np.random.Generator) -> tuple[Detections, np.ndarray]:
@@ -231,19 +237,10 @@ def train_iou_head(
 
 
 def load_iou_head(path: Path | str, *, device: str = "cpu") -> IoUHead:
-    """Rebuild an IoU head from its checkpoint (eval mode).
+    """Rebuild an IoU head from its checkpoint (eval mode) through `sitesight.models.checkpoint.load_checkpoint`.
 
     Raises:
         InputError: missing file, another model kind, or weights that do not fit.
     """
-    from safetensors.torch import load_file
-
-    config = read_checkpoint_config(path)
-    if config.get("kind") != KIND:
-        raise InputError(f"checkpoint holds a {config.get('kind')!r}, not an {KIND!r}", path, where="metadata.kind")
-    head = build_iou_head(IoUHeadConfig.from_dict(config))
-    try:
-        head.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"weights do not fit the stored config: {str(exc).splitlines()[0]}", path) from None
-    return head.to(torch.device(device)).eval()
+    head, _ = load_checkpoint(path, kind=KIND, device=device)
+    return head  # type: ignore[return-value]
