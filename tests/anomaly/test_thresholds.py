@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from scipy import stats  # noqa: E402
 from sklearn.metrics import f1_score, precision_recall_curve  # noqa: E402
 
 from sitesight.evaluation.anomaly import threshold_from_normals  # noqa: E402
@@ -48,10 +49,12 @@ def test_threshold_table_against_sklearn_and_hand_counts():
     labels = np.r_[np.zeros(60, bool), np.ones(40, bool)]
     defects = [None] * 60 + ["scratch", "dent"] * 20
     rows = threshold_table(calibration, scores, labels, defects=defects, false_alarm_rates=(0.01, 0.05))
-    assert [r.name for r in rows] == ["normals FAR 1%", "normals FAR 5%", "best F1 (labels)"]
+    assert [r.name for r in rows] == ["normals FAR 1%", "normals FAR 5%", "best F1 (tuned on test labels)"]
     assert [r.source for r in rows] == ["normals", "normals", "labels"]
     for row, rate in zip(rows[:2], (0.01, 0.05), strict=True):
-        assert row.threshold == pytest.approx(np.percentile(calibration, 100 * (1 - rate)))
+        # the order statistic whose exceedance Beta(n + 1 - k, k) stays <= rate with 95 % (scipy as the reference)
+        k = next(k for k in range(1, 401) if stats.beta.sf(rate, 401 - k, k) <= 0.05)
+        assert row.threshold == np.sort(calibration)[k - 1]
         assert row.target_false_alarm_rate == rate
     for row in rows:
         flagged = scores >= row.threshold
@@ -67,5 +70,5 @@ def test_threshold_table_against_sklearn_and_hand_counts():
     assert rows[-1].f1 == pytest.approx(f1.max())
     assert rows[-1].f1 >= max(row.f1 for row in rows[:2])
     # Without calibration scores only the best-F1 row is left.
-    assert [r.name for r in threshold_table(None, scores, labels)] == ["best F1 (labels)"]
+    assert [r.name for r in threshold_table(None, scores, labels)] == ["best F1 (tuned on test labels)"]
     assert threshold_table(None, scores, labels)[0].caught == {"anomalous": [rows[-1].caught["scratch"][0] + rows[-1].caught["dent"][0], 40]}

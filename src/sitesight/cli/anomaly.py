@@ -58,8 +58,12 @@ def train_anomaly_cmd(
     bottleneck: int = typer.Option(16, "--bottleneck", help="ae: code channels."),
     error: str = typer.Option("l2", "--error", help="ae: per-pixel error, l2 or ssim."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="ae: training epochs."),
-    holdout: float = typer.Option(0.2, "--holdout", help="Share of normals held out to set the threshold."),
-    false_alarm_rate: float = typer.Option(0.01, "--false-alarm-rate", help="Target share of normal images flagged."),
+    holdout: float = typer.Option(0.2, "--holdout", help="Share of normals held out (whole groups) to set the threshold."),
+    group_by: str = typer.Option("auto", "--group-by", help="Hold-out groups (part/session/camera): folder, image, auto, "
+                                 "name:REGEX (first group of the file name) or a CSV with path,group."),
+    false_alarm_rate: float = typer.Option(0.01, "--false-alarm-rate", help="Share of unseen normal images the threshold may flag."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Probability that the threshold keeps --false-alarm-rate on unseen normals."),
+    strict: bool = typer.Option(False, "--strict-threshold", help="Refuse when the held-out normals are too few for the promise (default: warn)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Fit an anomaly detector on normal images only and store a threshold set from held-out normals."""
@@ -75,14 +79,19 @@ def train_anomaly_cmd(
         raise InputError(f"unknown method {method!r}; choose ae or memory", where="--method")
     with _bar(f"fitting {method}") as progress:
         summary = train_anomaly(
-            normal_dir, out, config=config, holdout_fraction=holdout, false_alarm_rate=false_alarm_rate,
-            weights=weights, epochs=epochs, seed=seed, progress=progress,
+            normal_dir, out, config=config, holdout_fraction=holdout, false_alarm_rate=false_alarm_rate, confidence=confidence,
+            group_by=group_by, strict=strict, weights=weights, epochs=epochs, seed=seed, progress=progress,
         )  # fmt: skip
     t = "none" if summary["threshold"] is None else f"{summary['threshold']:.6g}"
     console.print(
         f"{summary['method']}: fitted on {summary['fit_images']} normals, threshold {t} "
-        f"from {summary['holdout_images']} held-out normals → {summary['checkpoint']}"
+        f"from {summary['holdout_images']} held-out normals ({summary['holdout_groups']} groups) → {summary['checkpoint']}"
     )
+    rule = summary.get("threshold_rule")
+    if rule:
+        console.print(f"threshold = held-out normal #{rule['k']} of {rule['n']} (ascending): flags at most "
+                      f"{100 * rule['false_alarm_rate']:g}% of unseen normals with {100 * rule['achieved_confidence']:.1f}% confidence "
+                      f"(needs >= {rule['min_normals']} held-out normals for {100 * rule['confidence']:g}%)")
     for message in summary["skipped"]:
         console.print(f"[yellow]skipped[/yellow] {message}")
     for message in summary["warnings"]:
@@ -113,6 +122,15 @@ def predict_anomaly_cmd(
             value = "—" if row["threshold"] is None else f"{row['threshold']:.5g}"
             table.add_row(row["name"], value, f"{100 * row['false_alarm_rate']:.1f}%", f"{row['recall']:.3f}", f"{row['precision']:.3f}", f"{row['f1']:.3f}")
         console.print(table)
+        if m.get("tuned_on_test_labels"):
+            console.print("[yellow]note[/yellow] no threshold stored or given: precision/recall/F1 above use the best-F1 threshold "
+                          "chosen on these test labels (optimistic)")
+    for name, row in summary.get("false_alarms", {}).items():
+        line = f"false alarms on {name}: {row['flagged']}/{row['n']}" + (f" ({100 * row['rate']:.1f}%)" if row["rate"] is not None else "")
+        if "bound_95" in row:
+            ok = "within" if row["within_bound"] else "[red]ABOVE[/red]"
+            line += f", {ok} the promised bound of {row['bound_95']} ({100 * row['promised_rate']:g}% at {100 * row['confidence']:g}%)"
+        console.print(line)
     for message in summary["skipped"]:
         console.print(f"[yellow]skipped[/yellow] {message}")
     console.print(f"summary → {Path(out) / 'summary.json'}")

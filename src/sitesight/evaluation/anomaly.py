@@ -1,9 +1,19 @@
 """Anomaly metrics: image-level AUROC / AUPR / F1, thresholds, pixel-level AUROC.
 
 Convention: a higher score means more anomalous, and an item is flagged when
-``score >= threshold``. A threshold comes either from normal images only
-(`threshold_from_normals`: a percentile of their scores, i.e. a target false-alarm rate) or from
-labelled validation data (`best_f1_threshold`).
+``score >= threshold``. A threshold comes either from normal images only or from labelled
+validation data (`best_f1_threshold`, chosen on the labels it is then scored on: optimistic).
+
+From normal images only, `normal_threshold` keeps a promise: with ``n`` held-out normal scores and
+the threshold at their ``k``-th smallest value, the share ``p`` of *unseen* normals at or above it
+(for exchangeable, continuous scores) is ``Beta(n + 1 - k, k)``-distributed, whatever the score
+distribution (the order-statistic / conformal argument). So ``k`` is the smallest rank with
+``P(p > rate) <= 1 - confidence``, i.e. ``P(Binomial(n, rate) <= n - k) <= 1 - confidence``; it exists
+only when ``(1 - rate)^n <= 1 - confidence``: `min_normals` (59 normals for 5 % at 95 %, 299 for 1 %).
+On ``m`` unseen normals the number flagged is ``BetaBinomial(m, n + 1 - k, k)``
+(`NormalThreshold.alarm_bound` gives its upper quantile, the bound an observed count is checked
+against). `threshold_from_normals` (a plain percentile) keeps no such promise and is kept for
+comparison.
 
 Example:
     >>> import numpy as np
@@ -15,7 +25,10 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +36,10 @@ import numpy as np
 from sitesight.errors import InputError
 from sitesight.evaluation.ranking import average_precision, roc_auc, threshold_counts
 
-__all__ = ["AnomalyResult", "anomaly_metrics", "best_f1_threshold", "threshold_from_normals", "pixel_auroc"]
+log = logging.getLogger(__name__)
+
+__all__ = ["AnomalyResult", "NormalThreshold", "anomaly_metrics", "best_f1_threshold", "threshold_from_normals",
+           "normal_threshold", "min_normals", "pixel_auroc", "read_mask"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,104 @@ def threshold_from_normals(
     return float(np.percentile(s, percentile))
 
 
+def _log_binom_pmf(n: int, p: float) -> np.ndarray:
+    """``(n + 1,)`` log P(Binomial(n, p) = x), x = 0..n."""
+    x = np.arange(n + 1, dtype=np.float64)
+    log_choose = math.lgamma(n + 1) - np.array([math.lgamma(v + 1) + math.lgamma(n - v + 1) for v in x])
+    with np.errstate(divide="ignore"):
+        return log_choose + x * np.log(p) + (n - x) * np.log1p(-p)
+
+
+def min_normals(false_alarm_rate: float, confidence: float = 0.95) -> int:
+    """Fewest held-out normals for which a threshold can promise ``false_alarm_rate`` at ``confidence``:
+    the smallest ``n`` with ``(1 - rate)^n <= 1 - confidence`` (then the threshold is their maximum)."""
+    _check_rate(false_alarm_rate, confidence)
+    return int(math.ceil(math.log(1 - confidence) / math.log1p(-false_alarm_rate) - 1e-12))
+
+
+def _check_rate(false_alarm_rate: float, confidence: float) -> None:
+    if not 0 < false_alarm_rate < 1:
+        raise InputError(f"false_alarm_rate: expected a value in (0, 1), got {false_alarm_rate}")
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence: expected a value in (0, 1), got {confidence}")
+
+
+@dataclass(frozen=True)
+class NormalThreshold:
+    """A threshold from held-out normals with a finite-sample promise (module notes).
+
+    Attributes:
+        value: flag ``score >= value`` (``inf`` when there are no normals).
+        false_alarm_rate: the promised rate on unseen normals.
+        confidence: probability (over the draw of the held-out normals) that the promise holds.
+        achieved_confidence: what the rank actually used achieves (``< confidence`` when ``enough`` is False).
+        n: held-out normals used.
+        k: rank (1-based, ascending) of the normal score taken as the threshold.
+        min_normals: normals the promise needs (`min_normals`).
+        enough: ``n >= min_normals``.
+    """
+
+    value: float
+    false_alarm_rate: float
+    confidence: float
+    achieved_confidence: float
+    n: int
+    k: int
+    min_normals: int
+    enough: bool
+
+    def alarm_bound(self, m: int, level: float = 0.95) -> int:
+        """Upper ``level`` quantile of how many of ``m`` unseen normals this threshold flags:
+        ``BetaBinomial(m, n + 1 - k, k)`` (exact for exchangeable continuous scores)."""
+        if m <= 0 or self.n == 0:
+            return m
+        a, b = self.n + 1 - self.k, self.k
+        x = np.arange(m + 1, dtype=np.float64)
+        lgamma = np.vectorize(math.lgamma)
+        log_pmf = (math.lgamma(m + 1) - lgamma(x + 1) - lgamma(m - x + 1) + lgamma(x + a) + lgamma(m - x + b)
+                   - math.lgamma(m + a + b) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b))
+        cdf = np.cumsum(np.exp(log_pmf))
+        return int(np.searchsorted(cdf, level - 1e-12))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["value"] = self.value if math.isfinite(self.value) else None
+        return d
+
+
+def normal_threshold(normal_scores: np.ndarray, *, false_alarm_rate: float, confidence: float = 0.95) -> NormalThreshold:
+    """The order-statistic threshold that keeps ``false_alarm_rate`` on unseen normals at ``confidence``.
+
+    With fewer than `min_normals` scores no rank keeps the promise: the threshold is the largest
+    score and ``enough`` is False (``achieved_confidence`` says what it keeps); callers warn or refuse.
+
+    Args:
+        normal_scores: ``(n,)`` scores of held-out normal items (not used to fit the model).
+        false_alarm_rate: the promised share of unseen normals flagged, in (0, 1).
+        confidence: probability that the promise holds, in (0, 1).
+
+    Example:
+        >>> import numpy as np
+        >>> t = normal_threshold(np.arange(100.0), false_alarm_rate=0.05)
+        >>> t.k, t.value, t.enough
+        (99, 98.0, True)
+    """
+    _check_rate(false_alarm_rate, confidence)
+    s = np.sort(np.asarray(normal_scores, np.float64).ravel())
+    if not np.all(np.isfinite(s)):
+        raise InputError("normal_scores: contains NaN or infinite values")
+    need = min_normals(false_alarm_rate, confidence)
+    n = int(s.size)
+    if n == 0:
+        return NormalThreshold(float("inf"), false_alarm_rate, confidence, 0.0, 0, 0, need, False)
+    # P(p > rate) for rank k is P(Binomial(n, rate) <= n - k): the binomial CDF read backwards
+    cdf = np.cumsum(np.exp(_log_binom_pmf(n, false_alarm_rate)))  # cdf[j] = P(X <= j)
+    ok = np.flatnonzero(cdf <= 1 - confidence)  # j = n - k values that keep the promise
+    k = n - int(ok[-1]) if ok.size else n
+    achieved = 1.0 - float(cdf[n - k])
+    return NormalThreshold(float(s[k - 1]), false_alarm_rate, confidence, achieved, n, k, need, bool(ok.size))
+
+
 def anomaly_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> AnomalyResult:
     """Image-level AUROC, AUPR and precision/recall/F1 at a threshold.
 
@@ -185,6 +299,54 @@ def anomaly_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float | N
         fn=fn,
         tn=tn,
     )
+
+
+def read_mask(path: Path | str, shape: tuple[int, int] | None = None, *, colour: tuple[int, ...] | None = None) -> np.ndarray:
+    """A defect mask file as ``(H, W)`` bool: any non-zero pixel in any channel is a defect.
+
+    Grey, palette, RGB and RGBA files are read alike (colour masks such as green ``(0, 255, 0)`` or
+    cyan are defects, not "empty"); a non-constant alpha channel masks out transparent pixels. With
+    ``colour``, only pixels of exactly that colour count (e.g. one defect type of a multi-colour mask).
+    A mask that reads empty while the file is not blank is logged as a warning (a colour that does
+    not occur, a mask stored inverted…).
+
+    Args:
+        path: the mask image.
+        shape: expected ``(H, W)`` (the image's); a different size is an `InputError`.
+        colour: RGB(A) values that mark a defect, or None for any non-zero pixel.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":
+                im = im.convert("RGBA")
+            a = np.asarray(im)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"unreadable mask ({exc})", path) from None
+    if a.ndim == 2:
+        a = a[..., None]
+    alpha = None
+    if a.shape[-1] in (2, 4):  # LA / RGBA: colour channels, alpha apart
+        alpha, a = a[..., -1], a[..., :-1]
+        if alpha.min() == alpha.max():
+            alpha = None
+    if colour is None:
+        mask = (a != 0).any(axis=-1)
+    else:
+        want = np.asarray(colour, a.dtype).ravel()[: a.shape[-1]]
+        if want.size != a.shape[-1]:
+            want = np.resize(want, a.shape[-1])
+        mask = (a == want).all(axis=-1)
+    if alpha is not None:
+        mask &= alpha > 0
+    if shape is not None and mask.shape != tuple(shape):
+        raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {shape[1]}x{shape[0]}", path)
+    if not mask.any() and a.size and (a.min() != a.max() or a.max() != 0):
+        log.warning("%s: the mask reads as empty (%s) although the file is not blank (values %s..%s)", path,
+                    "no pixel of colour " + str(tuple(colour)) if colour is not None else "all zero", a.min(), a.max())
+    return mask
 
 
 def pixel_auroc(masks: np.ndarray, maps: np.ndarray) -> float:

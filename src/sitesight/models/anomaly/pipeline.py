@@ -1,7 +1,13 @@
 """Folder in, files out: train an anomaly detector on a folder of normal images, score a folder.
 
 `train_anomaly` fits on normal images (``--method ae|memory``), holds a share of them out to set a
-threshold from normal images alone and writes one checkpoint. `predict_anomaly` scores a folder and
+threshold from normal images alone and writes one checkpoint. The hold-out takes whole groups
+(`image_groups`: part, session or camera, from sub-folders, a file-name pattern or a CSV), never
+single images of a group: tiles or frames of one part look alike, and a threshold calibrated on
+the neighbours of the fitted images promises a false-alarm rate that unseen parts do not keep. The
+threshold is the order statistic of `sitesight.evaluation.anomaly.normal_threshold`: the target
+rate holds on unseen normals at a stated confidence, and fewer held-out normals than it needs are
+warned about (or refused with ``strict``). `predict_anomaly` scores a folder and
 writes ``scores.csv`` (``path, label, defect, score, flagged``; ``label`` is ``normal`` /
 ``anomalous`` when the folder layout says so, as `sitesight eval anomaly` reads it), ``summary.json``
 (metrics, thresholds side by side, pixel AUROC where MVTec-style masks exist), ``histogram.png`` and
@@ -26,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from sitesight.errors import InputError
-from sitesight.evaluation.anomaly import anomaly_metrics, pixel_auroc, threshold_from_normals
+from sitesight.evaluation.anomaly import (
+    NormalThreshold,
+    anomaly_metrics,
+    min_normals,
+    normal_threshold,
+    pixel_auroc,
+    read_mask,
+)
 from sitesight.images import read_image_rgb
 from sitesight.models.anomaly.autoencoder import AutoencoderConfig, fit_autoencoder
 from sitesight.models.anomaly.checkpoint import load_detector, read_detector_config, save_detector
@@ -35,7 +48,7 @@ from sitesight.models.anomaly.plots import plot_heatmaps, plot_score_histogram
 from sitesight.models.anomaly.thresholds import threshold_table
 from sitesight.models.train import write_history
 
-__all__ = ["ImageFolder", "scan_images", "read_images", "train_anomaly", "predict_anomaly"]
+__all__ = ["ImageFolder", "scan_images", "read_images", "image_groups", "group_holdout", "train_anomaly", "predict_anomaly"]
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -103,6 +116,81 @@ def read_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[int], lis
     return images, ok, skipped
 
 
+def image_groups(paths: Sequence[Path], root: Path | str, by: str = "auto") -> list[str]:
+    """The group (part, session, camera…) of each image, for a hold-out that keeps groups whole.
+
+    Args:
+        paths: image files under ``root``.
+        root: the folder they were found in.
+        by: ``"folder"`` (the sub-folder path below ``root``), ``"name:REGEX"`` (the regex's first
+            group, or its whole match, searched in the file name), a CSV file with columns ``path``
+            (relative to ``root``, or a file name) and ``group``, ``"image"`` (each image alone) or
+            ``"auto"`` (``folder`` when the images lie in two or more sub-folders, else ``image``).
+
+    Raises:
+        InputError: a regex that does not compile or misses a file name; a CSV without the columns
+            or without a row for an image.
+    """
+    import csv
+    import re
+
+    root = Path(root)
+    rel = [Path(p).relative_to(root) if Path(p).is_relative_to(root) else Path(Path(p).name) for p in paths]
+    if by == "auto":
+        by = "folder" if len({r.parent for r in rel}) >= 2 else "image"
+    if by == "image":
+        return [str(r) for r in rel]
+    if by == "folder":
+        return [str(r.parent) for r in rel]
+    if by.startswith("name:"):
+        try:
+            regex = re.compile(by[5:])
+        except re.error as exc:
+            raise InputError(f"invalid group pattern {by[5:]!r}: {exc}", where="--group-by") from None
+        out = []
+        for r in rel:
+            match = regex.search(r.name)
+            if match is None:
+                raise InputError(f"group pattern {by[5:]!r} does not match the file name", r, where="--group-by")
+            out.append(match.group(1) if regex.groups else match.group(0))
+        return out
+    table = Path(by)
+    if table.suffix.lower() != ".csv" or not table.is_file():
+        raise InputError(f"--group-by expects folder, image, auto, name:REGEX or a CSV file, got {by!r}", where="--group-by")
+    with table.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not {"path", "group"} <= set(reader.fieldnames or []):
+            raise InputError(f"expected columns path,group; got {reader.fieldnames}", table, "line 1")
+        rows = list(reader)
+    by_path = {str(Path(r["path"])): r["group"] for r in rows}
+    by_name = {Path(r["path"]).name: r["group"] for r in rows}
+    out = []
+    for r in rel:
+        group = by_path.get(str(r), by_name.get(r.name))
+        if group is None:
+            raise InputError(f"no group for image {r}", table)
+        out.append(group)
+    return out
+
+
+def group_holdout(groups: Sequence[str], fraction: float, *, seed: int = 0, min_fit: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``(fit, held-out)`` int64 indices: whole groups, in a seeded random order, are held out until
+    at least ``fraction`` of the items are (at least ``min_fit`` items always stay for fitting)."""
+    names, inverse = np.unique(np.asarray(groups, object).astype(str), return_inverse=True)
+    if fraction <= 0 or names.size < 2:
+        return np.arange(len(groups)), np.zeros(0, np.int64)
+    sizes = np.bincount(inverse, minlength=names.size)
+    held: list[int] = []
+    count = 0
+    for g in np.random.default_rng(seed).permutation(names.size).tolist():
+        if count >= fraction * len(groups) or len(groups) - count - sizes[g] < min_fit:
+            continue
+        held.append(g)
+        count += int(sizes[g])
+    hold = np.isin(inverse, held)
+    return np.flatnonzero(~hold), np.flatnonzero(hold)
+
+
 def train_anomaly(
     normal_dir: Path | str,
     out: Path | str,
@@ -110,6 +198,9 @@ def train_anomaly(
     config: AutoencoderConfig | MemoryConfig,
     holdout_fraction: float = 0.2,
     false_alarm_rate: float = 0.01,
+    confidence: float = 0.95,
+    group_by: str = "auto",
+    strict: bool = False,
     weights: Path | str | None = None,
     epochs: int = 30,
     seed: int = 0,
@@ -121,9 +212,12 @@ def train_anomaly(
         normal_dir: folder of normal images (searched recursively).
         out: output folder (checkpoint, ``.json`` config copy, ``history.csv/json`` for the autoencoder).
         config: `AutoencoderConfig` (method ``ae``) or `MemoryConfig` (method ``memory``).
-        holdout_fraction: share of the normals kept out of fitting and scored to set the threshold
-            (0 = fit on all, no stored threshold).
-        false_alarm_rate: target share of normal images flagged by the stored threshold.
+        holdout_fraction: share of the normals kept out of fitting (whole groups) and scored to set
+            the threshold (0 = fit on all, no stored threshold).
+        false_alarm_rate: share of unseen normal images the stored threshold may flag.
+        confidence: probability that it keeps that promise (`normal_threshold`).
+        group_by: how images form groups for the hold-out (`image_groups`).
+        strict: refuse (InputError) when the held-out normals are too few for the promise.
         weights: local backbone weights for ``memory`` (random init when None); unused for ``ae``.
         epochs: training epochs for ``ae``.
         seed: seeds the split, the initialisation and the sampling.
@@ -134,15 +228,28 @@ def train_anomaly(
         held-out normals for the target rate), the checkpoint path.
     """
     folder = scan_images(normal_dir)
-    images, _, skipped = read_images(folder.paths)
+    images, read_ok, skipped = read_images(folder.paths)
     if len(images) < 2:
         raise InputError(f"need at least 2 readable normal images, found {len(images)}", Path(normal_dir))
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    n_hold = int(round(holdout_fraction * len(images))) if holdout_fraction > 0 else 0
-    n_hold = min(n_hold, len(images) - 2)
-    hold = [images[i] for i in order[:n_hold]]
-    fit_images = [images[i] for i in order[n_hold:]]
+    groups = image_groups([folder.paths[i] for i in read_ok], normal_dir, group_by)
+    fit_idx, hold_idx = group_holdout(groups, holdout_fraction, seed=seed)
+    warnings = []
+    if holdout_fraction > 0 and len({*groups}) < 2:
+        warnings.append(f"all {len(images)} normals form one group ({group_by}): nothing can be held out; "
+                        "use --group-by to name parts, sessions or cameras")
+    elif holdout_fraction > 0 and len({*groups}) == len(groups) and len(groups) > 1:
+        log.info("hold-out by single image (no groups found): tiles or frames of one part should be grouped with --group-by")
+    hold = [images[i] for i in hold_idx]
+    fit_images = [images[i] for i in fit_idx]
+    if hold and false_alarm_rate > 0:
+        need = min_normals(false_alarm_rate, confidence)
+        if len(hold) < need:
+            message = (f"{len(hold)} held-out normals cannot promise a {100 * false_alarm_rate:g}% false-alarm rate at "
+                       f"{100 * confidence:g}% confidence: it needs at least {need} (--holdout, or a higher --false-alarm-rate)")
+            if strict:
+                raise InputError(message, Path(normal_dir))
+            warnings.append(message)
+            log.warning(message)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, Any]] = []
@@ -165,30 +272,29 @@ def train_anomaly(
 
         detector = fit_memory(fit_images, config=config, weights=weights, seed=seed, on_batch=on_batch)
     threshold = None
+    rule: NormalThreshold | None = None
     if hold:
         calib = detector.predict(hold).scores
+        rule = normal_threshold(calib, false_alarm_rate=false_alarm_rate, confidence=confidence)
+        fit_scores = detector.predict(fit_images).scores
         threshold = {
-            "value": threshold_from_normals(calib, false_alarm_rate=false_alarm_rate),
+            **rule.to_dict(),
             "source": "normals",
-            "false_alarm_rate": false_alarm_rate,
+            "rule": "order statistic (finite-sample bound on unseen normals)",
+            "holdout_groups": sorted({groups[i] for i in hold_idx}),
+            "group_by": group_by,
             "calibration_scores": [float(s) for s in calib],
+            "fit_normals_flagged": [int((fit_scores >= rule.value).sum()), len(fit_images)],
         }
-    warnings = []
-    if hold and false_alarm_rate > 0 and len(hold) * false_alarm_rate < 10:
-        # Fewer than ~10 held-out normals above the threshold: the rate it keeps is mostly luck.
-        warnings.append(
-            f"{len(hold)} held-out normals cannot pin down a {100 * false_alarm_rate:g}% false-alarm rate "
-            f"(~{len(hold) * false_alarm_rate:.1f} of them lie above the threshold); hold out at least "
-            f"{int(np.ceil(10 / false_alarm_rate))} normals (--holdout) for a threshold you can rely on"
-        )
-        log.warning(warnings[-1])
     path = save_detector(detector, out / "model.safetensors", threshold=threshold)
     return {
         "method": detector.method,
         "checkpoint": str(path),
         "fit_images": len(fit_images),
         "holdout_images": len(hold),
-        "threshold": None if threshold is None else threshold["value"],
+        "holdout_groups": 0 if threshold is None else len(threshold["holdout_groups"]),
+        "threshold": None if rule is None else rule.value,
+        "threshold_rule": None if rule is None else rule.to_dict(),
         "skipped": skipped,
         "warnings": warnings,
     }
@@ -256,11 +362,14 @@ def predict_anomaly(
         "flagged": int(flagged[valid].sum()),
         "scores_csv": str(out / "scores.csv"),
     }
+    summary["false_alarms"] = _false_alarms(stored, t, threshold is None, scores[[i for i in valid if folder.labels[i] == "normal"]])
     labelled = [i for i in valid if folder.labels[i]]
     y = np.array([folder.labels[i] == "anomalous" for i in labelled], bool)
     if labelled and y.any() and (~y).any():
         s = scores[labelled].astype(np.float64)
         summary["metrics"] = anomaly_metrics(y, s, threshold=t).to_dict()
+        # without a threshold the metrics' threshold is the best F1 on these very labels: say so
+        summary["metrics"]["tuned_on_test_labels"] = t is None
         calib = stored.get("calibration_scores")
         defects = [folder.defects[i] for i in labelled]
         summary["thresholds"] = [r.to_dict() for r in threshold_table(calib, s, y, defects=defects)]
@@ -273,6 +382,36 @@ def predict_anomaly(
     return summary
 
 
+def _false_alarms(stored: dict[str, Any], t: float | None, stored_used: bool, normal_scores: np.ndarray) -> dict[str, Any]:
+    """Observed false-alarm rate of threshold ``t`` on every normal set: the fitted normals (in sample),
+    the held-out normals it was set on, and the normals of this folder (unseen), the last with the
+    bound the order-statistic threshold promises for that many unseen normals."""
+    if t is None:
+        return {}
+    out: dict[str, Any] = {}
+
+    def entry(flagged: int, n: int) -> dict[str, Any]:
+        return {"flagged": int(flagged), "n": int(n), "rate": float(flagged / n) if n else None}
+
+    if stored_used and stored.get("fit_normals_flagged"):
+        out["fit normals (in sample)"] = entry(*stored["fit_normals_flagged"])
+    calib = stored.get("calibration_scores")
+    if calib:
+        out["held-out normals (threshold set on them)"] = entry(int((np.asarray(calib) >= t).sum()), len(calib))
+    m = int(normal_scores.size)
+    if m:
+        row = entry(int((normal_scores >= t).sum()), m)
+        fields = {k: stored.get(k) for k in ("false_alarm_rate", "confidence", "achieved_confidence", "n", "k", "min_normals", "enough")}
+        if stored_used and None not in fields.values() and fields["n"]:
+            rule = NormalThreshold(value=float(t), **fields)
+            row.update({"promised_rate": rule.false_alarm_rate, "confidence": rule.confidence, "bound_95": rule.alarm_bound(m),
+                        "within_bound": row["flagged"] <= rule.alarm_bound(m),
+                        "bound_reads": f"of {m} unseen normals at most {rule.alarm_bound(m)} are flagged with 95% probability "
+                                       f"when they are exchangeable with the {rule.n} held-out ones"})
+        out["normals in this folder (unseen)"] = row
+    return out
+
+
 def _same_size(maps: dict[int, np.ndarray], idx: Sequence[int]) -> bool:
     """True when every image in ``idx`` has a map and all maps share one shape."""
     return all(i in maps for i in idx) and len({maps[i].shape for i in idx}) == 1
@@ -281,10 +420,7 @@ def _same_size(maps: dict[int, np.ndarray], idx: Sequence[int]) -> bool:
 def _read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
     if path is None:
         return np.zeros(shape, bool)
-    mask = read_image_rgb(path)[..., 0] > 127
-    if mask.shape != shape:
-        raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {shape[1]}x{shape[0]}", path)
-    return mask
+    return read_mask(path, shape[:2])
 
 
 def _write_scores(path: Path, folder: ImageFolder, scores: np.ndarray, flagged: np.ndarray | None) -> None:

@@ -1,8 +1,9 @@
 """Thresholds side by side: from normal images only (target false-alarm rates) and best-F1 from labels.
 
-The normal-only thresholds are what a line without defect samples can set; the best-F1 threshold is
-chosen on the labelled test set itself (optimistic) and shows what the normal-only ones leave on the
-table. Each row says what that threshold would have caught on the test set. numpy only; the
+The normal-only thresholds are what a line without defect samples can set (the order statistic of
+`sitesight.evaluation.anomaly.normal_threshold`, which keeps its false-alarm rate on unseen normals at
+95 % confidence); the best-F1 threshold is chosen on the labelled test set itself (tuned on the test
+labels: optimistic, marked so) and shows what the normal-only ones leave on the table. Each row says what that threshold would have caught on the test set. numpy only; the
 thresholds and metrics come from `sitesight.evaluation.anomaly`.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sitesight.evaluation.anomaly import anomaly_metrics, best_f1_threshold, threshold_from_normals
+from sitesight.evaluation.anomaly import anomaly_metrics, best_f1_threshold, normal_threshold
 
 __all__ = ["ThresholdRow", "threshold_table"]
 
@@ -24,7 +25,7 @@ class ThresholdRow:
     """One threshold and what it does on the test set.
 
     Attributes:
-        name: e.g. ``"normals FAR 1%"`` or ``"best F1 (labels)"``.
+        name: e.g. ``"normals FAR 1%"`` or ``"best F1 (tuned on test labels)"``.
         source: ``"normals"`` (calibration normals only) or ``"labels"`` (chosen on the test labels).
         threshold: flag images with ``score >= threshold``.
         target_false_alarm_rate: the aim for ``"normals"`` rows, else None.
@@ -56,6 +57,7 @@ def threshold_table(
     *,
     defects: Sequence[str | None] | None = None,
     false_alarm_rates: Sequence[float] = (0.01, 0.05),
+    confidence: float = 0.95,
 ) -> list[ThresholdRow]:
     """Rows for each target false-alarm rate (from ``calibration_scores``) and one best-F1 row.
 
@@ -65,10 +67,11 @@ def threshold_table(
         scores: ``(N,)`` test scores.
         labels: ``(N,)`` bool, True = anomalous.
         defects: defect type per test image (``None`` for normal ones), for the per-type counts.
-        false_alarm_rates: targets, each in [0, 1].
+        false_alarm_rates: targets, each in (0, 1).
+        confidence: of the normal-only thresholds' promise (`normal_threshold`).
 
     Returns:
-        `ThresholdRow` list: normal-only rows in the order given, then ``"best F1 (labels)"``.
+        `ThresholdRow` list: normal-only rows in the order given, then ``"best F1 (tuned on test labels)"``.
     """
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels, bool)
@@ -76,10 +79,10 @@ def threshold_table(
     thresholds: list[tuple[str, str, float, float | None]] = []
     if calibration_scores is not None and len(calibration_scores):
         for rate in false_alarm_rates:
-            t = threshold_from_normals(np.asarray(calibration_scores), false_alarm_rate=rate)
+            t = normal_threshold(np.asarray(calibration_scores), false_alarm_rate=rate, confidence=confidence).value
             thresholds.append((f"normals FAR {100 * rate:g}%", "normals", t, float(rate)))
     t_best, _ = best_f1_threshold(y, s)
-    thresholds.append(("best F1 (labels)", "labels", t_best, None))
+    thresholds.append(("best F1 (tuned on test labels)", "labels", t_best, None))
     rows = []
     for name, source, t, target in thresholds:
         m = anomaly_metrics(y, s, threshold=t)
