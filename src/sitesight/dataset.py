@@ -39,6 +39,9 @@ class AttributeSpec:
         input_type: one of ``radio``, ``select``, ``checkbox``, ``text``, ``number``.
         default: the value CVAT fills in when the labeller did not choose one.
         labels: class names whose boxes carry this attribute (empty = any class).
+        variants: per-label declarations that differ from this one (CVAT lets two labels declare
+            the same attribute name with another input type, value list or default); each has
+            the ``labels`` it applies to. ``values`` above is the union over all of them.
     """
 
     name: str
@@ -46,12 +49,18 @@ class AttributeSpec:
     input_type: str = "select"
     default: str | None = None
     labels: tuple[str, ...] = ()
+    variants: tuple[AttributeSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_type not in ATTRIBUTE_INPUT_TYPES:
             raise ValueError(f"AttributeSpec {self.name!r}: input_type must be one of {ATTRIBUTE_INPUT_TYPES}, got {self.input_type!r}")
         object.__setattr__(self, "values", tuple(str(v) for v in self.values))
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "variants", tuple(self.variants))
+
+    def for_label(self, label: str) -> AttributeSpec:
+        """The declaration that applies to boxes of ``label`` (a variant, or this spec)."""
+        return next((v for v in self.variants if label in v.labels), self)
 
     @property
     def is_categorical(self) -> bool:

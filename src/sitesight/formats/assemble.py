@@ -20,9 +20,11 @@ import numpy as np
 
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 from sitesight.detections import Detections
+from sitesight.errors import InputError
+from sitesight.limits import MAX_COORD, show
 
 __all__ = ["ImageRows", "BoxColumns", "BoxArrays", "TYPED_EXTRAS", "build_dataset", "build_from_boxes",
-           "finish_boxes", "concat_boxes", "merge_specs"]  # fmt: skip
+           "finish_boxes", "concat_boxes", "merge_specs", "with_variants", "check_boxes"]  # fmt: skip
 
 # Per-box extras kept from the source format, with their dtype and the value used where absent.
 TYPED_EXTRAS: dict[str, tuple[type, object]] = {
@@ -72,6 +74,20 @@ def merge_specs(schema: dict[str, AttributeSpec], spec: AttributeSpec) -> None:
     )
 
 
+def with_variants(spec: AttributeSpec, declared: Sequence[AttributeSpec]) -> AttributeSpec:
+    """``spec`` (the merged schema entry) plus, as `AttributeSpec.variants`, the per-label
+    declarations in ``declared`` whose input type, values or default differ from it."""
+    variants: dict[tuple, AttributeSpec] = {}
+    for d in declared:
+        key = (d.input_type, d.values, d.default)
+        if d.name != spec.name or key == (spec.input_type, spec.values, spec.default):
+            continue
+        old = variants.get(key)
+        variants[key] = d if old is None else AttributeSpec(d.name, d.values, d.input_type, d.default,
+                                                            tuple(dict.fromkeys((*old.labels, *d.labels))))  # fmt: skip
+    return AttributeSpec(spec.name, spec.values, spec.input_type, spec.default, spec.labels, tuple(variants.values()))
+
+
 def _column(key: str, attrs: Sequence[Mapping[str, object]], schema_keys: set[str]) -> np.ndarray:
     raw = [a.get(key) for a in attrs]
     if key in TYPED_EXTRAS and key not in schema_keys:
@@ -93,13 +109,44 @@ def _from_columns(key: str, image: ImageRows, schema_keys: set[str]) -> np.ndarr
     return out
 
 
+def check_boxes(xyxy: np.ndarray, source: Path | str | None, image_of: Sequence[str] | None = None,
+                score: np.ndarray | None = None) -> None:
+    """Refuse non-finite or absurd (beyond ``±MAX_COORD`` px) box coordinates and non-finite scores.
+
+    Args:
+        xyxy: ``(N, 4)`` boxes as read.
+        source: the file they came from (named in the error).
+        image_of: ``N`` image names, one per box, for the error's place.
+        score: ``(N,)`` scores, when the file has them.
+
+    Raises:
+        InputError: naming the file, the image and the box.
+    """
+    bad = ~(np.isfinite(xyxy) & (np.abs(xyxy) <= MAX_COORD)).all(axis=1)
+    what = "coordinates"
+    if score is not None and score.size == bad.size:
+        bad_score = ~np.isfinite(score)
+        if bad_score.any() and not bad.any():
+            bad, what = bad_score, "score"
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        where = f"image {show(image_of[k], 80)}, box #{k}" if image_of is not None else f"box #{k}"
+        values = [float(v) for v in (xyxy[k] if what == "coordinates" else score[k : k + 1])]  # type: ignore[index]
+        raise InputError(f"non-finite or out-of-range box {what} {values}", source, where)
+
+
 def build_dataset(
     images: Sequence[ImageRows],
     class_names: Sequence[str],
     schema: Mapping[str, AttributeSpec],
     root: Path | None,
+    *,
+    source: Path | str | None = None,
 ) -> Dataset:
-    """Assemble the dataset; every label used must be in ``class_names`` (readers add unknown ones)."""
+    """Assemble the dataset; every label used must be in ``class_names`` (readers add unknown ones).
+
+    Non-finite or absurd boxes and scores are refused (`check_boxes`), naming ``source``.
+    """
     index = {name: i for i, name in enumerate(class_names)}
     schema_keys = set(schema)
     keys: dict[str, None] = dict.fromkeys(schema)
@@ -113,9 +160,12 @@ def build_dataset(
     samples = []
     for image in images:
         n = len(image.xyxy)
+        xyxy = np.array(image.xyxy, dtype=np.float64).reshape(n, 4)
+        scores = np.array(image.scores, np.float64) if image.scores else None
+        check_boxes(xyxy, source, [image.path] * n, scores)
         gt = Detections(
-            xyxy=np.array(image.xyxy, dtype=np.float32).reshape(n, 4),
-            score=np.array(image.scores, np.float32) if image.scores else None,
+            xyxy=xyxy.astype(np.float32),
+            score=scores.astype(np.float32) if scores is not None else None,
             class_id=np.array([index[label] for label in image.labels], dtype=np.int64),
             attributes={k: _from_columns(k, image, schema_keys) for k in keys},
         )
@@ -243,11 +293,16 @@ def build_from_boxes(
     class_names: Sequence[str],
     schema: Mapping[str, AttributeSpec],
     root: Path | None,
+    *,
+    source: Path | str | None = None,
 ) -> Dataset:
     """Assemble the dataset; every label used must be in ``class_names`` (readers add unknown ones).
 
-    Each sample's arrays are views into the dataset-wide arrays (one slice per image).
+    Each sample's arrays are views into the dataset-wide arrays (one slice per image). Non-finite
+    or absurd boxes are refused (`check_boxes`), naming ``source``.
     """
+    if boxes.xyxy.size and not np.isfinite(boxes.xyxy).all() or np.abs(boxes.xyxy).max(initial=0) > MAX_COORD:
+        check_boxes(boxes.xyxy, source, [images[int(i)].path for i in boxes.image])
     index = {name: i for i, name in enumerate(class_names)}
     class_id = np.array([index[label] for label in boxes.label], dtype=np.int64)
     keys = list(dict.fromkeys([*schema, *boxes.columns]))

@@ -33,20 +33,24 @@ from sitesight.formats.assemble import (
     BoxColumns,
     ImageRows,
     build_from_boxes,
+    check_boxes,
     concat_boxes,
     finish_boxes,
     merge_specs,
+    with_variants,
 )
 from sitesight.formats.cvat_shapes import mask_rle_extent, parse_points, points_extent, rotated_box_extent
 from sitesight.formats.cvat_write import write_cvat
 from sitesight.formats.issues import Issue, Loaded, log_issues
 from sitesight.formats.safexml import collector_paused, describe, parse_xml
+from sitesight.limits import MAX_COORD, MAX_IMAGE_SIDE, image_side, integer, show
 
 __all__ = ["read_cvat", "load_cvat", "write_cvat", "is_cvat_xml"]
 
 logger = logging.getLogger(__name__)
 
 _CATEGORICAL = ("radio", "select", "checkbox")
+_MAX_ID = (1 << 40) - 1  # image ids, track ids, frame numbers, z_order: int64 with room
 _EXTENT_SHAPES = ("polygon", "polyline")
 _POINT_SHAPES = ("points", "skeleton")
 _Place = tuple[str, int, "tuple[str, ...] | None"]  # where a shape sits: prefix, child index, describe keys
@@ -98,9 +102,12 @@ class _FileParser:
         if text is None:
             raise self.fail(f"missing attribute {key!r}", where)
         try:
-            return float(text)
+            value = float(text) if len(text) < 64 else float("nan")
         except ValueError:
-            raise self.fail(f"attribute {key}={text!r} is not a number", where) from None
+            raise self.fail(f"attribute {key}={show(text)} is not a number", where) from None
+        if not -MAX_COORD <= value <= MAX_COORD:  # (NaN fails too)
+            raise self.fail(f"attribute {key}={show(text)} is not a finite number within ±{MAX_COORD:g}", where)
+        return value
 
     # -- meta -------------------------------------------------------------------------------------
 
@@ -111,7 +118,8 @@ class _FileParser:
                 self.default_subset = node.findtext("subset")
             size = node.find("original_size") if node is not None else None
             if size is not None:
-                self.frame_wh = (int(float(size.findtext("width", "0"))), int(float(size.findtext("height", "0"))))
+                self.frame_wh = (image_side(size.findtext("width", "0"), self.path, "<original_size><width>", allow_zero=True),
+                                 image_side(size.findtext("height", "0"), self.path, "<original_size><height>", allow_zero=True))  # fmt: skip
         for i, label in enumerate(meta.iter("label")):
             name = label.findtext("name")
             if name is None:
@@ -173,12 +181,13 @@ class _FileParser:
         name = image.get("name")
         if name is None:
             raise self.fail("missing attribute 'name'", where)
-        w, h = self.number(image, "width", where), self.number(image, "height", where)
+        for key in ("width", "height"):
+            if image.get(key) is None:
+                raise self.fail(f"missing attribute {key!r}", where)
+        w = image_side(image.get("width"), self.path, f"{where} width", allow_zero=True)
+        h = image_side(image.get("height"), self.path, f"{where} height", allow_zero=True)
         id_text = image.get("id")
-        try:
-            image_id = int(id_text) if id_text is not None else None
-        except ValueError:
-            raise self.fail(f"attribute id={id_text!r} is not an integer", where) from None
+        image_id = integer(id_text, self.path, f"{where} id", lo=0, hi=_MAX_ID) if id_text is not None else None
         subset = image.get("subset") or self.default_subset
         rows = ImageRows(path=self.resolve(name, subset, image_id), image_wh=(int(w), int(h)),
                          image_id=image_id, subset=subset)  # fmt: skip
@@ -198,6 +207,9 @@ class _FileParser:
                     z = int(attrib.get("z_order", 0))
                 except (KeyError, ValueError):
                     box = None
+                else:
+                    if not -_MAX_ID <= z <= _MAX_ID:
+                        box = None  # add_shape names the bad value
                 if box is not None:
                     k = len(cols.label)
                     for child in shape:
@@ -230,14 +242,11 @@ class _FileParser:
     def parse_track(self, track: Element, index: int, by_frame: dict[int, int]) -> None:
         where = describe(track, index, ("id", "label"))
         label = track.get("label")
-        try:
-            track_id = int(track.get("id", index))
-        except ValueError:
-            raise self.fail(f"attribute id={track.get('id')!r} is not an integer", where) from None
+        track_id = integer(track.get("id", index), self.path, f"{where} id", lo=0, hi=_MAX_ID)
         for j, shape in enumerate(track):
             if shape.get("outside", "0") == "1":
                 continue
-            frame = int(self.number(shape, "frame", f"{where} {describe(shape, j, ('frame',))}"))
+            frame = integer(shape.get("frame"), self.path, f"{where} {describe(shape, j, ('frame',))} frame", lo=0, hi=_MAX_ID)
             image_index = by_frame.get(frame)
             if image_index is None:
                 wh = self.frame_wh or (0, 0)
@@ -285,7 +294,8 @@ class _FileParser:
                 return None
             if tag == "mask":
                 left, top = int(num(shape, "left", where)), int(num(shape, "top", where))
-                return mask_rle_extent(shape.get("rle", ""), left, top, int(num(shape, "width", where)))
+                width = integer(shape.get("width"), self.path, f"{where} width", lo=1, hi=MAX_IMAGE_SIDE)
+                return mask_rle_extent(shape.get("rle", ""), left, top, width)
             if tag == "ellipse":
                 cx, cy, rx, ry = (num(shape, k, where) for k in ("cx", "cy", "rx", "ry"))
                 return rotated_box_extent(cx - rx, cy - ry, cx + rx, cy + ry, num(shape, "rotation", where, "0"))
@@ -334,6 +344,8 @@ class _FileParser:
             z = 0 if z_order is None else int(z_order)
         except ValueError:
             z = int(self.number(shape, "z_order", _locate(shape, place)))
+        if not -_MAX_ID <= z <= _MAX_ID:
+            raise self.fail(f"z_order {show(z_order)} is out of range", _locate(shape, place))
         boxes = self.boxes
         k = len(boxes.label)
         explicit = boxes.explicit
@@ -399,17 +411,22 @@ def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool
     issues: list[Issue] = []
     parts: list[BoxArrays] = []
     offsets: list[int] = []
+    declared: list[AttributeSpec] = []
     for path in paths:
         parser = _FileParser(path, points_as_boxes)
         with collector_paused():  # until the tree is freed, so no collection ever walks it
             parser.parse(parse_xml(path))
         assert parser.arrays is not None
+        if parser.arrays.xyxy.size:
+            check_boxes(parser.arrays.xyxy.astype(np.float64), path, [parser.images[int(i)].path for i in parser.arrays.image]
+                        if not np.isfinite(parser.arrays.xyxy).all() or np.abs(parser.arrays.xyxy).max() > MAX_COORD else None)
         parts.append(parser.arrays)
         offsets.append(len(images))
         for name, kind in parser.labels.items():
             labels.setdefault(name, kind)
         for spec in parser.schema.values():
             merge_specs(schema, spec)
+        declared += [spec for specs in parser.label_attrs.values() for spec in specs]
         if path.parent != root:
             for rows in parser.images:
                 rows.path = str((path.parent / rows.path).resolve())
@@ -420,6 +437,7 @@ def load_cvat(paths: Path | str | Sequence[Path | str], *, points_as_boxes: bool
         else:
             images.extend(parser.images)
         issues.extend(parser.issues)
+    schema = {name: with_variants(spec, declared) for name, spec in schema.items()}
     boxes = concat_boxes(parts, offsets)
     used = set(boxes.label)
     class_names = [n for n, kind in labels.items() if kind != "tag" or n in used]

@@ -64,7 +64,8 @@ def _meta(dataset: Dataset, task_name: str, tag_names: list[str]) -> list[str]:
 
 
 def _specs_for(dataset: Dataset, label: str) -> list[AttributeSpec]:
-    return [s for s in dataset.attribute_schema.values() if not s.labels or label in s.labels]
+    """The attributes ``label`` declares, each as declared for that label (`AttributeSpec.for_label`)."""
+    return [s.for_label(label) for s in dataset.attribute_schema.values() if not s.labels or label in s.labels]
 
 
 def _image_lines(dataset: Dataset, index: int, sample: Sample, label_specs: dict[str, list[AttributeSpec]]) -> list[str]:
