@@ -53,6 +53,7 @@ __all__ = [
     "done_frames",
     "load_run",
     "read_shards",
+    "shard_index",
     "write_run",
     "library_versions",
 ]
@@ -224,6 +225,12 @@ def _frames_meta(path: Path, metadata: Mapping[bytes, bytes] | None) -> list[lis
         raise InputError("shard lacks its sitesight.sliced.frames metadata", path) from None
 
 
+def shard_index(run_dir: Path | str) -> list[tuple[str, list[list[Any]]]]:
+    """Each complete shard's file name and frame list (``[index, key, [w, h] or None, reason]`` rows),
+    from the Parquet footers alone: no box is read (how a distributed reader partitions a run)."""
+    return [(path.name, _frames_meta(path, pq.read_schema(path).metadata)) for path in _shard_paths(Path(run_dir))]
+
+
 def done_frames(run_dir: Path | str) -> set[int]:
     """Indices of frames (done or skipped) listed in the run's complete shards."""
     done: set[int] = set()
@@ -307,8 +314,12 @@ def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
     return values
 
 
-def read_shards(run_dir: Path | str) -> tuple[dict[str, Any], list[list[Any]], pa.Table | None]:
+def read_shards(
+    run_dir: Path | str, shards: Sequence[str] | None = None
+) -> tuple[dict[str, Any], list[list[Any]], pa.Table | None]:
     """A run as stored: the checked manifest, each shard's frame list and all box rows in one table.
+
+    ``shards`` (file names from `shard_index`) reads only those shards: a part of the run.
 
     Returns:
         ``(manifest, metas, table)``: ``metas`` holds one list per shard (in file order) of
@@ -321,7 +332,7 @@ def read_shards(run_dir: Path | str) -> tuple[dict[str, Any], list[list[Any]], p
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
     metas, tables = [], []
-    for path in _shard_paths(run_dir):
+    for path in _shard_paths(run_dir) if shards is None else [run_dir / SHARDS / name for name in shards]:
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -332,14 +343,17 @@ def read_shards(run_dir: Path | str) -> tuple[dict[str, Any], list[list[Any]], p
     return manifest, metas, pa.concat_tables(tables, promote_options="default") if tables else None
 
 
-def load_run(run_dir: Path | str) -> Run:
+def load_run(run_dir: Path | str, *, shards: Sequence[str] | None = None) -> Run:
     """Read a stored run: manifest, processed frames and their raw detections.
+
+    ``shards`` (file names from `shard_index`) loads only the frames of those shards (a partition
+    of the run, as a Ray task reads it).
 
     Raises:
         InputError: no manifest, an invalid manifest or a shard without frame metadata.
     """
     run_dir = Path(run_dir)
-    manifest, metas, table = read_shards(run_dir)
+    manifest, metas, table = read_shards(run_dir, shards)
     records: dict[int, FrameRecord] = {}
     skipped: dict[int, SkippedFrame] = {}
     for meta in metas:
