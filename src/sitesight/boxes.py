@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "box_area",
+    "pairwise_iou_devkit",
     "xyxy_to_xywh",
     "xywh_to_xyxy",
     "xyxy_to_cxcywh_norm",
@@ -89,6 +90,26 @@ def pairwise_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = np.clip(rb - lt, 0, None)
     return wh[..., 0] * wh[..., 1]
+
+
+def pairwise_iou_devkit(a: np.ndarray, b: np.ndarray, *, pixel_inclusive: bool = False) -> np.ndarray:
+    """``(N, M)`` float64 IoU as the Pascal VOC devkit computes it (``ov > threshold`` decides there).
+
+    ``pixel_inclusive=True`` is the devkit's convention that ``x2``/``y2`` name the last pixel
+    inside the box: widths and heights are ``x2 - x1 + 1``. Float64 throughout (no float32 rounding
+    near the threshold), no clamping of the union, exactly like ``voc_eval.py``.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    one = 1.0 if pixel_inclusive else 0.0
+    iw = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + one, 0.0)
+    ih = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + one, 0.0)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
+    area_b = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
 
 
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
