@@ -66,7 +66,7 @@ def number(value: Any, path: Path | str | None, where: str, *, lo: float = -MAX_
     try:
         result = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"expected a finite number, got {show(value)}", path, where) from None
+        raise InputError(f"expected a number, got {show(value)}", path, where) from None
     if not math.isfinite(result):
         raise InputError(f"expected a finite number, got {show(value)}", path, where)
     if not lo <= result <= hi:
@@ -90,7 +90,11 @@ def integer(value: Any, path: Path | str | None, where: str, *, lo: int = -_MAX_
             except ValueError:
                 result = None
             if result is None:
-                flt = number(value, path, where, lo=-float(_MAX_INT), hi=float(_MAX_INT))
+                try:
+                    flt = float(value)
+                except ValueError:
+                    raise InputError(f"{show(value)} is not an integer", path, where) from None
+                flt = number(flt, path, where, lo=-float(_MAX_INT), hi=float(_MAX_INT))
                 if flt != int(flt):
                     raise InputError(f"expected an integer, got {show(value)}", path, where)
                 result = int(flt)

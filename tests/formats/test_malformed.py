@@ -32,7 +32,7 @@ CVAT_CASES = {
     "missing_coord": (f'<annotations>{GOOD_IMAGE}<box label="a" xtl="1" ytl="1" xbr="2"/></image></annotations>', r"missing attribute 'ybr'"),
     "bad_points": (f'<annotations>{GOOD_IMAGE}<polygon label="a" points="1,2;3"/></image></annotations>', r"<polygon #0.*bad geometry"),
     "bad_rle": (f'<annotations>{GOOD_IMAGE}<mask label="a" rle="1,x" left="0" top="0" width="2" height="2"/></image></annotations>', r"<mask #0.*bad geometry"),
-    "bad_id": ('<annotations><image id="zero" name="a.jpg" width="1" height="1"/></annotations>', r"id='zero' is not an integer"),
+    "bad_id": ('<annotations><image id="zero" name="a.jpg" width="1" height="1"/></annotations>', r"id\): 'zero' is not an integer"),
     "no_label": (f'<annotations>{GOOD_IMAGE}<box xtl="1" ytl="1" xbr="2" ybr="2"/></image></annotations>', r"missing attribute 'label'"),
 }  # fmt: skip
 

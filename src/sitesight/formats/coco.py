@@ -154,7 +154,7 @@ def load_coco(path: Path | str, *, image_root: Path | str | None = None) -> Load
             names[cid] = str(cid)
             issues.append(Issue("error", "unknown_label", f"category_id {cid} is not in 'categories'", str(path), where))
         attrs: dict[str, object] = {"iscrowd": int(_num(ann.get("iscrowd", 0), path, where + ".iscrowd"))}
-        attrs["coco_area"] = float(_num(ann["area"], path, where + ".area")) if ann.get("area") is not None else math.nan
+        attrs["coco_area"] = limits_number(ann["area"], path, where + ".area", lo=-1e14, hi=1e14) if ann.get("area") is not None else math.nan
         extra = ann.get("attributes") or {}
         if not isinstance(extra, dict):
             raise InputError("expected 'attributes' to be an object", path, where + ".attributes")
@@ -434,8 +434,8 @@ def load_coco_results(
         if bad_images:
             first = next(i for i, k in enumerate(rows_of) if k < 0)
             what = f"file_name {show(doc[first]['file_name'])}" if "file_name" in doc[first] else f"image_id {show(doc[first]['image_id'])}"
-            raise InputError(f"{bad_images} results name images that are not in the ground truth (first: {what} matches no "
-                             "sample); pass --ignore-unknown to drop them", path, f"[{first}]")
+            raise InputError(f"{what} matches no sample of the ground truth ({bad_images} such results); pass "
+                             "--ignore-unknown to drop them", path, f"[{first}]")
         kind = "category_name" if by_name else "category_id"
         known = list(dataset.class_names) if by_name else sorted(by_id)
         raise InputError(f"unknown {kind} values {sorted(unknown)[:20]} ({sum(unknown.values())} results); the ground truth has "

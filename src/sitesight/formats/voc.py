@@ -21,6 +21,7 @@ from sitesight.formats.assemble import ImageRows, build_dataset
 from sitesight.formats.issues import Issue, Loaded, log_issues
 from sitesight.formats.safexml import describe, parse_xml
 from sitesight.images import IMAGE_MODES, place_image, read_image_wh
+from sitesight.limits import image_side, number, show
 
 __all__ = ["read_voc", "load_voc", "write_voc", "is_voc_xml"]
 
@@ -53,7 +54,14 @@ def _image_for(root: Path, xml: Path, filename: str, folder: str | None) -> Path
                   xml.parent.parent / "images" / filename, xml.parent / filename, root / "images" / filename]  # fmt: skip
     if folder:
         candidates.append(root / folder / filename)
-    return next((c for c in candidates if c.is_file()), None)
+    return next((c for c in candidates if _is_file(c)), None)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _subsets(root: Path) -> dict[str, str]:
@@ -90,10 +98,13 @@ def _parse_object(obj: Element, xml: Path, where: str) -> tuple[str, tuple[float
     coords = []
     for key in ("xmin", "ymin", "xmax", "ymax"):
         text = box.findtext(key)
+        if text is None:
+            raise InputError(f"<bndbox><{key}> is missing, expected a number", xml, where)
         try:
-            coords.append(float(text))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InputError(f"<bndbox><{key}> is {text!r}, expected a number", xml, where) from None
+            coords.append(float(text) if len(text) < 64 else float("nan"))
+        except ValueError:
+            raise InputError(f"<bndbox><{key}> is {show(text)}, expected a number", xml, where) from None
+        number(coords[-1], xml, f"{where} <bndbox><{key}>")  # finite and in range
     attrs: dict[str, object] = {}
     for key in _FLAGS:
         text = obj.findtext(key)
@@ -131,10 +142,8 @@ def load_voc(path: Path | str) -> Loaded:
         image = _image_for(root, xml, filename, doc.findtext("folder"))
         rel = (image.relative_to(root).as_posix() if image.is_relative_to(root) else str(image)) if image else filename
         size = doc.find("size")
-        try:
-            wh = (int(float(size.findtext("width", ""))), int(float(size.findtext("height", "")))) if size is not None else None
-        except ValueError:
-            raise InputError("<size> width/height are not numbers", xml, "<size>") from None
+        wh = (image_side(size.findtext("width", ""), xml, "<size><width>", allow_zero=True),
+              image_side(size.findtext("height", ""), xml, "<size><height>", allow_zero=True)) if size is not None else None  # fmt: skip
         if wh is None or wh == (0, 0):
             if image is not None:
                 wh = read_image_wh(image)
@@ -150,7 +159,7 @@ def load_voc(path: Path | str) -> Loaded:
             rows.add(box, name, attrs)
         images.append(rows)
     schema = {k: AttributeSpec(name=k, values=tuple(v), input_type="select") for k, v in values.items()}
-    return Loaded(build_dataset(images, list(names), schema, root), issues)
+    return Loaded(build_dataset(images, list(names), schema, root, source=path), issues)
 
 
 def read_voc(path: Path | str) -> Dataset:

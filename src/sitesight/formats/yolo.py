@@ -24,6 +24,7 @@ from sitesight.errors import InputError
 from sitesight.formats.assemble import ImageRows, build_dataset
 from sitesight.formats.issues import Issue, Loaded, log_issues
 from sitesight.images import IMAGE_MODES, IMAGE_SUFFIXES, place_image, read_image_wh
+from sitesight.limits import MAX_CELL_CHARS, MAX_CLASSES, MAX_LINE_CHARS, show
 
 __all__ = ["read_yolo", "load_yolo", "write_yolo"]
 
@@ -34,43 +35,80 @@ _IMAGE_DIRS = {"images": ("labels", "annotations"), "jpegimages": ("labels", "an
 _NAMES_FILES = ("obj.names", "classes.txt", "classes.names", "names.txt")
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses anchors and aliases: a data.yaml never needs them, and nested
+    aliases expand exponentially ("billion laughs")."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"YAML anchors and aliases are refused (line {mark.line + 1}): possible alias bomb")
+        return super().compose_node(parent, index)
+
+
 def _load_yaml(path: Path) -> dict:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if len(text) > MAX_LINE_CHARS:
+            raise InputError(f"{len(text)} characters is too large for a dataset YAML", path)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
         raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path, where) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read file ({exc})", path) from None
+    except (RecursionError, ValueError, TypeError) as exc:  # deep nesting, odd scalars
+        raise InputError(f"malformed YAML ({str(exc)[:80]})", path) from None
     if not isinstance(doc, dict):
         raise InputError(f"expected a YAML mapping, got {type(doc).__name__}", path)
     return doc
 
 
+def _unique_names(names: list[str], path: Path, where: str = "names") -> list[str]:
+    if len(names) > MAX_CLASSES:
+        raise InputError(f"{len(names)} class names; at most {MAX_CLASSES} are supported", path, where)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if len(name) > MAX_CELL_CHARS:
+            raise InputError(f"class name #{i} has {len(name)} characters", path, where)
+        if name in seen:
+            raise InputError(f"class name {show(name)} is given twice (ids {seen[name]} and {i})", path, where)
+        seen[name] = i
+    return names
+
+
 def _names_from(value: object, path: Path) -> list[str]:
     if isinstance(value, list):
-        return [str(v) for v in value]
+        if any(isinstance(v, (list, dict)) for v in value):
+            raise InputError("'names' entries must be plain names", path, "names")
+        return _unique_names([str(v) for v in value], path)
     if isinstance(value, dict):
+        if len(value) > MAX_CLASSES:
+            raise InputError(f"{len(value)} class names; at most {MAX_CLASSES} are supported", path, "names")
         try:
             ids = sorted(int(k) for k in value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError("'names' keys must be integers", path, "names") from None
         if ids != list(range(len(ids))):
-            raise InputError(f"'names' ids must be 0..{len(ids) - 1}, got {ids}", path, "names")
+            raise InputError(f"'names' ids must be 0..{len(ids) - 1}, got {show(ids, 80)}", path, "names")
+        if any(isinstance(v, (list, dict)) for v in value.values()):
+            raise InputError("'names' entries must be plain names", path, "names")
         by_id = {int(k): str(v) for k, v in value.items()}
-        return [by_id[i] for i in ids]
+        return _unique_names([by_id[i] for i in ids], path)
     raise InputError(f"'names' must be a list or a mapping, got {type(value).__name__}", path, "names")
 
 
 def _read_names_file(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return _unique_names([line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read names file ({exc})", path) from None
 
 
 def _resolve(base: Path, entry: str, strip: str = "") -> Path | None:
+    if "\x00" in entry or len(entry) > 4096:
+        return None
     candidates = [base / entry]
     cleaned = entry
     while cleaned.startswith("../"):
@@ -78,7 +116,14 @@ def _resolve(base: Path, entry: str, strip: str = "") -> Path | None:
         candidates.append(base / cleaned)
     if strip and entry.startswith(strip):
         candidates.append(base / entry[len(strip):])
-    return next((c for c in candidates if c.exists()), None)
+    return next((c for c in candidates if _exists(c)), None)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, an odd byte
+        return False
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -116,11 +161,13 @@ def _collect(path: Path) -> tuple[list[str], list[tuple[Path, str | None]], Path
         doc = _load_yaml(config)
         if "names" in doc:
             names = _names_from(doc["names"], config)
-        base = config.parent / str(doc["path"]) if doc.get("path") else config.parent
-        base = base if base.exists() else config.parent
+        base = config.parent / str(doc["path"]) if doc.get("path") and isinstance(doc["path"], (str, int)) else config.parent
+        base = base if _exists(base) else config.parent
         seen: set[Path] = set()  # a yaml without a val subset points 'val' at the train folder: read it once
         for split in SPLITS:
             entries = doc.get(split)
+            if entries is not None and not isinstance(entries, (str, list)):
+                raise InputError(f"{split!r} must be a path or a list of paths, got {type(entries).__name__}", config, split)
             for entry in [entries] if isinstance(entries, str) else (entries or []):
                 found = _resolve(base, str(entry))
                 if found is not None and found.resolve() in seen:
@@ -185,11 +232,15 @@ def _parse_label_file(path: Path, image_wh: tuple[int, int], rows: ImageRows, na
         parts = line.split()
         if not parts:
             continue
+        if len(line) > MAX_LINE_CHARS:
+            raise InputError(f"line of {len(line)} characters", path, f"line {n}")
         try:
-            cls = int(parts[0])
+            cls = int(parts[0]) if len(parts[0]) < 12 else -1
             values = np.array(parts[1:], dtype=np.float64)
         except ValueError:
             raise InputError(f"expected 'class cx cy w h', got {line.strip()[:80]!r}", path, f"line {n}") from None
+        if cls >= MAX_CLASSES:
+            raise InputError(f"class id {cls} is over the supported {MAX_CLASSES} classes", path, f"line {n}")
         if cls < 0 or values.size < 4 or (values.size > 5 and values.size % 2) or not np.isfinite(values).all():
             raise InputError(f"expected 'class cx cy w h' (or a polygon), got {line.strip()[:80]!r}", path, f"line {n}")
         if values.size in (4, 5):
@@ -254,7 +305,7 @@ def load_yolo(path: Path | str) -> Loaded:
     if len(names) == 1000 and names[-1] == "999":  # unnamed classes: keep those up to the largest id used
         used = max((names.index(label) for r in rows_all for label in r.labels), default=-1)
         names = names[: used + 1]
-    return Loaded(build_dataset(rows_all, names, {}, root), issues)
+    return Loaded(build_dataset(rows_all, names, {}, root, source=path), issues)
 
 
 def read_yolo(path: Path | str) -> Dataset:
