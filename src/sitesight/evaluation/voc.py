@@ -32,7 +32,7 @@ from sitesight.boxes import pairwise_iou_devkit
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 
-__all__ = ["VOC_METHODS", "VocResult", "voc_average_precision", "interpolated_ap"]
+__all__ = ["AP_METHODS", "VOC_METHODS", "VocResult", "average_precision", "voc_average_precision", "interpolated_ap"]
 
 VOC_METHODS = ("voc07", "voc12")
 _TRUE = {"1", "true", "yes"}
@@ -176,3 +176,44 @@ def voc_average_precision(
         aps.append(per_class[name])
     return VocResult(per_class=per_class, map=float(np.mean(aps)) if aps else None, method=method, iou=float(iou),
                      pixel_inclusive=pixel_inclusive, counts=counts)  # fmt: skip
+
+
+AP_METHODS = ("coco", "voc07", "voc12")
+
+
+def average_precision(
+    gts: Sequence[Detections],
+    preds: Sequence[Detections],
+    *,
+    class_names: Sequence[str],
+    iou: float = 0.5,
+    method: str = "coco",
+    pixel_inclusive: bool = False,
+    image_keys: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """AP per class at one IoU by one of `AP_METHODS`, as its reference tool computes it.
+
+    ``coco``: pycocotools' matching (IoU ≥ t, best unmatched GT, crowd ignored) and 101-point
+    interpolation, every prediction counted; ``voc07`` / ``voc12``: `voc_average_precision`.
+    ``pixel_inclusive`` applies to the VOC methods only (COCO has no +1 convention).
+
+    Returns:
+        ``{"method", "iou", "pixel_inclusive", "map", "per_class": {name: AP or None}}``.
+    """
+    if method not in AP_METHODS:
+        raise InputError(f"unknown AP method {method!r}; choose one of {', '.join(AP_METHODS)}")
+    if method != "coco":
+        return voc_average_precision(gts, preds, class_names=class_names, iou=iou, method=method,
+                                     pixel_inclusive=pixel_inclusive, image_keys=image_keys).to_dict()  # fmt: skip
+    if pixel_inclusive:
+        raise InputError("--pixel-inclusive is the VOC devkit's convention; use it with --ap voc07 or voc12")
+    from sitesight.evaluation.coco import evaluate_coco
+
+    every = max(1, max((len(p) for p in preds), default=1))
+    result = evaluate_coco(gts, preds, class_names=class_names, iou_thresholds=[iou], max_dets=(every,),
+                           area_ranges={"all": (0.0, 1e10)}, honour_max_dets=True)  # fmt: skip
+    per_class = {name: (None if row.get("AP") is None or row["AP"] < 0 else float(row["AP"]))
+                 for name, row in result.per_class.items()}  # fmt: skip
+    defined = [v for v in per_class.values() if v is not None]
+    return {"method": "coco", "iou": float(iou), "pixel_inclusive": False,
+            "map": float(np.mean(defined)) if defined else None, "per_class": per_class}  # fmt: skip

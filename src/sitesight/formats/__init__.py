@@ -1,4 +1,5 @@
-"""Every format in, every format out: CVAT for images 1.1, COCO, YOLO (Ultralytics/darknet), Pascal VOC.
+"""Every format in, every format out: CVAT for images 1.1, COCO, YOLO (Ultralytics/darknet), Pascal VOC,
+and the mAP tools' per-image text layout (``txt``: ``class left top right bottom``).
 
 `read_dataset` detects the format from the path; `load_dataset` also returns the issues found
 (what ``sitesight data validate`` reports); `write_dataset` writes one. Boxes are absolute-pixel
@@ -24,7 +25,7 @@ __all__ = ["FORMATS", "convert_dataset", "detect_format", "load_dataset", "read_
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("cvat", "coco", "yolo", "voc")
+FORMATS = ("cvat", "coco", "yolo", "voc", "txt")
 
 
 def _sniff_json(path: Path) -> bool:
@@ -37,7 +38,7 @@ def _sniff_json(path: Path) -> bool:
 
 
 def detect_format(path: Path | str) -> str:
-    """``"cvat"``, ``"coco"``, ``"yolo"`` or ``"voc"`` for a file or folder.
+    """``"cvat"``, ``"coco"``, ``"yolo"``, ``"voc"`` or ``"txt"`` for a file or folder.
 
     Files: ``.xml`` with ``<annotations>`` → cvat, with ``<annotation>`` → voc; ``.json`` → coco;
     ``.yaml``/``.data`` → yolo. Folders: ``data.yaml``/``obj.data``/``labels/`` → yolo,
@@ -76,6 +77,10 @@ def detect_format(path: Path | str) -> str:
         return "coco"
     if any(is_voc_xml(p) for p in xmls) or any(is_voc_xml(p) for p in sorted(path.rglob("*.xml"))[:5]):
         return "voc"
+    from sitesight.formats.textboxes import is_text_boxes_folder
+
+    if is_text_boxes_folder(path):
+        return "txt"
     if any(p.suffix == ".txt" for p in path.rglob("*.txt")):
         return "yolo"
     raise InputError("cannot tell the annotation format of this folder", path)
@@ -121,6 +126,10 @@ def load_dataset(path: Path | str, fmt: str | None = None, *, points_as_boxes: b
         from sitesight.formats.voc import load_voc
 
         return load_voc(path)
+    if fmt == "txt":
+        from sitesight.formats.textboxes import load_text_boxes
+
+        return load_text_boxes(path)
     raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -172,6 +181,10 @@ def write_dataset(
         from sitesight.formats.voc import write_voc
 
         return write_voc(dataset, path, images=images)
+    if fmt == "txt":
+        from sitesight.formats.textboxes import write_text_boxes
+
+        return write_text_boxes(dataset, path)
     raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -187,10 +200,13 @@ def convert_dataset(
 ) -> tuple[Loaded, Path]:
     """Read ``src`` (any format) and write it to ``dst`` as ``to``; returns what was read and the path written.
 
-    COCO category ids of the source are kept when writing COCO again (``Loaded.meta``).
+    COCO category ids of the source are kept when writing COCO again (``Loaded.meta``). A source
+    that reads as no images and no classes (a folder sitesight does not understand) is refused.
     """
     if to not in FORMATS:
         raise InputError(f"unknown output format {to!r}; choose one of {', '.join(FORMATS)}")
     loaded = load_dataset(src, src_fmt, points_as_boxes=points_as_boxes)
+    if len(loaded.dataset) == 0 and not loaded.dataset.class_names:  # type: ignore[arg-type]
+        raise InputError(f"nothing to convert: read as {src_fmt or detect_format(src)}, found no images and no labels", src)
     written = write_dataset(loaded.dataset, dst, to, images=images, meta=loaded.meta)  # type: ignore[arg-type]
     return loaded, written
