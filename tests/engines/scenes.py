@@ -68,3 +68,33 @@ def write_frames(folder: Path, count: int, *, wh: tuple[int, int] = (400, 300), 
         Image.fromarray(image).save(path)
         paths.append(path)
     return paths
+
+
+def stored_run_and_labels(run_dir: Path, n_frames: int, *, seed: int = 0, labelled_every: int = 1, frames_per_shard: int = 4):
+    """A stored run of stand-in raw boxes (`sitesight.sliced.standin`) over random workers, and the labels.
+
+    Frames are 1280x720, 0-8 workers each; every ``labelled_every``-th frame is in the returned
+    `Dataset` (the others are an unlabelled part of the run).
+    """
+    from sitesight.dataset import Dataset, Sample
+    from sitesight.sliced.predict import run_parameters
+    from sitesight.sliced.standin import standin_raw
+    from sitesight.sliced.store import write_run
+
+    rng = np.random.default_rng(seed)
+    wh = (1280, 720)
+    keys, raws, samples = [], [], []
+    for i in range(n_frames):
+        n = int(rng.integers(0, 9))
+        h = rng.uniform(12, 120, n)
+        w = h * rng.uniform(0.3, 0.6, n)
+        x, y = rng.uniform(0, wh[0] - w), rng.uniform(0, wh[1] - h)
+        gt = Detections(xyxy=np.stack([x, y, x + w, y + h], axis=1).reshape(-1, 4), class_id=rng.integers(0, 3, n))
+        key = f"cam{i % 3}/frame_{i:04d}.jpg"
+        keys.append((key, wh))
+        raws.append(standin_raw(gt, wh, rng=rng))
+        if i % labelled_every == 0:
+            samples.append(Sample(path=key, image_wh=wh, gt=gt, image_id=i + 1, camera_id=f"cam{i % 3}"))
+    write_run(run_dir, keys, raws, model="stand-in", parameters=run_parameters((640, 640), (0.2, 0.2), True),
+              frames_per_shard=frames_per_shard, class_names=["person", "helmet", "head"])
+    return Dataset(class_names=("person", "helmet", "head"), samples=tuple(samples))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sitesight.cli import spec_options as so
 from sitesight.cli.main import app
 
 
@@ -25,11 +26,21 @@ def sweep(
     threshold: str = typer.Option("0.3,0.4,0.5", "--threshold", help="Merge thresholds: list or start:stop:step."),
     conf: str = typer.Option("0.15:0.5:0.05", "--conf", help="Confidence thresholds: list or start:stop:step."),
     gate: list[str] = typer.Option([], "--gate", help="Gate setting, e.g. r=40,conf=0.2 (repeatable); rows without a gate are always included."),
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = typer.Option(False, "--class-agnostic/--class-aware", help="Treat every class as one (merge, gate and scoring ignore classes)."),
+    border: bool = typer.Option(True, "--border/--no-border", help="Slice-border rule: drop cut boxes an uncut twin covers."),
     iou: float = typer.Option(0.5, "--iou", help="IoU at which a detection matches ground truth."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the table (.csv or .json); default RUN/sweep.csv."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (tasks over the run's shards; pip install 'sitesight[ray]')."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
-    """Score every merge × gate × confidence combination on stored raw boxes, without the model."""
+    """Score every merge × gate × confidence combination on stored raw boxes, without the model.
+
+    Every row is a post-processing spec: `--spec RUN/sweep.csv:best` (or :ROW) hands it to
+    `export`, `eval det|coco`, `report` and `mine`, which then give the same detections.
+    """
     from sitesight.formats import read_dataset
+    from sitesight.identity import parse_class_map
     from sitesight.sliced.gate import parse_gate
     from sitesight.sliced.store import load_run
     from sitesight.sliced.sweep import align_gt, merge_grid, parse_range, sweep_run
@@ -40,15 +51,29 @@ def sweep(
         gates = [None, *(parse_gate(g) for g in gate)]
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    run = load_run(run_dir)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     dataset = read_dataset(gt)
-    gts = align_gt(run, dataset)
+    grid = {"merges": merges, "confs": confs, "gates": gates, "class_names": dataset.class_names, "iou": iou,
+            "class_map": parse_class_map(class_map), "class_agnostic": class_agnostic, "border": border}
     console = Console()
     total = len(merges) * len(gates) * len(confs)
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
-        task = progress.add_task("sweep", total=total)
-        result = sweep_run(run, gts, merges=merges, confs=confs, gates=gates, num_classes=len(dataset.class_names),
-                           iou=iou, on_progress=lambda n: progress.advance(task, n))
+        if engine == "ray":  # frames are the unit of work there: the bar counts labelled frames
+            from sitesight.engines.ray import RayOptions
+            from sitesight.engines.ray_runs import sweep_run_ray
+
+            task = progress.add_task("sweep", total=None)
+            result = sweep_run_ray(run_dir, dataset, options=RayOptions(address=ray_address),
+                                   on_progress=lambda n: progress.advance(task, n), **grid)
+        else:
+            run = load_run(run_dir)
+            gts = align_gt(run, dataset)
+            covered = sum(g is not None for g in gts)
+            console.print(f"frames: run {len(gts)}, ground truth {len(dataset)}, both {covered}, ground-truth only "
+                          f"{len(dataset) - covered}, run only {len(gts) - covered}")
+            task = progress.add_task("sweep", total=total)
+            result = sweep_run(run, gts, on_progress=lambda n: progress.advance(task, n), **grid)
     table = Table(title=f"{total} combinations over {result.frames} frames (IoU {iou:g})")
     for name in ("", "method", "metric", "thr", "conf", "gate", "P", "R", "F1", "TP", "FP", "FN", "gated"):
         table.add_column(name, justify="left" if name in ("method", "metric", "gate") else "right")
@@ -60,4 +85,4 @@ def sweep(
     path = result.save(out or run_dir / "sweep.csv")
     b = result.rows[result.best]
     console.print(f"best (*): {b.method}/{b.metric}@{b.threshold:g} conf {b.conf:.2f} gate {b.gate or '-'} → "
-                  f"F1 {b.f1:.3f}; table saved to {path}")
+                  f"F1 {b.f1:.3f}; table saved to {path} (reuse it: --spec {path}:best)")

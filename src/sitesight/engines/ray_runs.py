@@ -1,0 +1,157 @@
+"""Stored runs on Ray Data: `sweep` (and the readers after it) partitioned by frame, reduced as counts.
+
+A run is already partitioned: each Parquet shard holds a few frames. The driver reads only the
+shards' footers (`sitesight.sliced.store.shard_index`: frame keys and sizes, no box) and the ground
+truth, aligns frames with the one aligner (`sitesight.sliced.sweep.align_gt`), and groups the
+shards that hold labelled frames into tasks of about ``frames_per_task`` frames. Each task loads
+its shards (`sitesight.sliced.store.load_run` with ``shards=``) and runs the local function on
+them — `sitesight.sliced.sweep.sweep_run`: post-processing and matching, frame by frame exactly as
+locally — and sends back only counts (TP/FP/FN/gate removals per row). The driver adds them up.
+No frame's boxes travel to the driver, and every count is the local engine's: matching is per
+frame, so counts over a partition of the frames add up to the counts over all of them.
+
+Example:
+    >>> from sitesight.engines.ray import RayOptions
+    >>> from sitesight.engines.ray_runs import sweep_run_ray
+    >>> result = sweep_run_ray("runs/cam7", dataset, merges=merges, confs=[0.3, 0.4],
+    ...                        options=RayOptions(address="auto"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sitesight.dataset import Dataset
+from sitesight.detections import Detections
+from sitesight.engines.ray import RayOptions, connect, quiet_data_context
+from sitesight.errors import InputError
+from sitesight.evaluation.detection import Counts
+from sitesight.sliced.border import MergeSpec
+from sitesight.sliced.gate import GateParams
+from sitesight.sliced.store import FrameRecord, Run, load_run, shard_index
+from sitesight.sliced.sweep import SweepResult, SweepRow, align_gt, sweep_run
+
+__all__ = ["labelled_partitions", "sweep_run_ray"]
+
+
+def labelled_partitions(
+    run_dir: Path | str, dataset: Dataset, frames_per_task: int
+) -> tuple[list[list[str]], dict[int, Detections], int]:
+    """Shard groups to hand to tasks, the ground truth by frame index, and the labelled frame count.
+
+    Reads the run's manifest and shard footers only. Frames are aligned with ``dataset`` exactly as
+    the local commands align them (`sitesight.sliced.sweep.align_gt` over the processed frames).
+
+    Returns:
+        ``(groups, gt_by_index, n_labelled)``: ``groups`` lists shard file names, each group about
+        ``frames_per_task`` labelled frames, shards without a labelled frame left out.
+    """
+    index = shard_index(run_dir)
+    records = sorted((FrameRecord(int(i), str(k), (int(wh[0]), int(wh[1])))
+                      for _, meta in index for i, k, wh, _ in meta if wh is not None), key=lambda r: r.index)
+    # a run of frames only (boxes stay in the shards): what the aligner needs, manifest and frames
+    frames_only = dataclasses.replace(load_run(run_dir, shards=[]), frames=tuple(records), raw=())
+    gts = align_gt(frames_only, dataset)
+    gt_by_index = {rec.index: g for rec, g in zip(records, gts, strict=True) if g is not None}
+    groups: list[list[str]] = []
+    size = 0
+    for name, meta in index:
+        n = sum(int(row[0]) in gt_by_index for row in meta)
+        if n == 0:
+            continue
+        if not groups or size >= frames_per_task:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += n
+    return groups, gt_by_index, len(gt_by_index)
+
+
+def _part_run(run_dir: str, shards: Sequence[str], gt_by_index: dict[int, Detections]) -> tuple[Run, list[Detections | None]]:
+    run = load_run(run_dir, shards=list(shards))
+    return run, [gt_by_index.get(f.index) for f in run.frames]
+
+
+def _sweep_part(batch: pa.Table, run_dir: str, gt_by_index: dict[int, Detections], kwargs: dict[str, Any]) -> pa.Table:
+    """Ray Data stage: `sweep_run` on the shards of each row; the rows of the sweep as JSON counts."""
+    out = []
+    for shards in batch.column("shards").to_pylist():
+        run, gts = _part_run(run_dir, shards, gt_by_index)
+        result = sweep_run(run, gts, **kwargs)
+        out.append(json.dumps({"frames": result.frames, "rows": [dataclasses.asdict(r) for r in result.rows]}))
+    return pa.table({"result": pa.array(out, pa.string())})
+
+
+def _run_tasks(ray: Any, groups: list[list[str]], fn: Callable, fn_kwargs: dict[str, Any]) -> Any:
+    """``fn`` over the shard groups as Ray Data tasks (one group per call); yields its output rows."""
+    ds = ray.data.from_items([{"shards": g} for g in groups], override_num_blocks=len(groups))
+    return ds.map_batches(fn, fn_kwargs=fn_kwargs, batch_size=1, batch_format="pyarrow").iter_rows()
+
+
+def sweep_run_ray(
+    run_dir: Path | str,
+    dataset: Dataset,
+    *,
+    merges: Sequence[MergeSpec],
+    confs: Sequence[float],
+    gates: Sequence[GateParams | None] = (None,),
+    class_map: str | Sequence[tuple[str, str]] = (),
+    class_agnostic: bool = False,
+    border: bool = True,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    iou: float = 0.5,
+    frames_per_task: int = 512,
+    options: RayOptions = RayOptions(),
+    on_progress: Callable[[int], None] | None = None,
+) -> SweepResult:
+    """`sitesight.sliced.sweep.sweep_run` over ``dataset``'s labelled frames of a run, on Ray.
+
+    Args:
+        run_dir: the run folder (every worker reads its shards).
+        dataset: ground truth of (some of) the run's frames.
+        merges, confs, gates, class_map, class_agnostic, border, class_names, num_classes, iou: as in
+            `sweep_run` (``class_names``: usually ``dataset.class_names``).
+
+        frames_per_task: labelled frames per Ray task.
+        options: the cluster (`sitesight.engines.ray.RayOptions`; only ``address`` is used).
+        on_progress: called on the driver with the frames of each finished task.
+
+    Returns:
+        The `SweepResult` `sweep_run` returns on the whole run: the same rows, counts and best row.
+    """
+    ray = connect(options.address)
+    groups, gt_by_index, n_labelled = labelled_partitions(run_dir, dataset, frames_per_task)
+    if not groups:
+        raise InputError("no processed frame of the run has ground truth", run_dir)
+    kwargs = {"merges": list(merges), "confs": list(confs), "gates": list(gates), "class_names": class_names,
+              "class_map": class_map, "class_agnostic": class_agnostic, "border": border, "num_classes": num_classes,
+              "iou": iou}
+    totals: np.ndarray | None = None
+    template: list[dict[str, Any]] = []
+    frames = 0
+    with quiet_data_context():
+        fn_kwargs = {"run_dir": str(Path(run_dir).resolve()), "gt_by_index": gt_by_index, "kwargs": kwargs}
+        for row in _run_tasks(ray, groups, _sweep_part, fn_kwargs):
+            part = json.loads(row["result"])
+            counts = np.array([[r["tp"], r["fp"], r["fn"], r["gate_removed"]] for r in part["rows"]], np.int64)
+            totals = counts if totals is None else totals + counts
+            template = template or part["rows"]
+            frames += part["frames"]
+            if on_progress is not None:
+                on_progress(part["frames"])
+    assert totals is not None and frames == n_labelled, (frames, n_labelled)
+    rows = []
+    for r, (tp, fp, fn, removed) in zip(template, totals.tolist(), strict=True):
+        op = Counts(tp, fp, fn)
+        rows.append(SweepRow(**{**r, "tp": tp, "fp": fp, "fn": fn, "gate_removed": removed, "precision": float(op.precision),
+                                "recall": float(op.recall), "f1": float(op.f1)}))
+    best = int(np.argmax([r.f1 for r in rows])) if rows else -1
+    return SweepResult(tuple(rows), best, frames, iou)
