@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -96,12 +97,16 @@ def read_exclusions(path: Path | str) -> tuple[list[str], list[float]]:
         raise InputError(f"cannot read exclusion list: {exc}", path) from None
     paths: list[str] = []
     stamps: list[float] = []
-    for line in lines:
+    for n, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         try:
-            stamps.append(float(text))
+            stamp = float(text)
         except ValueError:
             paths.append(text)
+            continue
+        if not math.isfinite(stamp):
+            raise InputError(f"timestamp {text[:40]!r} is not a finite number", path, f"line {n}")
+        stamps.append(stamp)
     return paths, stamps

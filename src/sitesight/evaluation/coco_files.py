@@ -5,7 +5,9 @@ Reading a ground-truth file and a results file into `BoxTable` columns skips bui
 images are evaluated in ascending id order, categories in ascending id order, ground truth areas
 come from the ``"area"`` field (``w * h`` when absent), ``iscrowd`` marks crowd boxes, annotations
 of unknown images or categories are left out, result areas are ``w * h``, and a result whose image
-is not in the ground truth is an error (pycocotools asserts).
+is not in the ground truth is an error (pycocotools asserts). A result of a category the ground truth
+does not list is an error too (pycocotools would silently ignore it); ``ignore_unknown`` drops both
+kinds and ``CocoResult.counts`` says how many.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from sitesight.errors import InputError
 from sitesight.evaluation.coco import COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, CocoResult, evaluate_tables
 from sitesight.evaluation.coco_json import load_json, paused_gc, read_flat_results
 from sitesight.evaluation.matching import BoxTable
+from sitesight.limits import show
 
 __all__ = ["CocoGroundTruth", "load_coco_gt", "load_coco_results", "evaluate_coco_files"]
 
@@ -62,7 +65,11 @@ def _load_json(path: Path | str, what: str, raw: bytes | None = None) -> Any:
     try:
         return load_json(_read(path, what) if raw is None else raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON: {exc}", path) from None
+        raise InputError(f"not valid JSON: {str(exc)[:120]}", path) from None
+    except RecursionError:
+        raise InputError("JSON nested too deep", path) from None
+    except ValueError as exc:  # an integer over Python's 4,300-digit limit
+        raise InputError(f"unreadable JSON value ({str(exc)[:80]})", path) from None
 
 
 def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> np.ndarray:
@@ -71,16 +78,22 @@ def _boxes(items: Sequence[Mapping[str, Any]], path: Path | str, where: str) -> 
         if boxes and not (min(map(len, boxes)) == max(map(len, boxes)) == 4):
             raise ValueError
         bbox = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * len(items)).reshape(len(items), 4)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         for i, a in enumerate(items):
             b = a.get("bbox") if isinstance(a, Mapping) else None
-            if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)):
-                raise InputError(f"expected 'bbox': [x, y, w, h] of numbers, got {b!r}", path, f"{where}[{i}]") from None
-        raise
+            if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and abs(v) < 1e300 for v in b)):
+                raise InputError(f"expected 'bbox': [x, y, w, h] of numbers, got {show(b, 80)}", path, f"{where}[{i}]") from None
+        raise InputError("unreadable 'bbox' values", path, where) from None
     if not np.all(np.isfinite(bbox)):
         i = int(np.flatnonzero(~np.isfinite(bbox).all(axis=1))[0])
         raise InputError("bbox contains NaN or infinity", path, f"{where}[{i}]")
     return bbox
+
+
+def _finite_scores(score: np.ndarray, path: Path | str) -> None:
+    if not np.all(np.isfinite(score)):
+        i = int(np.flatnonzero(~np.isfinite(score))[0])
+        raise InputError(f"score is {score[i]}, expected a finite number", path, f"results[{i}].score")
 
 
 def _values(items: Sequence[Mapping[str, Any]], key: str, default: Any, dtype: type) -> np.ndarray:
@@ -134,9 +147,12 @@ def _gt_columns(data: Any, path: Path | str) -> CocoGroundTruth:
     image_ids, first = np.unique(raw_ids, return_index=True)
     try:
         wh = np.c_[_values(images, "width", 0, np.float64), _values(images, "height", 0, np.float64)][first]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError("'width' and 'height' must be numbers", path, "images") from None
     wh[np.isnan(wh)] = 0.0  # null: unknown
+    if not np.all(np.isfinite(wh) & (wh >= 0)):
+        i = int(np.flatnonzero(~(np.isfinite(wh) & (wh >= 0)).all(axis=1))[0])
+        raise InputError(f"image size {wh[i].tolist()} is not a finite, non-negative number", path, f"images[{int(first[i])}]")
     cats = data["categories"]
     cat_raw = _ints(cats, "id", path, "categories")
     category_ids, cfirst = np.unique(cat_raw, return_index=True)
@@ -151,8 +167,10 @@ def _gt_columns(data: Any, path: Path | str) -> CocoGroundTruth:
     box_area = bbox[:, 2] * bbox[:, 3]
     try:
         area = _values(anns, "area", np.nan, np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError("'area' must be a number", path, "annotations") from None
+    if np.isinf(area).any():
+        raise InputError("'area' must be finite", path, f"annotations[{int(np.flatnonzero(np.isinf(area))[0])}].area")
     area = np.where(np.isnan(area), box_area, area)
     crowd = _ints(anns, "iscrowd", path, "annotations", default=0) != 0
     zero_id = _ints(anns, "id", path, "annotations", default=-1) == 0
@@ -168,44 +186,60 @@ def _gt_columns(data: Any, path: Path | str) -> CocoGroundTruth:
     )
 
 
-def load_coco_results(path: Path | str, gt: CocoGroundTruth) -> BoxTable:
+def load_coco_results(path: Path | str, gt: CocoGroundTruth, *, ignore_unknown: bool = False) -> BoxTable:
     """Read a COCO results JSON (a list of ``image_id, category_id, bbox, score``) into columns.
 
-    Results of categories the ground truth does not list are kept with class index ``-1`` (the
-    evaluator drops them, as pycocotools does). A result for an unknown image is an `InputError`.
+    A result of a category or an image the ground truth does not list is an `InputError` naming
+    them; with ``ignore_unknown`` results of unknown images are left out and those of unknown
+    categories kept with class index ``-1`` (the evaluator drops them, as pycocotools does).
     """
     raw = _read(path, "results")
     fast = read_flat_results(raw)
     if fast is not None:
         ids, cats, bbox, score = fast
         img, ok = _lookup(gt.image_ids, ids)
-        if ok.all():
+        if ok.all() or ignore_unknown:
+            _finite_scores(score, path)
             cat, cat_ok = _lookup(gt.category_ids, cats)
+            _unknown_categories(cats, cat_ok, gt, path, ignore_unknown)
             xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
-            return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
+            return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3]).take(ok)
     with paused_gc():
-        return _results_columns(_load_json(path, "results", raw), path, gt)
+        return _results_columns(_load_json(path, "results", raw), path, gt, ignore_unknown)
 
 
-def _results_columns(data: Any, path: Path | str, gt: CocoGroundTruth) -> BoxTable:
+def _unknown_categories(cats: np.ndarray, cat_ok: np.ndarray, gt: CocoGroundTruth, path: Path | str, ignore: bool) -> None:
+    """The one policy for results of unknown categories: an error listing them, unless ``ignore``
+    (then the evaluator leaves them out, as pycocotools does, and the counts say how many)."""
+    if ignore or cat_ok.all():
+        return
+    unknown = np.unique(cats[~cat_ok])
+    raise InputError(f"{int((~cat_ok).sum())} results have category ids {unknown[:20].tolist()} that the ground truth does "
+                     f"not list (it has {gt.category_ids.tolist()}); pass --ignore-unknown to drop them", path)
+
+
+def _results_columns(data: Any, path: Path | str, gt: CocoGroundTruth, ignore_unknown: bool = False) -> BoxTable:
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]  # a full COCO file used as results
     if not isinstance(data, list) or not all(isinstance(a, dict) for a in data):
         raise InputError("expected a list of result objects", path)
     ids = _ints(data, "image_id", path, "results")
     img, ok = _lookup(gt.image_ids, ids)
-    if not ok.all():
+    if not ok.all() and not ignore_unknown:
         i = int(np.flatnonzero(~ok)[0])
-        raise InputError(f"image_id {int(ids[i])} is not in the ground truth", path, f"results[{i}]")
+        raise InputError(f"image_id {int(ids[i])} is not in the ground truth ({int((~ok).sum())} such results; "
+                         "--ignore-unknown drops them)", path, f"results[{i}]")
     cats = _ints(data, "category_id", path, "results")
     cat, cat_ok = _lookup(gt.category_ids, cats)
+    _unknown_categories(cats, cat_ok, gt, path, ignore_unknown)
     bbox = _boxes(data, path, "results")
     try:
         score = np.fromiter(map(itemgetter("score"), data), np.float64, count=len(data))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise InputError("every result needs a numeric 'score'", path, "results") from None
+    _finite_scores(score, path)
     xyxy = np.c_[bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]
-    return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3])
+    return BoxTable.build(img, np.where(cat_ok, cat, -1), xyxy, score=score, area=bbox[:, 2] * bbox[:, 3]).take(ok)
 
 
 def evaluate_coco_files(
@@ -217,23 +251,52 @@ def evaluate_coco_files(
     area_ranges: Mapping[str, tuple[float, float]] = COCO_AREA_RANGES,
     relative_area: bool = False,
     honour_max_dets: bool = False,
+    class_agnostic: bool = False,
+    ignore_unknown: bool = False,
 ) -> CocoResult:
     """pycocotools' ``COCOeval(gt, gt.loadRes(results), "bbox")`` stats from two JSON files.
 
     ``relative_area=True`` reads ``area_ranges`` as fractions of each image's ``width * height``.
+    ``class_agnostic`` scores every box as one class (pycocotools' ``useCats = 0``).
+    ``ignore_unknown`` drops results of unknown images or categories (``counts`` says how many)
+    instead of failing.
     """
     gt = load_coco_gt(gt_path)
-    pred = load_coco_results(results_path, gt)
+    pred = load_coco_results(results_path, gt, ignore_unknown=ignore_unknown)
+    n_results = len(pred)
+    dropped_category = int((pred.class_id < 0).sum())
+    class_names = gt.class_names
+    table = gt.table
+    if class_agnostic:
+        pred = pred.take(pred.class_id >= 0) if not ignore_unknown else pred
+        pred = pred.with_columns(class_id=np.zeros(len(pred), np.int64))
+        table = table.with_columns(class_id=np.zeros(len(table), np.int64))
+        class_names, dropped_category = ("object",), 0
     if relative_area and not np.all(gt.image_wh > 0):
         raise InputError("relative area ranges need 'width' and 'height' on every image", gt_path, "images")
-    return evaluate_tables(
-        gt.table,
+    result = evaluate_tables(
+        table,
         pred,
         n_images=gt.image_ids.size,
-        class_names=gt.class_names,
+        class_names=class_names,
         iou_thresholds=iou_thresholds,
         max_dets=max_dets,
         area_ranges=area_ranges,
         frame_wh=gt.image_wh if relative_area else None,
         honour_max_dets=honour_max_dets,
     )
+    if ignore_unknown:
+        dropped = {"dropped_unknown_category": dropped_category}
+        try:
+            dropped["dropped_unknown_image"] = _count_results(results_path) - n_results
+        except (OSError, ValueError):
+            pass
+        result = replace(result, counts={**result.counts, **dropped})
+    return result
+
+
+def _count_results(path: Path | str) -> int:
+    data = load_json(_read(path, "results"))
+    if isinstance(data, dict):
+        data = data.get("annotations", [])
+    return len(data) if isinstance(data, list) else 0

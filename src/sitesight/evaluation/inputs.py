@@ -1,8 +1,8 @@
 """File inputs for the ``sitesight eval`` commands: one library function per command.
 
-* `evaluate_det_files`: ground truth in any supported format, predictions as COCO results JSON or
-  a sitesight run folder (raw per-slice predictions merged per frame) → operating point, sweep,
-  error breakdown and confusion matrix, all from the same matching rules.
+* `detection_report`: operating point, sweep, error breakdown and confusion matrix of aligned
+  ground truth and predictions, all from the same matching rules (``sitesight eval det`` reads
+  its inputs with `sitesight.sliced.evaluate`, which joins runs and results files with ground truth).
 * `evaluate_cls_csv`: a CSV with a ``label`` column and one probability column per class.
 * `evaluate_anomaly_csv`: a CSV with ``label`` (normal/anomalous) and ``score`` columns.
 """
@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.anomaly import AnomalyResult, anomaly_metrics
@@ -24,46 +23,14 @@ from sitesight.evaluation.classification import ClassificationResult, classifica
 from sitesight.evaluation.confusion import confusion_matrix
 from sitesight.evaluation.detection import match_detections
 from sitesight.evaluation.errors import error_breakdown
+from sitesight.limits import show
 
-__all__ = ["load_predictions", "detection_report", "evaluate_det_files", "evaluate_cls_csv", "evaluate_anomaly_csv"]
+__all__ = ["detection_report", "evaluate_cls_csv", "evaluate_anomaly_csv"]
 
 ANOMALOUS = {"anomalous", "anomaly", "abnormal", "defect", "defective", "ng", "bad", "1", "true", "yes"}
 NORMAL = {"normal", "good", "ok", "0", "false", "no"}
 # columns of a classification CSV that describe a row rather than hold a class probability
 CLS_CSV_INFO_COLUMNS = ("image", "path", "id", "box_index", "x1", "y1", "x2", "y2", "score", "pred")
-
-
-def _run_predictions(run_dir: Path, dataset: Dataset, merge_method: str, merge_threshold: float) -> list[Detections]:
-    from sitesight.sliced.merge import merge
-    from sitesight.sliced.store import load_run
-
-    run = load_run(run_dir)
-    by_path = {str(Path(f.key).resolve()): d for f, d in zip(run.frames, run.raw, strict=True)}
-    by_name: dict[str, Detections] = {}
-    for f, d in zip(run.frames, run.raw, strict=True):
-        by_name.setdefault(Path(f.key).name, d)
-    out = []
-    for sample in dataset.samples:
-        path = dataset.image_path(sample)
-        raw = by_path.get(str(path.resolve()), by_name.get(path.name))
-        if raw is None:
-            out.append(Detections.empty(["source"]))
-            continue
-        merged = merge(raw, method=merge_method, metric="ios" if merge_method != "nms" else "iou", threshold=merge_threshold)
-        out.append(merged)
-    return out
-
-
-def load_predictions(pred: Path | str, dataset: Dataset, *, merge_method: str = "greedy_nmm", merge_threshold: float = 0.5) -> list[Detections]:
-    """Predictions aligned with ``dataset.samples``: COCO results JSON, or a run folder (merged per frame)."""
-    pred = Path(pred)
-    if pred.is_dir():
-        if not (pred / "manifest.json").is_file():
-            raise InputError("a prediction folder must be a sitesight run (manifest.json missing)", pred)
-        return _run_predictions(pred, dataset, merge_method, merge_threshold)
-    from sitesight.formats.coco import read_coco_results
-
-    return read_coco_results(pred, dataset)
 
 
 def detection_report(
@@ -87,40 +54,31 @@ def detection_report(
     return out
 
 
-def evaluate_det_files(
-    gt: Path | str,
-    pred: Path | str,
-    *,
-    iou: float = 0.5,
-    conf: float = 0.5,
-    thresholds: Sequence[float] | np.ndarray = (),
-    target_recall: float | None = None,
-    merge_method: str = "greedy_nmm",
-) -> dict[str, Any]:
-    """`detection_report` for a ground-truth dataset (any format) and a prediction file or run folder."""
-    from sitesight.formats import read_dataset
-
-    dataset = read_dataset(gt)
-    preds = load_predictions(pred, dataset, merge_method=merge_method)
-    gts = [s.gt for s in dataset.samples]
-    return detection_report(gts, preds, class_names=dataset.class_names, iou=iou, conf=conf, thresholds=thresholds, target_recall=target_recall)
-
-
 def _read_csv(path: Path | str, required: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows = list(reader)
     except FileNotFoundError:
         raise InputError("file not found", path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, expected a CSV file", path) from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc})", path) from None
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path) from None
+    except csv.Error as exc:  # a cell over the csv module's 128 kB field limit, a NUL byte
+        raise InputError(f"malformed CSV ({str(exc)[:80]})", path, f"line {reader.line_num}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", path) from None
     if not rows:
         raise InputError("empty CSV", path)
     header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        twice = next(h for h in header if header.count(h) > 1)
+        raise InputError(f"column {show(twice)} appears twice", path, "line 1")
     for name in required:
         if name not in header:
-            raise InputError(f"missing column {name!r}; columns are {header}", path, "line 1")
+            raise InputError(f"missing column {name!r}; columns are {show(header, 120)}", path, "line 1")
     body = [r for r in rows[1:] if any(c.strip() for c in r)]
     for i, r in enumerate(rows[1:], start=2):
         if any(c.strip() for c in r) and len(r) != len(header):
@@ -132,9 +90,11 @@ def _floats(values: list[str], path: Path | str, column: str, first_line: int) -
     out = np.empty(len(values))
     for i, v in enumerate(values):
         try:
-            out[i] = float(v)
+            out[i] = float(v) if len(v) < 64 else float("nan")
         except ValueError:
-            raise InputError(f"column {column!r}: not a number: {v!r}", path, f"line {first_line + i}") from None
+            raise InputError(f"column {show(column)}: not a number: {show(v)}", path, f"line {first_line + i}") from None
+        if not np.isfinite(out[i]):
+            raise InputError(f"column {show(column)}: {show(v)} is not a finite number", path, f"line {first_line + i}")
     return out
 
 
@@ -155,7 +115,7 @@ def evaluate_cls_csv(path: Path | str) -> ClassificationResult:
     for i, r in enumerate(body):
         name = r[li].strip()
         if name not in index:
-            raise InputError(f"label {name!r} is not one of the class columns {classes}", path, f"line {i + 2}")
+            raise InputError(f"label {show(name)} is not one of the class columns {show(classes, 120)}", path, f"line {i + 2}")
         y[i] = index[name]
     probs = np.stack([_floats([r[header.index(c)] for r in body], path, c, 2) for c in classes], axis=1) if body else np.zeros((0, len(classes)))
     return classification_metrics(y, probs, classes)
@@ -173,6 +133,6 @@ def evaluate_anomaly_csv(path: Path | str, threshold: float | None = None) -> An
         elif v in NORMAL:
             labels[i] = False
         else:
-            raise InputError(f"label {r[li]!r}: expected normal or anomalous", path, f"line {i + 2}")
+            raise InputError(f"label {show(r[li])}: expected normal or anomalous", path, f"line {i + 2}")
     scores = _floats([r[si] for r in body], path, "score", 2)
     return anomaly_metrics(labels, scores, threshold=threshold)

@@ -24,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -43,6 +45,7 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
 from sitesight.identity import frame_root
+from sitesight.limits import load_json
 
 __all__ = [
     "FrameRecord",
@@ -56,7 +59,10 @@ __all__ = [
     "shard_index",
     "write_run",
     "library_versions",
+    "model_identity",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "sitesight-run"
 FORMAT_VERSION = 1
@@ -120,6 +126,11 @@ class Run:
         root = self.manifest.get("root")
         return None if root is None else Path(root)
 
+    def with_class_names(self, class_names: Sequence[str]) -> Run:
+        """The same run with the model's class names given (for a run that did not record them)."""
+        return Run(self.run_dir, {**self.manifest, "class_names": [str(n) for n in class_names]}, self.frames, self.raw,
+                   self.skipped)
+
     def table(self) -> FrameTable:
         """The raw boxes of every processed frame as one `FrameTable` (frame = position in ``frames``)."""
         return FrameTable.from_frames(self.raw)
@@ -153,19 +164,67 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("not a sitesight run (no manifest.json)", run_dir) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})", path, f"line {exc.lineno}") from None
+    if not path.is_file():
+        raise InputError("not a sitesight run (no manifest.json)", run_dir)
+    manifest = load_json(path, what="run manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"not a sitesight run manifest (format != {FORMAT!r})", path, "format")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise InputError(f"unsupported run format_version {manifest.get('format_version')!r}", path, "format_version")
-    if not isinstance(manifest.get("frames"), list):
-        raise InputError("missing frame list", path, "frames")
+    frames = manifest.get("frames")
+    if not isinstance(frames, list) or not all(isinstance(k, str) for k in frames):
+        raise InputError("missing frame list (a list of frame keys)", path, "frames")
+    if not isinstance(manifest.get("parameters", {}), dict):
+        raise InputError("'parameters' must be an object", path, "parameters")
+    names = manifest.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, (str, int)) for n in names)):
+        raise InputError("'class_names' must be a list of names", path, "class_names")
     return manifest
+
+
+def model_identity(model: str) -> str:
+    """What makes two runs' models the same: each file a spec names, by its content hash.
+
+    ``yolo:runs/best.pt`` and ``yolo:/abs/runs/best.pt`` are one model; the same path after the
+    weights were retrained is another. Parts of the spec that are not files (the backend, an
+    architecture name, a release name) are kept as written. The detection options are compared
+    separately (the manifest's ``parameters``).
+    """
+    parts = []
+    for part in str(model).split(":"):
+        path = Path(part)
+        try:
+            is_file = bool(part) and path.is_file()
+        except (OSError, ValueError):
+            is_file = False
+        if is_file:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            parts.append(f"sha256={digest.hexdigest()[:32]}")
+        else:
+            parts.append(part)
+    return ":".join(parts)
+
+
+def _quarantine_bad_shards(run_dir: Path) -> list[Path]:
+    """Move shards that cannot be read (a disk error, a copy cut short) to ``RUN/corrupt/``.
+
+    Their frames are then not done, so a resume redoes them. Returns the moved shards' new paths.
+    """
+    moved = []
+    for path in _shard_paths(run_dir):
+        try:
+            _frames_meta(path, pq.read_schema(path).metadata)
+            pq.ParquetFile(path).metadata  # noqa: B018 - reads the footer: a truncated file fails here
+        except (InputError, pa.ArrowException, OSError) as exc:
+            target = run_dir / "corrupt" / path.name
+            target.parent.mkdir(exist_ok=True)
+            os.replace(path, target)
+            logger.warning("%s: unreadable shard (%s); moved to %s, its frames will be redone", path, str(exc)[:120], target)
+            moved.append(target)
+    return moved
 
 
 def open_run(
@@ -188,10 +247,13 @@ def open_run(
     run_dir = Path(run_dir)
     manifest_path = run_dir / MANIFEST
     parameters = json.loads(json.dumps(dict(parameters)))  # normalise tuples to lists for comparison
+    model_id = model_identity(model)
     if manifest_path.exists():
         old = _read_manifest(run_dir)
-        for key, value in (("model", model), ("parameters", parameters), ("frames", list(frame_keys))):
-            if old.get(key) != value:
+        same_model = old.get("model_id") == model_id if "model_id" in old else old.get("model") == model
+        for key, same in (("model", same_model), ("parameters", old.get("parameters") == parameters),
+                          ("frames", old.get("frames") == list(frame_keys))):  # fmt: skip
+            if not same:
                 raise InputError(f"the existing run has a different {key}; use a new output folder to start over", manifest_path, key)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -200,6 +262,7 @@ def open_run(
             "format_version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": model,
+            "model_id": model_id,
             "parameters": parameters,
             "versions": dict(versions or library_versions()),
             "frames": list(frame_keys),
@@ -211,6 +274,7 @@ def open_run(
     shard_dir.mkdir(exist_ok=True)
     for stale in shard_dir.glob(".tmp-*"):
         stale.unlink(missing_ok=True)
+    _quarantine_bad_shards(run_dir)
     return done_frames(run_dir)
 
 
@@ -219,10 +283,22 @@ def _shard_paths(run_dir: Path) -> list[Path]:
 
 
 def _frames_meta(path: Path, metadata: Mapping[bytes, bytes] | None) -> list[list[Any]]:
+    raw = (metadata or {}).get(FRAMES_KEY)
+    if raw is None:
+        raise InputError("shard lacks its sitesight.sliced.frames metadata", path)
     try:
-        return json.loads((metadata or {})[FRAMES_KEY])
-    except (KeyError, json.JSONDecodeError):
-        raise InputError("shard lacks its sitesight.sliced.frames metadata", path) from None
+        rows = load_json(path, what="shard frame list", text=raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("shard frame list is not UTF-8", path, "sitesight.sliced.frames") from None
+    if not isinstance(rows, list):
+        raise InputError("shard frame list must be a list", path, "sitesight.sliced.frames")
+    for i, row in enumerate(rows):
+        ok = isinstance(row, list) and len(row) == 4 and isinstance(row[0], int) and 0 <= row[0] < 1 << 40
+        ok = ok and isinstance(row[1], str) and (row[2] is None or (
+            isinstance(row[2], list) and len(row[2]) == 2 and all(isinstance(v, int) and 0 <= v <= 1 << 20 for v in row[2])))
+        if not ok:
+            raise InputError("expected [index, key, [width, height] or null, reason]", path, f"sitesight.sliced.frames[{i}]")
+    return rows
 
 
 def shard_index(run_dir: Path | str) -> list[tuple[str, list[list[Any]]]]:
@@ -335,12 +411,25 @@ def read_shards(
     for path in _shard_paths(run_dir) if shards is None else [run_dir / SHARDS / name for name in shards]:
         try:
             table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"unreadable shard ({exc})", path) from None
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"unreadable shard ({str(exc)[:160]}); rerun detect on the same folder to redo its frames", path) from None
         metas.append(_frames_meta(path, table.schema.metadata))
+        _check_columns(path, table.schema)
         if table.num_rows:
             tables.append(table.replace_schema_metadata(None))
-    return manifest, metas, pa.concat_tables(tables, promote_options="default") if tables else None
+    try:
+        return manifest, metas, pa.concat_tables(tables, promote_options="default") if tables else None
+    except pa.ArrowException as exc:
+        raise InputError(f"shards have incompatible columns ({str(exc)[:120]})", run_dir / SHARDS) from None
+
+
+def _check_columns(path: Path, schema: pa.Schema) -> None:
+    for name in BOX_COLUMNS:
+        if name not in schema.names:
+            raise InputError(f"shard lacks the {name!r} column", path)
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or (pa.types.is_floating(kind) and name in ("x1", "y1", "x2", "y2", "score"))):
+            raise InputError(f"shard column {name!r} has type {kind}, expected a number", path)
 
 
 def load_run(run_dir: Path | str, *, shards: Sequence[str] | None = None) -> Run:
@@ -369,8 +458,13 @@ def load_run(run_dir: Path | str, *, shards: Sequence[str] | None = None) -> Run
     image_id = table.column("image_id").to_numpy()
     order = np.argsort(image_id, kind="stable")
     image_id = image_id[order]
-    xyxy = np.stack([table.column(c).to_numpy()[order] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float32)
-    score = table.column("score").to_numpy()[order].astype(np.float32)
+    try:
+        xyxy = np.stack([table.column(c).to_numpy()[order] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float32)
+        score = table.column("score").to_numpy()[order].astype(np.float32)
+    except (KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+        raise InputError(f"shards lack the box columns ({str(exc)[:80]})", run_dir / SHARDS) from None
+    if not (np.isfinite(xyxy).all() and np.isfinite(score).all()):
+        raise InputError("shards hold non-finite box coordinates or scores", run_dir / SHARDS)
     class_id = table.column("class_id").to_numpy()[order].astype(np.int64)
     attributes = {"source": table.column("source").to_numpy()[order].astype(np.int32)}
     for name in table.column_names:
