@@ -116,10 +116,11 @@ def _ints(items: Sequence[Mapping[str, Any]], key: str, path: Path | str, where:
         for i, a in enumerate(items):
             v = a.get(key, default) if isinstance(a, Mapping) else None
             if not isinstance(v, (int, bool)) and not (isinstance(v, float) and v.is_integer()):
-                raise InputError(f"expected integer {key!r}, got {v!r}", path, f"{where}[{i}]") from None
+                raise InputError(f"expected integer {key!r}, got {show(v)}", path, f"{where}[{i}]") from None
             if not -(2**63) <= v < 2**63:
-                raise InputError(f"integer {key!r} out of range: {v!r}", path, f"{where}[{i}]") from None
-        raise
+                raise InputError(f"integer {key!r} out of range: {show(v)}", path, f"{where}[{i}]") from None
+        # Every value is an integer in range, only past float64's exact range: convert exactly.
+        return np.array([int(a.get(key, default)) for a in items], dtype=np.int64)
 
 
 def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,10 @@ def parse_xml(path: Path | str) -> Element:
         raise InputError(f"external XML reference refused ({exc.sysid})", path, "DOCTYPE") from None
     except defusedxml.DefusedXmlException as exc:
         raise InputError(f"unsafe XML refused: {exc}", path) from None
+    except LookupError as exc:  # <?xml encoding="..."?> names no codec Python knows
+        raise InputError(f"unsupported XML encoding ({str(exc)[:80]})", path, "line 1") from None
+    except (RecursionError, MemoryError):
+        raise InputError("XML nested too deep or too large", path) from None
     except IsADirectoryError:
         raise InputError("is a folder, expected an XML file", path) from None
     except FileNotFoundError:

@@ -28,7 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from sitesight.atomic import atomic_path
+from sitesight.atomic import write_json as atomic_write_json
 from sitesight.errors import InputError
+from sitesight.limits import load_json
 
 __all__ = ["MODEL_BUILDERS", "save_checkpoint", "read_checkpoint_config", "build_from_config", "load_checkpoint"]
 
@@ -52,10 +55,9 @@ def save_checkpoint(path: Path | str, model: nn.Module, config: dict[str, Any]) 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     text = json.dumps(config, default=list)
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={_META_KEY: text})
-    tmp.replace(path)  # never leave a half-written best checkpoint behind
-    path.with_suffix(".json").write_text(json.dumps(json.loads(text), indent=1))
+    with atomic_path(path) as tmp:  # never leave a half-written best checkpoint behind
+        save_file(state, str(tmp), metadata={_META_KEY: text})
+    atomic_write_json(path.with_suffix(".json"), json.loads(text), indent=1)
     return path
 
 
@@ -70,10 +72,13 @@ def read_checkpoint_config(path: Path | str) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except Exception as exc:  # not a safetensors file
-        raise InputError(f"not a safetensors checkpoint ({type(exc).__name__}: {exc})", path) from None
+        raise InputError(f"not a safetensors checkpoint ({str(exc)[:120]})", path) from None
     if _META_KEY not in meta:
         raise InputError(f"no {_META_KEY!r} config in the metadata: not a sitesight checkpoint", path, where="metadata")
-    return json.loads(meta[_META_KEY])
+    config = load_json(path, what="checkpoint config", text=meta[_META_KEY])
+    if not isinstance(config, dict):
+        raise InputError(f"the stored config is a {type(config).__name__}, expected an object", path, where=f"metadata.{_META_KEY}")
+    return config
 
 
 def build_from_config(config: dict[str, Any], *, path: Path | str | None = None) -> nn.Module:
