@@ -64,7 +64,7 @@ def test_filter_split_tile_mix_package_commands(tmp_path, capsys):
 
     assert main(["data", "split", str(xml), str(tmp_path / "split"), "--to", "coco", "--fraction", "train=0.5",
                  "--fraction", "test=0.5"]) == 0
-    parts = _last_json(capsys)
+    parts = _last_json(capsys)["subsets"]
     assert parts["train"]["images"] == parts["test"]["images"] == 4
     cams = [{str(s.path).split("/")[-1][:4] for s in read_dataset(tmp_path / "split" / n / "annotations.json").samples}
             for n in ("train", "test")]

@@ -159,12 +159,17 @@ def split(
     to: str = typer.Option("coco", "--to", help=FORMATS_HELP),
     link: str = typer.Option("copy", "--link", help="yolo/voc images: copy, symlink or hardlink (no copies of the pixels)."),
     fraction: list[str] = typer.Option(["train=0.8", "val=0.1", "test=0.1"], "--fraction", help="name=share. Repeatable."),
-    group_by: list[str] = typer.Option(["camera"], "--group-by", help="camera, time, source or phash. Repeatable; none = per image."),
+    group_by: list[str] = typer.Option(["camera"], "--group-by", help="camera, time, source or phash (same picture, also flipped/rotated). Repeatable; none = per image."),
     time_window: float = typer.Option(60.0, "--time-window", help="Seconds for --group-by time."),
+    hash_distance: int = typer.Option(4, "--hash-distance", min=0, max=64, help="Bits (of 64) within which --group-by phash calls two pictures the same."),
     seed: int = typer.Option(0, "--seed", help="Shuffling seed."),
 ) -> None:
-    """Stratified split where no camera / time window / source photo straddles two subsets."""
-    from sitesight.curation.split import split_dataset
+    """Stratified split where no camera / time window / source photo straddles two subsets.
+
+    Prints JSON: the number of groups formed, images lacking the grouping information, and per
+    subset the images and the shares reached by image and by every class's boxes.
+    """
+    from sitesight.curation.split import plan_split, split_dataset
 
     try:
         fractions = {k.strip(): float(v) for k, v in (f.split("=", 1) for f in fraction)}
@@ -172,13 +177,21 @@ def split(
         raise InputError(f"--fraction: expected name=share, got {fraction}") from None
     keys = [g for g in group_by if g != "none"]
     dataset = _read(src)
-    parts = split_dataset(dataset, fractions=fractions, group_by=keys, time_window_s=time_window, seed=seed)
+    with _progress("hashing", len(dataset) if "phash" in keys else 0) as advance:
+        plan = plan_split(dataset, fractions=fractions, group_by=keys, time_window_s=time_window, hash_distance=hash_distance,
+                          seed=seed, progress=advance)  # fmt: skip
+    parts = split_dataset(dataset, plan=plan)
     if to == "yolo":  # one root that Ultralytics trains on as written: images/<subset>, labels/<subset>, data.yaml
         _write(dataset.with_samples([s for p in parts.values() for s in p.samples]), out, to, link)
     else:
         for name, part in parts.items():
             _write(part, out / name, to, link)
-    typer.echo(json.dumps({name: {"images": len(p), "boxes": p.class_counts()} for name, p in parts.items()}))
+    summary = plan.summary(dataset.class_names)
+    for name, part in parts.items():
+        summary["subsets"][name]["boxes"] = part.class_counts()
+    if summary["missing"]:
+        console.print(f"[yellow]{summary['missing']} images lack that grouping information; each stands alone[/yellow]")
+    typer.echo(json.dumps(summary))
 
 
 @data_app.command("mix")
