@@ -57,6 +57,7 @@ def _register() -> None:
     from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
     from sitesight.cli import mine  # noqa: F401  (registers `sitesight mine`, `sitesight mine verdict`)
     from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
+    from sitesight.cli import compare  # noqa: F401  (registers `sitesight compare`)
     from sitesight.cli import det  # noqa: F401  (registers `sitesight train det|iou-head`, `sitesight rescore`, `sitesight eval iou-aware`)
 
 

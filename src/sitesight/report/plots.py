@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["confusion_heatmap", "training_curves", "pr_curves", "f1_vs_conf", "score_histogram", "bar_chart"]
+__all__ = ["confusion_heatmap", "training_curves", "pr_curves", "f1_vs_conf", "prf_vs_conf", "score_histogram", "bar_chart", "forest"]
 
 DPI = 90
 
@@ -154,4 +154,39 @@ def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], *, t
     if len(series) > 1:
         ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
+    return _uri(fig)
+
+
+def prf_vs_conf(conf: np.ndarray, precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, *, chosen: float | None = None,
+                title: str = "precision, recall and F1 vs confidence") -> str:
+    """Three lines over the confidence threshold (as Ultralytics' P/R/F1 curves), the chosen threshold dashed."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, y in (("precision", precision), ("recall", recall), ("F1", f1)):
+        ax.plot(conf, y, label=name)
+    if chosen is not None:
+        ax.axvline(float(chosen), color="k", linestyle="--", linewidth=1, label=f"operating point {float(chosen):.2f}")
+    ax.set_xlabel("confidence threshold")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _uri(fig)
+
+
+def forest(rows: Sequence[tuple[str, float, float, float]], *, title: str = "B − A with 95 % intervals") -> str:
+    """``(label, delta, lo, hi)`` rows as points with horizontal interval bars and a line at zero
+    (green: interval above 0, red: below, grey: includes 0)."""
+    fig = _figure(5.8, max(1.6, 0.32 * len(rows) + 0.9))
+    ax = fig.add_subplot()
+    for i, (_, d, lo, hi) in enumerate(rows):
+        colour = "#1e8449" if lo > 0 else "#c0392b" if hi < 0 else "#7f8c8d"
+        ax.plot([lo, hi], [i, i], color=colour, linewidth=2)
+        ax.plot([d], [i], "o", color=colour)
+    ax.axvline(0, color="k", linewidth=1)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("B − A")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     return _uri(fig)
