@@ -5,11 +5,12 @@ slices and its full-frame pass) and returns 10 boxes per image, so frames/s meas
 not a model. A sleep stands for a GPU-bound model: the CPU is free while the accelerator works,
 which is what an actor holding a GPU looks like to Ray.
 
-Each engine runs over ``--frames`` synthetic 1920x1080 JPEG frames (8 per shard). Its steady
-cost per frame is read off the times its shards finish (first to last), its start-up is the
-time before the first shard less one shard at that cost (for Ray: planning the dataset, starting
-the actors; ``ray.init`` and a warm-up run that starts Ray's worker processes are timed apart).
-Ray's overhead per frame = Ray's steady cost at 1 actor - the local one.
+Each engine runs over ``--frames`` synthetic 1920x1080 JPEG frames (8 per shard). The local
+engine's cost per frame is its wall time / frames (it starts at once). Ray's steady cost per frame
+is read off the times its shards finish (first to last), its start-up is the time before the
+first shard less one shard at that cost (planning the dataset, starting the actors; ``ray.init``
+and a warm-up run that starts Ray's worker processes are timed apart). Ray's overhead per frame
+= Ray's steady cost at 1 actor - the local one.
 
 Then the stages of one frame, timed in this process with the functions both engines call:
 decode (`sitesight.sliced.frames.read_frame`), slice (`predict_sliced` around a detector that
@@ -103,9 +104,12 @@ def _engine_times(refs: list, tmp: Path, seconds_per_image: float, cpus: int) ->
         t = time.perf_counter()
         summary = run(refs, tmp / name.replace(" ", ""), lambda n, t=t, ticks=ticks: ticks.append((time.perf_counter() - t, n)))
         wall = time.perf_counter() - t
-        assert summary.processed == len(refs) and len(ticks) > 2
-        steady = (ticks[-1][0] - ticks[0][0]) / (len(refs) - ticks[0][1])
-        startup = ticks[0][0] - steady * ticks[0][1]
+        assert summary.processed == len(refs) and len(ticks) > 2, (summary, ticks)
+        if name == "local":  # no start-up to speak of; its progress granularity is its own business
+            steady, startup = wall / len(refs), 0.0
+        else:
+            steady = (ticks[-1][0] - ticks[0][0]) / (len(refs) - ticks[0][1])
+            startup = ticks[0][0] - steady * ticks[0][1]
         print(f"  {name:7s} {len(refs)} frames: {wall:6.2f} s wall = {len(refs) / wall:5.2f} frames/s; "
               f"first chunk after {ticks[0][0]:.2f} s")
         out[name] = (steady, startup)
