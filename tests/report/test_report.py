@@ -219,3 +219,17 @@ def test_cli_report(runs: dict[str, Path], tmp_path: Path) -> None:
     assert main(["report", str(runs["det_a"]), str(runs["det_b"]), "--out", str(out)]) == 0
     assert [k for _, k in parse(out).sections] == ["detection", "detection", "comparison"]
     assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 1
+
+
+def test_paths_relative_to_where_the_command_ran_are_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sitesight predict anomaly demo/parts` writes ``demo/parts/...`` into ``demo/pred/scores.csv``: read against
+    the CSV's folder that path was doubled (the demo report opened with 16 "image not readable" lines)."""
+    monkeypatch.chdir(tmp_path)
+    frames = [p.relative_to(tmp_path) for p in write_frames(tmp_path / "demo" / "parts", 4)]
+    run = anomaly_run(tmp_path / "demo", frames, name="pred")
+    assert (tmp_path / "demo" / "pred" / "scores.csv").read_text().splitlines()[1].startswith("demo/parts/")
+    text = build_report([run], tmp_path / "r.html").read_text()
+    assert "not readable" not in text
+    assert len(parse(tmp_path / "r.html").images) >= 1 + 4  # histogram + the top-scored frames
+    monkeypatch.chdir(tmp_path / "demo")  # built later from elsewhere: the CSV folder's ancestors still hold it
+    assert "not readable" not in build_report([run], tmp_path / "r2.html").read_text()

@@ -18,7 +18,7 @@ from sitesight.evaluation.anomaly import anomaly_metrics
 from sitesight.evaluation.inputs import ANOMALOUS, NORMAL
 from sitesight.report import plots
 from sitesight.report.crops import FrameCache, draw_thumbnail, heatmap_overlay
-from sitesight.report.runs import ReportRun
+from sitesight.report.runs import ReportRun, resolve_listed_path
 
 __all__ = ["read_table", "parse_number", "load_anomaly", "anomaly_section"]
 
@@ -135,15 +135,13 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
     cards = []
     for i in order:
         r = rows[int(i)]
-        image = Path(r.get("image", ""))
-        image = image if image.is_absolute() else base / image
+        image = resolve_listed_path(r.get("image", ""), base)
         frame = cache.get(image) if r.get("image") else None
         if frame is None:
             continue
         hm = None
         if r.get("heatmap"):
-            hp = Path(r["heatmap"])
-            hm = _heatmap(hp if hp.is_absolute() else base / hp)
+            hm = _heatmap(resolve_listed_path(r["heatmap"], base))
         cards.append({"src": heatmap_overlay(frame, hm) if hm is not None else draw_thumbnail(frame, side=320),
                       "where": image.name, "score": float(scores[i]), "label": ("normal", "anomalous", "unlabelled")[int(labels[i])],
                       "heatmap": hm is not None})

@@ -15,7 +15,7 @@ import numpy as np
 from sitesight.report import plots
 from sitesight.report.anomaly import parse_number, read_table
 from sitesight.report.crops import FrameCache, draw_thumbnail
-from sitesight.report.runs import ReportRun
+from sitesight.report.runs import ReportRun, resolve_listed_path
 
 __all__ = ["mining_section"]
 
@@ -32,7 +32,7 @@ def mining_section(run: ReportRun, *, top_k: int = 24, cache: FrameCache | None 
     mosaic = []
     for i in order[:top_k]:
         image = Path(rows[int(i)]["image"])
-        frame = cache.get(image if image.is_absolute() else path.parent / image)
+        frame = cache.get(resolve_listed_path(str(image), path.parent))
         if frame is not None:
             mosaic.append({"src": draw_thumbnail(frame, side=240), "where": image.name, "score": float(scores[i]), "rank": len(mosaic) + 1})
     return {"kind": "mining", "name": run.name, "path": str(run.path), "n": len(rows), "columns": columns,

@@ -16,8 +16,9 @@ Roles per kind (``*`` = required):
   row per epoch); ``checkpoint_config`` (the ``best.json`` beside a checkpoint: class names,
   ``expansion`` of the person box, fit settings).
 * ``detection``: ``gt``\\* ground truth in any format `sitesight.formats.read_dataset` reads;
-  ``predictions`` a COCO results JSON or a sitesight run folder (``manifest.json``; merged per
-  frame); ``evaluation`` a JSON with ``coco`` and ``det`` keys (the demo's stand-in evaluation)
+  ``predictions`` a COCO results JSON or a sitesight run folder (``manifest.json``; post-processed
+  by `sitesight.sliced.postprocess.postprocess` with ``config.spec``: a spec dict, a sweep row,
+  ``RUN/sweep.csv:best``; scored on the frames both sides cover); ``evaluation`` a JSON with ``coco`` and ``det`` keys (the demo's stand-in evaluation)
   used when there are no predictions; ``sweep`` the ``sitesight sweep`` table (``.csv``/``.json``).
 * ``anomaly``: ``scores``\\* a CSV with ``image`` (or ``path``), ``label`` (normal/anomalous, empty =
   unlabelled) and ``score``, optionally ``heatmap`` (a ``.npy`` float map or a grey ``.png`` per
@@ -43,7 +44,7 @@ from typing import Any
 
 from sitesight.errors import InputError
 
-__all__ = ["RUN_FILE", "RUN_KINDS", "ReportRun", "load_report_run", "write_run_info"]
+__all__ = ["RUN_FILE", "RUN_KINDS", "ReportRun", "load_report_run", "write_run_info", "resolve_listed_path"]
 
 RUN_FILE = "run.json"
 RUN_KINDS = ("classification", "detection", "anomaly", "mining")
@@ -71,6 +72,24 @@ class ReportRun:
     def artefact(self, role: str) -> Path | None:
         """The artefact's path, or None when the run has none for ``role``."""
         return self.artefacts.get(role)
+
+
+def resolve_listed_path(text: str, base: Path) -> Path:
+    """A path written in a run's CSV: absolute as it is; a relative one is tried against the CSV's folder
+    then the working directory, then the folder's ancestors (a command run as ``sitesight predict anomaly
+    demo/parts`` writes ``demo/parts/...``, relative to where it ran, not to its output folder: read
+    against the CSV's folder that path was doubled). The first that exists wins; else the CSV-relative
+    one (reported as unreadable by the caller)."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    base = base.resolve()
+    # the CSV's folder, the working directory, then the CSV folder's ancestors (a path written relative
+    # to where the command ran is relative to one of them when the run folder was made there)
+    for candidate in (base / path, Path.cwd() / path, *(parent / path for parent in base.parents)):
+        if candidate.exists():
+            return candidate
+    return base / path
 
 
 def _read_json(path: Path) -> Any:
