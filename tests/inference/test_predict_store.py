@@ -42,11 +42,30 @@ def test_predict_sliced_batches_across_frames_and_records_sources():
         assert det.attributes["source"].tolist() == [*range(len(expected)), -1]
         np.testing.assert_array_equal(det.xyxy[:-1], expected[:, [0, 1, 0, 1]] + [2, 2, 6, 6])
         np.testing.assert_array_equal(det.xyxy[-1], [2, 2, 6, 6])
-    n_images = sum(len(d) for d in raw)
-    assert [len(c) for c in calls] == [4] * (n_images // 4) + ([n_images % 4] if n_images % 4 else [])
-    # slices of both frames fill the batches back to back (15 + 4 slices); the full frames come last
-    flat = [shape for call in calls for shape in call]
-    assert flat[:19] == [(128, 128, 3)] * 19 and flat[19:] == [(300, 500, 3), (200, 200, 3)]
+    # a batch holds crops of one input size only; the 15 + 4 slices of both frames fill batches of 4 back
+    # to back across the two frames, and each full frame (another size) goes in a batch of its own size
+    assert all(len(c) <= 4 and len(set(c)) == 1 for c in calls)
+    assert [len(c) for c in calls if c[0] == (128, 128, 3)] == [4, 4, 4, 4, 3]
+    assert sorted(s for c in calls if c[0] != (128, 128, 3) for s in c) == [(200, 200, 3), (300, 500, 3)]
+
+
+def test_predict_sliced_resizes_slices_and_full_frame_and_scales_boxes_back():
+    calls = []
+
+    def corner_detector(images):  # one box at (2, 2)-(6, 6) in the pixels of the image it is given
+        calls.extend(im.shape for im in images)
+        return [Detections(xyxy=[[2, 2, 6, 6]], score=[0.5], class_id=[0]) for _ in images]
+
+    frame = np.zeros((300, 500, 3), np.uint8)
+    (det,) = predict_sliced([frame], corner_detector, slice_wh=(128, 128), overlap_ratio=(0.25, 0.25), batch_size=3,
+                            imgsz=64, full_imgsz=250)
+    expected = np.array(sahi_slicing.get_slice_bboxes(300, 500, 128, 128, auto_slice_resolution=False,
+                                                      overlap_height_ratio=0.25, overlap_width_ratio=0.25))
+    assert sorted(set(calls)) == [(64, 64, 3), (150, 250, 3)]  # slices at 64 px, the frame at 250 px wide
+    assert det.attributes["source"].tolist() == [*range(len(expected)), -1]
+    # a slice shrunk 2x: the box is 2x larger in frame pixels, then moved to the slice's corner
+    np.testing.assert_allclose(det.xyxy[:-1], expected[:, [0, 1, 0, 1]] + [4, 4, 12, 12])
+    np.testing.assert_allclose(det.xyxy[-1], [4, 4, 12, 12])  # the frame shrunk 2x as well
 
 
 def test_store_round_trip_keeps_attributes_and_empty_frames(tmp_path):

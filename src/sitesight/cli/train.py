@@ -16,6 +16,7 @@ from sitesight.errors import InputError
 train_app = typer.Typer(help="Train models: RoI attribute heads, image classifiers.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps."
 GRID_KEYS = ("lr", "resize", "batch_size", "epochs", "augment", "backbone", "loss", "freeze_epochs", "weighted_sampler")
 
 
@@ -55,25 +56,33 @@ def train_roi(
     val: Path = typer.Option(None, "--val", help="Validation set; default: a grouped split of DATA."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of DATA's frames for validation when --val is absent."),
     fmt: str = typer.Option(None, "--format", help="cvat, coco, yolo or voc (default: detected)."),
-    box_class: str = typer.Option("person", "--box-class", help="Class whose boxes carry the attribute."),
-    attribute: str = typer.Option("safety_rope", "--attribute", help="Box attribute to learn (missing = unknown)."),
-    backbone: str = typer.Option("vit_small_patch16_dinov3", "--backbone", help="timm name or tiny_cnn."),
-    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch); never downloaded."),
-    frame_size: str = typer.Option("1280x720", "--frame-size", help="Network input WIDTHxHEIGHT (letterboxed)."),
+    box_class: str = typer.Option(None, "--box-class", help="Class whose boxes carry the attribute (default: the only class whose boxes carry it)."),
+    attribute: str = typer.Option(None, "--attribute", help="Box attribute to learn, missing = unknown (default: the only attribute the boxes carry)."),
+    backbone: str = typer.Option("vit_small_patch16_dinov3.lvd1689m", "--backbone", help="timm name (with a pretrained tag), hf-hub:ORG/NAME, or tiny_cnn."),
+    pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Start from the backbone's pretrained weights (timm / Hugging Face cache; downloaded once)."),
+    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch, timm layout) for offline sites; wins over --pretrained."),
+    frame_size: str = typer.Option("auto", "--frame-size", help="Network input WIDTHxHEIGHT (letterboxed); auto = the frames' median size, long side <= 1280."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames per batch."),
-    lr: float = typer.Option(5e-5, "--lr"),
+    lr: float = typer.Option(5e-4, "--lr", help="Learning rate of the new head (AdamW, cosine schedule)."),
+    backbone_lr_scale: float = typer.Option(0.1, "--backbone-lr-scale", min=0.0, help="Backbone rate = --lr x this (a pretrained backbone takes smaller steps)."),
     patience: int = typer.Option(8, "--patience", min=1),
     class_weights: str = typer.Option(None, "--class-weights", help="e.g. 1,1.5,1.5 (default: 1 for unknown, 1.5 others)."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Photometric, camera and erasing augmentation."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N frames of each set (0 = all)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1…"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (bfloat16, else float16)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA; the first epoch pays for it)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes decoding frames beside the model."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/roi"), "--out", "-o", help="Checkpoint, history, predictions, metrics."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
 ) -> None:
-    """Train a RoI attribute head (backbone once per frame, RoIAlign on expanded boxes) and evaluate it."""
-    from sitesight.models.attribute import train_and_evaluate_roi
+    """Train a RoI attribute head (backbone once per frame, RoIAlign on expanded boxes) and evaluate it.
+
+    One line per epoch goes to stderr; the summary (JSON) to stdout.
+    """
+    from sitesight.models.attribute import default_frame_wh, roi_target, train_and_evaluate_roi
     from sitesight.models.augment import Augment
     from sitesight.models.data import attribute_classes
     from sitesight.models.roi_head import RoIHeadConfig
@@ -82,15 +91,19 @@ def train_roi(
     train_ds, val_ds = read_train_val(data, val, fmt, val_fraction=val_fraction, seed=seed)
     if limit:
         train_ds, val_ds = (d.with_samples(d.samples[:limit]) for d in (train_ds, val_ds))
+    box_class, attribute = roi_target(train_ds, box_class=box_class, attribute=attribute)
     names = attribute_classes(train_ds, attribute)
     weights_tuple = _floats(class_weights, "--class-weights") or (1.0,) + (1.5,) * (len(names) - 1)
-    config = RoIHeadConfig(backbone=backbone, class_names=names, frame_wh=_wh(frame_size), attribute=attribute, box_class=box_class)
-    fit_config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, class_weights=weights_tuple, device=device, seed=seed)
+    frame_wh = default_frame_wh(train_ds) if frame_size == "auto" else _wh(frame_size)
+    config = RoIHeadConfig(backbone=backbone, class_names=names, frame_wh=frame_wh, attribute=attribute, box_class=box_class)
+    fit_config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr_scale=backbone_lr_scale, patience=patience,
+                           class_weights=weights_tuple, device=device, amp=amp, compile=compile_model, num_workers=workers, seed=seed)
     if weights is not None:
         from sitesight.models.backbone import load_weights_file
 
         load_weights_file(weights)  # fail before training when the file is unreadable
-    summary = train_and_evaluate_roi(train_ds, val_ds, config=config, fit_config=fit_config, out_dir=out, augment=Augment() if augment else None, resume=resume)
+    summary = train_and_evaluate_roi(train_ds, val_ds, config=config, fit_config=fit_config, out_dir=out, augment=Augment() if augment else None,
+                                     resume=resume, weights=weights, pretrained=pretrained)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k not in ("metrics", "history")}, indent=1))
 
 
@@ -100,8 +113,9 @@ def train_cls(
     val: Path = typer.Option(None, "--val", help="Validation folder; default: a grouped split of DATA."),
     val_fraction: float = typer.Option(0.25, "--val-fraction", help="Share held out when --val is absent."),
     group_pattern: str = typer.Option(None, "--group-pattern", help="Regex with a (?P<source>…) group naming the original of augmented copies."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="timm name or tiny_cnn."),
-    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch)."),
+    backbone: str = typer.Option("resnet18.a1_in1k", "--backbone", help="timm name (with a pretrained tag), hf-hub:ORG/NAME, or tiny_cnn."),
+    pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Start from the backbone's pretrained weights (timm / Hugging Face cache)."),
+    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch) for offline sites; wins over --pretrained."),
     resize: int = typer.Option(224, "--resize", min=8, help="Square input size."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
@@ -112,7 +126,10 @@ def train_cls(
     balance: str = typer.Option("weights", "--balance", help="Long tails: weights (inverse frequency), sampler, or none."),
     augment: bool = typer.Option(True, "--augment/--no-augment"),
     grid: list[str] = typer.Option(None, "--grid", help=f"KEY=V1,V2 (repeatable); keys: {', '.join(GRID_KEYS)}."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (bfloat16, else float16)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes decoding images beside the model."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/cls"), "--out", "-o"),
     resume: bool = typer.Option(False, "--resume"),
@@ -143,10 +160,11 @@ def train_cls(
         counts = np.bincount(train[1], minlength=len(names)).astype(float)
         weights_tuple = tuple(float(v) for v in counts.sum() / (len(names) * np.maximum(counts, 1))) if balance == "weights" else None
         fit_config = FitConfig(epochs=int(o["epochs"]), batch_size=int(o["batch_size"]), lr=float(o["lr"]), patience=patience, class_weights=weights_tuple,
-                               loss=o["loss"], weighted_sampler=bool(o["weighted_sampler"]), freeze_backbone_epochs=int(o["freeze_epochs"]), device=device, seed=seed)
+                               loss=o["loss"], weighted_sampler=bool(o["weighted_sampler"]), freeze_backbone_epochs=int(o["freeze_epochs"]), device=device,
+                               amp=amp, compile=compile_model, num_workers=workers, seed=seed)
         model = ClassifierConfig(backbone=o["backbone"], class_names=names, image_size=int(o["resize"]))
         return train_and_evaluate_classifier(train, valid, model=model, fit_config=fit_config, out_dir=out / name if grid else out,
-                                             weights=weights, augment=Augment() if o["augment"] else None, resume=resume)
+                                             weights=weights, augment=Augment() if o["augment"] else None, resume=resume, pretrained=pretrained)
 
     if grid:
         rows = run_grid(parse_grid(grid, GRID_KEYS), one, out / "grid.csv")

@@ -22,11 +22,64 @@ from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.models.augment import Augment
+from sitesight.models.backbone import describe_init, warn_if_random
 from sitesight.models.data import FrameSource, RoiFrameDataset, roi_collate, roi_items_from_dataset
 from sitesight.models.roi_head import RoIAttributeHead, RoIHeadConfig, build_roi_head
 from sitesight.models.train import FitConfig, FitResult, evaluate, fit, resolve_device
 
-__all__ = ["roi_dataset", "train_roi_head", "train_and_evaluate_roi", "predict_roi", "predict_roi_dataset", "attribute_labels", "write_attribute_csv"]
+__all__ = ["roi_target", "default_frame_wh", "roi_dataset", "train_roi_head", "train_and_evaluate_roi", "predict_roi", "predict_roi_dataset", "attribute_labels", "write_attribute_csv"]
+
+
+def roi_target(dataset: Dataset, *, box_class: str | None = None, attribute: str | None = None) -> tuple[str, str]:
+    """``(box_class, attribute)`` for a RoI head: the given ones, or the only ones the data allows.
+
+    The attribute defaults to the one choice attribute (radio / select; else checkbox; else any)
+    some box carries; the box class to the one class whose boxes carry it.
+
+    Raises:
+        InputError: none or several candidates (the message lists them and names the option to pass),
+            or a given name the data does not have.
+    """
+    carried: dict[str, set[str]] = {}  # attribute -> classes whose boxes carry it
+    for sample in dataset.samples:
+        for name, values in sample.gt.attributes.items():
+            if values.dtype.kind == "f":
+                has = ~np.isnan(values)
+            else:
+                has = np.array([v is not None and v == v for v in values], bool) if values.dtype == object else np.ones(len(values), bool)
+            if has.any():
+                classes = carried.setdefault(name, set())
+                classes.update(dataset.class_names[int(c)] for c in np.unique(sample.gt.class_id[has]))
+    schema = dataset.attribute_schema
+    # a choice among values (radio / select) is what a head learns; checkboxes are flags, cvat_* bookkeeping
+    categorical = (sorted(n for n in carried if n in schema and schema[n].input_type in ("radio", "select"))
+                   or sorted(n for n in carried if n in schema and schema[n].is_categorical)
+                   or sorted(n for n in carried if not n.startswith("cvat_")))
+    if attribute is None:
+        if len(categorical) != 1:
+            raise InputError(f"pass --attribute: the boxes carry {categorical or 'no attributes'}", where="--attribute")
+        attribute = categorical[0]
+    elif attribute not in carried:
+        raise InputError(f"no box carries attribute {attribute!r}; the boxes carry {sorted(carried) or 'none'}", where="--attribute")
+    if box_class is None:
+        classes = sorted(carried[attribute])
+        if len(classes) != 1:
+            raise InputError(f"pass --box-class: boxes of {classes} carry {attribute!r}", where="--box-class")
+        box_class = classes[0]
+    elif box_class not in dataset.class_names:
+        raise InputError(f"box class {box_class!r} not among {list(dataset.class_names)}", where="--box-class")
+    return box_class, attribute
+
+
+def default_frame_wh(dataset: Dataset, *, max_side: int = 1280, multiple: int = 32) -> tuple[int, int]:
+    """A network input ``(width, height)`` for ``dataset``'s frames: their median size, shrunk so the long
+    side is at most ``max_side`` (a pretrained ViT-S/16 at 1280 px sees 80x45 patches), rounded to ``multiple``."""
+    sizes = np.array([s.image_wh for s in dataset.samples if s.image_wh[0] > 0 and s.image_wh[1] > 0], np.float64).reshape(-1, 2)
+    if not len(sizes):
+        return (max_side, max_side * 9 // 16 // multiple * multiple)
+    w, h = np.median(sizes, axis=0)
+    scale = min(1.0, max_side / max(w, h))
+    return tuple(max(multiple, int(round(v * scale / multiple)) * multiple) for v in (w, h))  # type: ignore[return-value]
 
 
 def roi_dataset(
@@ -72,6 +125,8 @@ def train_roi_head(
     images: tuple[Sequence[np.ndarray] | None, Sequence[np.ndarray] | None] = (None, None),
     augment: Augment | None = None,
     resume: bool = False,
+    weights: Path | str | None = None,
+    pretrained: bool = False,
 ) -> FitResult:
     """Train a RoI attribute head; the best epoch (validation macro AP) is ``out_dir/best.safetensors``.
 
@@ -81,14 +136,20 @@ def train_roi_head(
         fit_config: optimisation (defaults: AdamW 5e-5, wd 0.01, batch 8 frames, 20 epochs, patience 8).
         images: optional in-memory frames for ``(train, val)``, aligned with their samples.
         augment: photometric / camera / erasing augmentation for training; ``None`` = none.
+        weights / pretrained: the backbone's starting weights, a local file or the timm name's
+            pretrained weights (`sitesight.models.backbone.build_backbone`); neither = random init,
+            which is warned about and recorded as ``backbone_init`` in the checkpoint.
     """
     train_set = roi_dataset(train, config, images=images[0], train=True, augment=augment, seed=fit_config.seed)
     if len(train_set) == 0:
         raise InputError(f"no {config.box_class!r} boxes in the training set")
     val_set = None if val is None else roi_dataset(val, config, images=images[1])
     torch.manual_seed(fit_config.seed)
-    model = build_roi_head(config)
-    return fit(model, train_set, val_set, collate=roi_collate, config=fit_config, out_dir=out_dir, model_config=config.to_dict(), resume=resume)
+    init = describe_init(config.backbone, weights=weights, pretrained=pretrained)
+    warn_if_random(init, config.backbone)
+    model = build_roi_head(config, weights=weights, pretrained=pretrained)
+    return fit(model, train_set, val_set, collate=roi_collate, config=fit_config, out_dir=out_dir,
+               model_config={**config.to_dict(), "backbone_init": init}, resume=resume)
 
 
 def _classified(detections: Detections, box_class_id: int, min_height: float) -> np.ndarray:
@@ -210,12 +271,14 @@ def train_and_evaluate_roi(
     images: tuple[Sequence[np.ndarray] | None, Sequence[np.ndarray] | None] = (None, None),
     augment: Augment | None = None,
     resume: bool = False,
+    weights: Path | str | None = None,
+    pretrained: bool = False,
 ) -> dict:
     """Train on ``train``, then predict ``val`` with the best checkpoint and score it.
 
     Writes into ``out_dir``: ``best.safetensors`` (+ ``.json``), ``history.csv/json``,
     ``predictions.csv`` (the ``sitesight eval cls`` layout) and ``metrics.json``
-    (`classification_metrics` of the best model on ``val``). Returns a summary dict.
+    (`classification_metrics` of the best model on ``val``, with ``backbone_init``). Returns a summary dict.
     """
     import json
 
@@ -223,8 +286,9 @@ def train_and_evaluate_roi(
     from sitesight.models.checkpoint import load_checkpoint
 
     out_dir = Path(out_dir)
-    result = train_roi_head(train, val, config=config, fit_config=fit_config, out_dir=out_dir, images=images, augment=augment, resume=resume)
-    model, _ = load_checkpoint(result.checkpoint, device="cpu")
+    result = train_roi_head(train, val, config=config, fit_config=fit_config, out_dir=out_dir, images=images, augment=augment, resume=resume,
+                            weights=weights, pretrained=pretrained)
+    model, stored = load_checkpoint(result.checkpoint, device="cpu")
     frames = images[1] if images[1] is not None else [val.image_path(s) for s in val.samples]
     box_class_id = val.class_index(config.box_class)
     preds = predict_roi(model, frames, [s.gt for s in val.samples], box_class_id=box_class_id, batch_size=fit_config.batch_size, device=fit_config.device)
@@ -235,9 +299,11 @@ def train_and_evaluate_roi(
     y = np.concatenate([lab[k] for lab, k in zip(labels, keep, strict=True)])
     probs = np.concatenate([d.attributes[f"{config.attribute}_probs"][k] for d, k in zip(preds, keep, strict=True)])
     metrics = classification_metrics(y, probs.reshape(len(y), len(config.class_names)), config.class_names).to_dict()
+    metrics["backbone_init"] = stored.get("backbone_init", "unknown")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return {
         "checkpoint": str(result.checkpoint),
+        "backbone_init": metrics["backbone_init"],
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "val_boxes": int(len(y)),

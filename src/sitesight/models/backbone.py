@@ -196,7 +196,7 @@ def describe_init(name: str, *, weights: Path | str | None = None, pretrained: b
     """
     if weights is not None:
         return f"file:{weights}"
-    if pretrained and _ALIASES.get(name, name) != "tiny_cnn":
+    if pretrained and _ALIASES.get(name, name) not in ("tiny_cnn", "tiny_pyramid"):
         return f"pretrained:{name}"
     return "random"
 

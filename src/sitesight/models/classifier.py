@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sitesight.models.augment import Augment
-from sitesight.models.backbone import Backbone, build_backbone
+from sitesight.models.backbone import Backbone, build_backbone, describe_init, warn_if_random
 from sitesight.models.data import FrameSource, ImageClassDataset, class_collate
 from sitesight.models.train import FitConfig, FitResult, evaluate, fit, resolve_device
 
@@ -94,6 +94,7 @@ def train_classifier(
     weights: Path | str | None = None,
     augment: Augment | None = None,
     resume: bool = False,
+    pretrained: bool = False,
 ) -> FitResult:
     """Fine-tune a classifier on ``(images, labels (N,) int64)``; best epoch by validation macro AP.
 
@@ -102,14 +103,19 @@ def train_classifier(
         model: architecture, classes and input size.
         fit_config: optimisation (class weights, sampler, focal loss, frozen warm-up…).
         out_dir: checkpoint, history and resume state.
-        weights: local backbone weights (the "pretrained" part of transfer learning).
+        weights: local backbone weights (the "pretrained" part of transfer learning, offline).
         augment: training augmentation (horizontal flips come with it); ``None`` = none.
+        pretrained: the backbone name's pretrained weights from the hub (when ``weights`` is None);
+            neither = random init, warned about and recorded as ``backbone_init`` in the checkpoint.
     """
     torch.manual_seed(fit_config.seed)
-    net = build_classifier(model, weights=weights)
+    init = describe_init(model.backbone, weights=weights, pretrained=pretrained)
+    warn_if_random(init, model.backbone)
+    net = build_classifier(model, weights=weights, pretrained=pretrained)
     train_set = ImageClassDataset(train[0], train[1], image_size=model.image_size, augment=augment, hflip=augment is not None, seed=fit_config.seed)
     val_set = None if val is None else ImageClassDataset(val[0], val[1], image_size=model.image_size)
-    return fit(net, train_set, val_set, collate=class_collate, config=fit_config, out_dir=out_dir, model_config=model.to_dict(), resume=resume)
+    return fit(net, train_set, val_set, collate=class_collate, config=fit_config, out_dir=out_dir,
+               model_config={**model.to_dict(), "backbone_init": init}, resume=resume)
 
 
 def predict_classifier(
@@ -150,6 +156,7 @@ def train_and_evaluate_classifier(
     weights: Path | str | None = None,
     augment: Augment | None = None,
     resume: bool = False,
+    pretrained: bool = False,
 ) -> dict:
     """`train_classifier`, then score the best checkpoint on ``val``.
 
@@ -162,15 +169,18 @@ def train_and_evaluate_classifier(
     from sitesight.models.checkpoint import load_checkpoint
 
     out_dir = Path(out_dir)
-    result = train_classifier(train, val, model=model, fit_config=fit_config, out_dir=out_dir, weights=weights, augment=augment, resume=resume)
-    net, _ = load_checkpoint(result.checkpoint)
+    result = train_classifier(train, val, model=model, fit_config=fit_config, out_dir=out_dir, weights=weights, augment=augment, resume=resume,
+                              pretrained=pretrained)
+    net, stored = load_checkpoint(result.checkpoint)
     probs = predict_classifier(net, val[0], batch_size=fit_config.batch_size, device=fit_config.device)
     y = np.asarray(val[1], np.int64)
     write_class_csv(out_dir / "predictions.csv", val[0], probs, model.class_names, y)
     metrics = classification_metrics(y, probs, model.class_names).to_dict()
+    metrics["backbone_init"] = stored.get("backbone_init", "unknown")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return {
         "checkpoint": str(result.checkpoint),
+        "backbone_init": metrics["backbone_init"],
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "accuracy": metrics["accuracy"],

@@ -4,8 +4,12 @@ Contract: a dataset yields items that its ``collate`` turns into ``(inputs, labe
 ``model(*inputs)`` returns ``(R, K)`` logits for ``(R,)`` int64 labels. The model has a
 ``backbone`` attribute (frozen for the first ``freeze_backbone_epochs`` epochs).
 
-`fit` resolves the device once; on CUDA it uses bfloat16 autocast and ``torch.compile``; it is
-deterministic under ``seed`` (each epoch reseeds torch and the data order with ``seed`` and the
+`fit` resolves the device once (`sitesight.device.resolve_device_name`: ``auto`` = CUDA, then
+MPS, then the CPU); on CUDA it uses mixed precision (bfloat16 autocast where the GPU has it, else
+float16 with a gradient scaler), pinned memory and, when asked, ``torch.compile``; DataLoader
+workers (``num_workers``) prepare batches beside the model. It reports progress through
+`sitesight.progress` (a bar on a terminal, timed plain lines in a pipe) and prints one line per
+epoch with its metrics. It is deterministic under ``seed`` (each epoch reseeds torch and the data order with ``seed`` and the
 epoch number, so a resumed run repeats the uninterrupted one); it keeps the best epoch by
 validation macro AP over classes present in the validation set (`classification_metrics`), stops
 after ``patience`` epochs without improvement, writes ``history.csv`` / ``history.json`` every
@@ -27,13 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from sitesight.evaluation.classification import classification_metrics
 from sitesight.models.checkpoint import save_checkpoint
+from sitesight.progress import epoch_line, progress_reporter
 
-__all__ = ["FitConfig", "FitResult", "resolve_device", "loss_fn", "train_one_epoch", "evaluate", "fit"]
+__all__ = ["FitConfig", "FitResult", "resolve_device", "amp_dtype", "loss_fn", "train_one_epoch", "evaluate", "fit"]
 
 
 @dataclass(frozen=True)
@@ -42,22 +46,26 @@ class FitConfig:
 
     Args:
         epochs / batch_size / lr / weight_decay: AdamW with a per-step cosine schedule to 0.
+        backbone_lr_scale: the backbone's learning rate is ``lr * backbone_lr_scale`` (a pretrained
+            backbone wants smaller steps than the new head; 1.0 = one rate for all).
         patience: stop after this many epochs without a better validation macro AP.
         class_weights: per-class cross-entropy weights (e.g. ``(1.0, 1.5, 1.5)``); ``None`` = equal.
         loss: ``"ce"`` or ``"focal"`` (``focal_gamma``) for long tails.
         weighted_sampler: draw training items inversely to their class frequency.
         freeze_backbone_epochs: keep the backbone frozen for the first N epochs.
-        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
-        compile / amp: ``torch.compile`` and bfloat16 autocast, used on CUDA only.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+        compile: ``torch.compile`` the model (CUDA only; the first epoch pays the compilation).
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
         seed: fixes initialisation (callers), data order, augmentation and dropout.
-        num_workers: DataLoader worker processes.
-        progress: show a rich progress bar.
+        num_workers: DataLoader worker processes (0 = decode in the training process).
+        progress: report progress and one line per epoch (`sitesight.progress`).
     """
 
     epochs: int = 20
     batch_size: int = 8
     lr: float = 5e-5
     weight_decay: float = 0.01
+    backbone_lr_scale: float = 1.0
     patience: int = 8
     class_weights: tuple[float, ...] | None = (1.0, 1.5, 1.5)
     loss: str = "ce"
@@ -65,13 +73,15 @@ class FitConfig:
     weighted_sampler: bool = False
     freeze_backbone_epochs: int = 0
     device: str = "auto"
-    compile: bool = True
+    compile: bool = False
     amp: bool = True
     seed: int = 0
     num_workers: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"FitConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.loss not in ("ce", "focal"):
             raise ValueError(f"FitConfig.loss: expected 'ce' or 'focal', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -100,11 +110,21 @@ class FitResult:
         }
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as torch spells it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → ``cuda``, then ``mps``, then ``cpu``; a named device is checked (`sitesight.device.resolve_device_name`)."""
+    if isinstance(device, torch.device):
+        return device
+    from sitesight.device import resolve_device_name
+
+    return torch.device(resolve_device_name(device))
+
+
+def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast dtype for training on ``device``: bfloat16 on CUDA GPUs that have it, float16 on
+    older CUDA GPUs (with a gradient scaler), ``None`` (full float32) elsewhere or when not ``enabled``."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, *, weight: torch.Tensor | None, focal_gamma: float | None) -> torch.Tensor:
@@ -131,22 +151,31 @@ def train_one_epoch(
     *,
     device: torch.device,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    amp: bool = False,
+    amp: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss per labelled item."""
+    """One pass over ``loader``; returns the mean training loss per labelled item.
+
+    ``amp`` is the autocast dtype (`amp_dtype`; ``None`` = float32); ``scaler`` scales float16 losses.
+    """
     model.train()
     total, count = 0.0, 0
     for inputs, labels in loader:
-        labels = labels.to(device)
+        labels = labels.to(device, non_blocking=True)
         if len(labels) == 0:
             continue
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(*_to(inputs, device))
         value = loss(logits, labels)
         optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(value).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            value.backward()
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         total += float(value.detach()) * len(labels)
@@ -163,13 +192,13 @@ def evaluate(
     *,
     device: torch.device,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    amp: bool = False,
+    amp: torch.dtype | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Predict ``loader``: ``(mean loss or nan, y_true (N,) int64, probs (N, K) float32)``."""
+    """Predict ``loader``: ``(mean loss or nan, y_true (N,) int64, probs (N, K) float32)``; ``amp`` as in `train_one_epoch`."""
     model.eval()
     ys, ps, total = [], [], 0.0
     for inputs, labels in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(*_to(inputs, device))
         logits = logits.float()
         if loss is not None and len(labels):
@@ -238,7 +267,8 @@ def fit(
     class_names = tuple(model_config["class_names"])
     device = resolve_device(config.device)
     on_cuda = device.type == "cuda"
-    amp = config.amp and on_cuda
+    amp = amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     model.to(device)
     run_model = torch.compile(model) if (config.compile and on_cuda) else model
     weight = None if config.class_weights is None else torch.tensor(config.class_weights, dtype=torch.float32, device=device)
@@ -249,7 +279,10 @@ def fit(
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return loss_fn(logits, labels, weight=weight, focal_gamma=gamma)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in backbone_ids], "lr": config.lr},
+              {"params": list(model.backbone.parameters()), "lr": config.lr * config.backbone_lr_scale}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
@@ -259,10 +292,10 @@ def fit(
         state = load_last(last_path, model, optimizer, scheduler, device)
     sample_weights = _sample_weights(train_set, len(class_names)) if config.weighted_sampler else None
     stopped_early = False
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not config.progress
-    ) as progress:
-        task = progress.add_task("train", total=steps_per_epoch * (config.epochs - state["epoch"]))
+    workers = {"num_workers": config.num_workers, "pin_memory": on_cuda, "persistent_workers": False}
+    if config.num_workers > 0:
+        workers["prefetch_factor"] = 2
+    with progress_reporter("train", steps_per_epoch * (config.epochs - state["epoch"]), unit="steps", enabled=config.progress) as progress:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             if state["bad_epochs"] >= config.patience:
                 stopped_early = True
@@ -283,20 +316,19 @@ def fit(
                 sampler=sampler,
                 generator=generator,
                 collate_fn=collate,
-                num_workers=config.num_workers,
-                pin_memory=on_cuda,
+                **workers,
             )
             frozen = epoch <= config.freeze_backbone_epochs
             for p in model.backbone.parameters():
                 p.requires_grad_(not frozen)
-            progress.update(task, description=f"epoch {epoch}/{config.epochs}")
+            progress.update(description=f"train epoch {epoch}/{config.epochs}")
             train_loss = train_one_epoch(
-                run_model, loader, optimizer, scheduler, device=device, loss=loss, amp=amp, on_step=lambda: progress.advance(task)
+                run_model, loader, optimizer, scheduler, device=device, loss=loss, amp=amp, scaler=scaler, on_step=progress.advance
             )
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": frozen}
             metrics = None
             if val_set is not None:
-                val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=config.num_workers)
+                val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, **workers)
                 val_loss, y, probs = evaluate(run_model, val_loader, device=device, loss=loss, amp=amp)
                 metrics = classification_metrics(y, probs, class_names).to_dict()
                 ap = metrics["macro_active"]["ap"]
@@ -306,6 +338,7 @@ def fit(
             else:
                 score = (-train_loss, 0.0)
             row["seconds"] = round(time.perf_counter() - t0, 3)
+            progress.note(epoch_line(row, config.epochs))
             state["history"].append(row)
             if score > tuple(state["best_score"]):
                 state |= {"best_score": score, "best_epoch": epoch, "bad_epochs": 0, "best_metrics": metrics}

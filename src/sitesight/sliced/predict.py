@@ -8,8 +8,17 @@ pixels with ``attributes["source"]`` = slice index (int32) or -1 for the full-fr
 Nothing is merged here: merging, the border rule and the gate run later (`sitesight.sliced.border`,
 `sitesight.sliced.gate`), as often as wanted, on the stored raw boxes.
 
-`detect_to_run` streams frames from disk (decoding in a background thread while the model runs),
-skips unreadable frames with a logged reason, and writes a resumable run (`sitesight.sliced.store`).
+Each slice is given to the detector at ``imgsz`` (its long side; ``None`` = as cut) and the full
+frame at ``full_imgsz``: sitesight resizes, the detector runs on what it gets, and boxes are
+scaled back to frame pixels. Batches are formed across frames: the slices of one frame and the
+next share a batch, and crops of the same input size go together (a full frame larger than the
+slices gets batches of its own).
+
+`detect_to_run` streams frames from disk as a pipeline in which the model never waits on JPEG
+decoding: decoder threads read frames ahead, a slicer thread cuts and resizes them into batches,
+the calling thread runs only the detector, and a writer thread puts boxes back into frame pixels,
+writes the Parquet shards of the resumable run (`sitesight.sliced.store`) and reports progress
+per finished frame. Unreadable frames are skipped with a logged reason.
 
 Example:
     >>> import numpy as np
@@ -25,10 +34,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +48,7 @@ import numpy as np
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.sliced.frames import FrameRef, iter_frames
+from sitesight.sliced.frames import FrameRef, iter_frames, read_frame
 from sitesight.sliced.store import FrameRecord, SkippedFrame, library_versions, open_run, write_shard
 
 __all__ = ["Detector", "predict_sliced", "DetectSummary", "detect_to_run", "run_parameters"]
@@ -57,6 +69,128 @@ def _slices_for(image_wh: tuple[int, int], slice_wh: tuple[int, int], overlap_ra
     return np.asarray(slice_grid(image_wh, slice_wh=slice_wh, overlap_ratio=overlap_ratio), np.int64).reshape(-1, 4)
 
 
+@dataclass(frozen=True)
+class SliceJob:
+    """One crop of one frame on its way through the detector.
+
+    Args:
+        frame: position of the frame in the stream.
+        source: slice index, or -1 for the full frame.
+        offset: ``(x, y)`` of the crop's top-left corner in frame pixels.
+        scale: model-input pixels per frame pixel (1.0 when the crop is not resized).
+    """
+
+    frame: int
+    source: int
+    offset: tuple[int, int]
+    scale: float
+
+
+def _resized(crop: np.ndarray, side: int | None) -> tuple[np.ndarray, float]:
+    """``crop`` with its long side ``side`` (area interpolation when shrinking), and the scale applied."""
+    h, w = crop.shape[:2]
+    if side is None or max(h, w) == side:
+        return crop, 1.0
+    import cv2
+
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = cv2.resize(np.ascontiguousarray(crop), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return out, scale
+
+
+def frame_jobs(
+    position: int,
+    image: np.ndarray,
+    *,
+    slice_wh: tuple[int, int],
+    overlap_ratio: tuple[float, float],
+    full_frame: bool,
+    imgsz: int | None = None,
+    full_imgsz: int | None = None,
+) -> list[tuple[SliceJob, np.ndarray]]:
+    """The crops of one frame, in source order (slices in grid order, then the full frame), resized as asked."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image {position}: expected uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    out = []
+    for s, (x1, y1, x2, y2) in enumerate(_slices_for((w, h), slice_wh, overlap_ratio).tolist()):
+        crop, scale = _resized(image[y1:y2, x1:x2], imgsz)
+        out.append((SliceJob(position, s, (x1, y1), scale), crop))
+    if full_frame:
+        crop, scale = _resized(image, full_imgsz)
+        out.append((SliceJob(position, -1, (0, 0), scale), crop))
+    return out
+
+
+class _Batcher:
+    """Groups crops into detector batches across frames: crops of one input size (long side rounded
+    up to 32) share a batch; a batch leaves when it holds ``batch_size`` crops, or on `flush`."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self._open: dict[int, list[tuple[SliceJob, np.ndarray]]] = {}
+
+    def add(self, items: Sequence[tuple[SliceJob, np.ndarray]]) -> Iterator[list[tuple[SliceJob, np.ndarray]]]:
+        for job, crop in items:
+            key = -(-max(crop.shape[:2]) // 32)
+            batch = self._open.setdefault(key, [])
+            batch.append((job, crop))
+            if len(batch) >= self.batch_size:
+                yield self._open.pop(key)
+
+    def flush(self) -> Iterator[list[tuple[SliceJob, np.ndarray]]]:
+        while self._open:
+            yield self._open.pop(next(iter(self._open)))
+
+
+class _Assembler:
+    """Collects detector outputs per frame; a frame is finished when all its crops came back."""
+
+    def __init__(self) -> None:
+        self._expected: dict[int, int] = {}
+        self._parts: dict[int, list[Detections]] = {}
+        self._seen: dict[int, int] = {}
+        self._wh: dict[int, tuple[int, int]] = {}
+
+    def expect(self, position: int, n_jobs: int, image_wh: tuple[int, int]) -> None:
+        self._expected[position] = n_jobs
+        self._parts[position] = []
+        self._seen[position] = 0
+        self._wh[position] = image_wh
+
+    def add(self, jobs: Sequence[SliceJob], outputs: Sequence[Detections]) -> list[tuple[int, Detections]]:
+        """Record one batch's outputs; returns the frames it finished, as ``(position, raw boxes)``."""
+        done = []
+        for job, det in zip(jobs, outputs, strict=True):
+            if len(det):
+                if job.scale != 1.0:
+                    det = det.replace(xyxy=det.xyxy / np.float32(job.scale))
+                dx, dy = job.offset
+                det = det.shift(dx, dy) if dx or dy else det
+                self._parts[job.frame].append(det.with_attributes(source=np.full(len(det), job.source, np.int32)))
+            self._seen[job.frame] += 1
+            if self._seen[job.frame] == self._expected[job.frame]:
+                done.append((job.frame, self._finish(job.frame)))
+        return done
+
+    def _finish(self, position: int) -> Detections:
+        parts, wh = self._parts.pop(position), self._wh.pop(position)
+        del self._expected[position], self._seen[position]
+        if not parts:
+            return Detections.empty().with_attributes(source=np.zeros(0, np.int32))
+        return Detections.concat(parts).clip(wh)
+
+
+def _timed_call(detector: Detector, crops: list[np.ndarray], timer: list[float] | None) -> list[Detections]:
+    t0 = time.perf_counter()
+    outputs = detector(crops)
+    if timer is not None:
+        timer[0] += time.perf_counter() - t0
+    _check_outputs(outputs, len(crops))
+    return outputs
+
+
 def predict_sliced(
     images: Sequence[np.ndarray],
     detector: Detector,
@@ -66,6 +200,8 @@ def predict_sliced(
     batch_size: int = 8,
     full_frame: bool = True,
     timer: list[float] | None = None,
+    imgsz: int | None = None,
+    full_imgsz: int | None = None,
 ) -> list[Detections]:
     """Raw boxes of every slice (and optionally the whole frame) of each image.
 
@@ -77,6 +213,8 @@ def predict_sliced(
         batch_size: images per detector call; slices of consecutive frames share batches.
         full_frame: also run the detector once on each whole frame (``source == -1``).
         timer: when given, seconds spent inside ``detector`` are added to ``timer[0]``.
+        imgsz: long side each slice is resized to before the detector (``None`` = as cut).
+        full_imgsz: long side the whole frame is resized to for the full-frame pass (``None`` = as is).
 
     Returns:
         One `Detections` per image in frame pixels, clipped to the frame, ordered by source
@@ -85,38 +223,34 @@ def predict_sliced(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    jobs: list[tuple[int, int, int, int]] = []  # (image index, source, x offset, y offset)
-    crops: list[np.ndarray] = []
-    sizes: list[tuple[int, int]] = []
+    batcher, assembler = _Batcher(batch_size), _Assembler()
+    out: list[Detections | None] = [None] * len(images)
+
+    def run(batch: list[tuple[SliceJob, np.ndarray]]) -> None:
+        outputs = _timed_call(detector, [c for _, c in batch], timer)
+        for position, det in assembler.add([j for j, _ in batch], outputs):
+            out[position] = det
+
     for i, image in enumerate(images):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image {i}: expected uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        h, w = image.shape[:2]
-        sizes.append((w, h))
-        for s, (x1, y1, x2, y2) in enumerate(_slices_for((w, h), slice_wh, overlap_ratio).tolist()):
-            jobs.append((i, s, x1, y1))
-            crops.append(image[y1:y2, x1:x2])
-    if full_frame:
-        for i, image in enumerate(images):
-            jobs.append((i, -1, 0, 0))
-            crops.append(image)
-    per_image: list[list[Detections]] = [[] for _ in images]
-    for start in range(0, len(crops), batch_size):
-        batch = crops[start : start + batch_size]
-        t0 = time.perf_counter()
-        outputs = detector(batch)
-        if timer is not None:
-            timer[0] += time.perf_counter() - t0
-        _check_outputs(outputs, len(batch))
-        for (i, source, dx, dy), det in zip(jobs[start : start + batch_size], outputs, strict=True):
-            if len(det) == 0:
-                continue
-            det = det.shift(dx, dy) if dx or dy else det
-            per_image[i].append(det.with_attributes(source=np.full(len(det), source, np.int32)))
-    out = []
-    for parts, wh in zip(per_image, sizes, strict=True):
-        out.append(Detections.concat(parts).clip(wh) if parts else Detections.empty().with_attributes(source=np.zeros(0, np.int32)))
-    return out
+        jobs = frame_jobs(i, image, slice_wh=slice_wh, overlap_ratio=overlap_ratio, full_frame=full_frame, imgsz=imgsz, full_imgsz=full_imgsz)
+        assembler.expect(i, len(jobs), (image.shape[1], image.shape[0]))
+        if not jobs:
+            out[i] = Detections.empty().with_attributes(source=np.zeros(0, np.int32))
+        for batch in batcher.add(jobs):
+            run(batch)
+    for batch in batcher.flush():
+        run(batch)
+    return [_sorted_by_source(d) for d in out]  # type: ignore[arg-type]
+
+
+def _sorted_by_source(det: Detections) -> Detections:
+    """Slices in grid order, then the full frame (-1): the order of the stored run."""
+    source = det.attributes["source"]
+    if len(det) < 2:
+        return det
+    key = np.where(source < 0, np.iinfo(np.int32).max, source)
+    order = np.argsort(key, kind="stable")
+    return det if (order == np.arange(len(det))).all() else det[order]
 
 
 @dataclass(frozen=True)
@@ -155,40 +289,77 @@ class DetectSummary:
 
 
 def run_parameters(
-    slice_wh: tuple[int, int], overlap_ratio: tuple[float, float], full_frame: bool
+    slice_wh: tuple[int, int],
+    overlap_ratio: tuple[float, float],
+    full_frame: bool,
+    imgsz: int | None = None,
+    full_imgsz: int | None = None,
 ) -> dict[str, object]:
-    """The manifest ``parameters`` of a sliced run (what `sitesight.sliced.border` needs to rebuild slices)."""
-    return {"slice_wh": [int(v) for v in slice_wh], "overlap_ratio": [float(v) for v in overlap_ratio], "full_frame": bool(full_frame)}
+    """The manifest ``parameters`` of a sliced run (what `sitesight.sliced.border` needs to rebuild slices,
+    and the model input sizes when they were set)."""
+    out: dict[str, object] = {"slice_wh": [int(v) for v in slice_wh], "overlap_ratio": [float(v) for v in overlap_ratio],
+                              "full_frame": bool(full_frame)}
+    if imgsz is not None:
+        out["imgsz"] = int(imgsz)
+    if full_imgsz is not None:
+        out["full_imgsz"] = int(full_imgsz)
+    return out
 
 
-def _prefetch(refs: Sequence[FrameRef], depth: int) -> Iterator[tuple[FrameRef, np.ndarray | None, InputError | None]]:
-    """`iter_frames` run in a daemon thread so decoding overlaps the model's forward pass."""
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    end = object()
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in iter_frames(refs):
-                if stop.is_set():
-                    return
-                q.put(item)
-        except BaseException as exc:  # surfaced in the consumer thread
-            q.put(exc)
-        q.put(end)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
+def _read_one(ref: FrameRef) -> tuple[FrameRef, np.ndarray | None, InputError | None]:
     try:
-        while True:
-            item = q.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+        return ref, read_frame(ref), None
+    except InputError as exc:
+        return ref, None, exc
+
+
+def decoded_frames(refs: Sequence[FrameRef], workers: int) -> Iterator[tuple[FrameRef, np.ndarray | None, InputError | None]]:
+    """`iter_frames` in order, with ``workers`` threads decoding images ahead (videos: one pass each)."""
+    if workers <= 1 or any(r.video_frame is not None for r in refs):
+        yield from iter_frames(refs)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="sitesight-decode") as pool:
+        pending: deque = deque()
+        it = iter(refs)
+        for ref in it:
+            pending.append(pool.submit(_read_one, ref))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            yield pending.popleft().result()
+            ref = next(it, None)
+            if ref is not None:
+                pending.append(pool.submit(_read_one, ref))
+
+
+class _Stop(Exception):
+    """Raised inside a pipeline thread when another stage failed."""
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> object:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+
+
+def default_decode_workers() -> int:
+    """Decoder threads for `detect_to_run`: a quarter of the CPUs, 1 to 4 (JPEG decoding releases the GIL)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
 def detect_to_run(
@@ -203,63 +374,149 @@ def detect_to_run(
     full_frame: bool = True,
     frames_per_shard: int = 8,
     on_progress: Callable[[int], None] | None = None,
+    imgsz: int | None = None,
+    full_imgsz: int | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> DetectSummary:
     """Run sliced prediction over frames on disk into a resumable run folder.
 
+    ``class_names`` (the model's names of its class ids; default the detector's ``class_names``
+    attribute when it has one) are recorded in the manifest so classes can be matched by name.
+
     Frames already stored in ``run_dir`` (a killed earlier call with the same arguments) are not
     redone. Unreadable or truncated images are logged, recorded with their reason and skipped.
+    The work runs as a pipeline (see the module docstring): the calling thread only runs
+    ``detector``, on batches that span frames.
 
     Args:
         refs: frames to process (`sitesight.sliced.frames.list_frames`).
         detector: the model callable.
         run_dir: output folder (created, or resumed when it holds the same run).
         model: the model spec, stored in the manifest.
-        slice_wh, overlap_ratio, batch_size, full_frame: as in `predict_sliced`.
+        slice_wh, overlap_ratio, batch_size, full_frame, imgsz, full_imgsz: as in `predict_sliced`.
         frames_per_shard: frames per Parquet shard (the unit lost and redone after a kill).
-        on_progress: called with the number of frames finished after every shard.
+        on_progress: called from the writer thread with the number of frames finished (1 each, or
+            the size of a group of skipped frames).
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     keys = [r.key for r in refs]
     if hasattr(detector, "lookup"):  # recorded predictions (predictors.replay): looked up by path
         return _replay_to_run(refs, detector, run_dir, model=model, frames_per_shard=frames_per_shard,
-                              on_progress=on_progress)
-    done = open_run(run_dir, keys, model=model, parameters=run_parameters(slice_wh, overlap_ratio, full_frame),
-                    versions=library_versions())
+                              on_progress=on_progress, class_names=class_names)
+    if class_names is None:
+        class_names = getattr(detector, "class_names", None) or None
+    done = open_run(run_dir, keys, model=model, parameters=run_parameters(slice_wh, overlap_ratio, full_frame, imgsz, full_imgsz),
+                    versions=library_versions(), class_names=class_names)
     todo = [(i, r) for i, r in enumerate(refs) if i not in done]
     timer = [0.0]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    batches: queue.Queue = queue.Queue(maxsize=4)  # slicer -> model: a few batches ahead
+    results: queue.Queue = queue.Queue(maxsize=8)  # model -> writer
+    end = object()
+    assembler = _Assembler()
+    counts = {"boxes": 0, "processed": 0}
     skipped: list[SkippedFrame] = []
-    boxes = processed = 0
-    index_of = {r.key: i for i, r in todo}
-    pending: list[tuple[FrameRecord, np.ndarray]] = []
-    pending_skipped: list[SkippedFrame] = []
 
-    def flush() -> None:
-        nonlocal boxes, processed
-        raw = predict_sliced([img for _, img in pending], detector, slice_wh=slice_wh, overlap_ratio=overlap_ratio,
-                             batch_size=batch_size, full_frame=full_frame, timer=timer)
-        write_shard(run_dir, [(rec, det) for (rec, _), det in zip(pending, raw, strict=True)], pending_skipped)
-        boxes += sum(len(d) for d in raw)
-        processed += len(pending)
-        if on_progress is not None:
-            on_progress(len(pending) + len(pending_skipped))
-        pending.clear()
-        pending_skipped.clear()
+    def slicer() -> None:
+        try:
+            batcher = _Batcher(batch_size)
+            decoded = decoded_frames([r for _, r in todo], default_decode_workers())
+            for position, (ref, rgb, error) in enumerate(decoded):
+                index = todo[position][0]
+                if error is not None:
+                    _put(results, ("skip", SkippedFrame(index, ref.key, str(error))), stop)
+                    continue
+                jobs = frame_jobs(position, rgb, slice_wh=slice_wh, overlap_ratio=overlap_ratio, full_frame=full_frame,
+                                  imgsz=imgsz, full_imgsz=full_imgsz)
+                _put(results, ("frame", position, FrameRecord(index, ref.key, (rgb.shape[1], rgb.shape[0])), len(jobs)), stop)
+                for batch in batcher.add(jobs):
+                    _put(batches, batch, stop)
+            for batch in batcher.flush():
+                _put(batches, batch, stop)
+            _put(batches, end, stop)
+        except _Stop:
+            return
+        except BaseException as exc:  # surfaced in the calling thread
+            errors.append(exc)
+            stop.set()
 
-    for ref, rgb, error in _prefetch([r for _, r in todo], depth=2 * frames_per_shard):
-        index = index_of[ref.key]
-        if error is not None:
-            log.warning("skipping %s", error)
-            record = SkippedFrame(index, ref.key, str(error))
-            skipped.append(record)
-            pending_skipped.append(record)
-        else:
-            pending.append((FrameRecord(index, ref.key, (rgb.shape[1], rgb.shape[0])), rgb))
-        if len(pending) + len(pending_skipped) >= frames_per_shard:
-            flush()
-    if pending or pending_skipped:
-        flush()
-    return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes,
+    def writer() -> None:
+        pending: list[tuple[FrameRecord, Detections]] = []
+        pending_skipped: list[SkippedFrame] = []
+        records: dict[int, FrameRecord] = {}
+
+        def flush() -> None:
+            write_shard(run_dir, pending, pending_skipped)
+            pending.clear()
+            pending_skipped.clear()
+
+        try:
+            while True:
+                item = _get(results, stop)
+                if item is end:
+                    break
+                kind = item[0]  # type: ignore[index]
+                if kind == "skip":
+                    record = item[1]  # type: ignore[index]
+                    log.warning("skipping %s", record.reason)
+                    skipped.append(record)
+                    pending_skipped.append(record)
+                    finished = []
+                    if on_progress is not None:
+                        on_progress(1)
+                elif kind == "frame":
+                    _, position, record, n_jobs = item  # type: ignore[misc]
+                    records[position] = record
+                    assembler.expect(position, n_jobs, record.image_wh)
+                    finished = [] if n_jobs else [(position, Detections.empty().with_attributes(source=np.zeros(0, np.int32)))]
+                else:
+                    _, jobs, outputs = item  # type: ignore[misc]
+                    finished = assembler.add(jobs, outputs)
+                for position, det in finished:
+                    pending.append((records.pop(position), _sorted_by_source(det)))
+                    counts["boxes"] += len(det)
+                    counts["processed"] += 1
+                    if on_progress is not None:
+                        on_progress(1)
+                if len(pending) + len(pending_skipped) >= frames_per_shard:
+                    flush()
+            if pending or pending_skipped:
+                flush()
+        except _Stop:
+            return
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=slicer, name="sitesight-slicer", daemon=True),
+               threading.Thread(target=writer, name="sitesight-writer", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            batch = _get(batches, stop)
+            if batch is end:
+                break
+            outputs = _timed_call(detector, [c for _, c in batch], timer)  # type: ignore[union-attr]
+            _put(results, ("out", [j for j, _ in batch], outputs), stop)  # type: ignore[union-attr]
+        _put(results, end, stop)
+    except _Stop:
+        pass
+    except BaseException:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        raise
+    threads[1].join()
+    stop.set()
+    threads[0].join(timeout=5)
+    if errors:
+        raise errors[0]
+    return DetectSummary(run_dir, len(refs), len(done), counts["processed"], tuple(skipped), counts["boxes"],
                          time.perf_counter() - start, timer[0])
 
 
@@ -271,12 +528,16 @@ def _replay_to_run(
     model: str,
     frames_per_shard: int,
     on_progress: Callable[[int], None] | None,
+    class_names: Sequence[str] | None = None,
 ) -> DetectSummary:
     """Store recorded predictions as a run: sizes from image headers, boxes as full-frame boxes."""
     from sitesight.images import read_image_wh
 
     start = time.perf_counter()
-    done = open_run(run_dir, [r.key for r in refs], model=model, parameters={"full_frame": True, "replay": True})
+    if class_names is None:
+        class_names = getattr(replay, "class_names", None) or None
+    done = open_run(run_dir, [r.key for r in refs], model=model, parameters={"full_frame": True, "replay": True},
+                    class_names=class_names)
     todo = [(i, r) for i, r in enumerate(refs) if i not in done]
     skipped: list[SkippedFrame] = []
     boxes = processed = 0

@@ -8,7 +8,7 @@ sigmoid is the predicted IoU of the box with the object it covers. It is trained
 the true IoU (`sitesight.evaluation.iou_aware.true_iou`) of a detector's stored predictions on
 labelled frames (optionally plus jittered copies of the ground-truth boxes, which spread the
 targets over the whole IoU range). After training, alpha is tuned per class on the validation
-frames (`sitesight.evaluation.iou_aware.tune_alpha_per_class`) and stored in the checkpoint.
+frames (`sitesight.sliced.alpha.tune_alpha_per_class`) and stored in the checkpoint.
 
 Geometry: frames are letterboxed into ``frame_wh`` at the top-left (`sitesight.models.data.letterbox`);
 boxes are frame-pixel ``xyxy`` and scaled by the same factor.
@@ -31,11 +31,12 @@ from torch import nn
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.evaluation.iou_aware import iou_calibration, true_iou, tune_alpha_per_class
+from sitesight.evaluation.iou_aware import iou_calibration, true_iou
 from sitesight.models.backbone import Backbone, build_backbone
 from sitesight.models.checkpoint import load_checkpoint, save_checkpoint
 from sitesight.models.data import letterbox, to_tensor
 from sitesight.models.roi_head import roi_pool
+from sitesight.sliced.alpha import tune_alpha_per_class
 
 __all__ = ["KIND", "IoUHeadConfig", "IoUHead", "build_iou_head", "iou_head_from_config", "box_iou_targets", "predict_box_ious",
            "train_iou_head", "load_iou_head"]
@@ -173,6 +174,7 @@ def train_iou_head(
     lr: float = 3e-3,
     gt_jitter: int = 4,
     seed: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Train an IoU head on stored predictions vs ground truth, tune alpha per class on ``val``, save it.
 
@@ -184,6 +186,7 @@ def train_iou_head(
         epochs / lr: AdamW with a cosine schedule, 2 frames per step.
         gt_jitter: jittered copies of every ground-truth box added to the training boxes.
         seed: initialisation, order and jitter.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:1"``…
 
     Returns:
         Summary: checkpoint path, alphas, validation calibration (`iou_calibration`) and history.
@@ -192,10 +195,17 @@ def train_iou_head(
     out_dir.mkdir(parents=True, exist_ok=True)
     if not train or any(g is None for _, _, g in (*train, *val)):
         raise InputError("every training and validation frame needs ground truth", where="train")
+    from sitesight.models.backbone import describe_init, warn_if_random
+    from sitesight.models.train import resolve_device
+    from sitesight.progress import epoch_line, make_console
+
     torch.manual_seed(seed)
+    init = describe_init(config.backbone)
+    warn_if_random(init, config.backbone)
     head = build_iou_head(config)
-    device = torch.device("cpu") if not torch.cuda.is_available() else torch.device("cuda")
-    head.to(device)
+    dev = resolve_device(device)
+    head.to(dev)
+    console = make_console(stderr=True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(train) / 2)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
@@ -212,8 +222,8 @@ def train_iou_head(
                 chunk.append((rgb, chosen, target))
             if not sum(len(c[1]) for c in chunk):
                 continue
-            images, rois, classes = _batch([(r, b) for r, b, _ in chunk], config.frame_wh, device)
-            target = torch.from_numpy(np.concatenate([t for _, _, t in chunk])).to(device)
+            images, rois, classes = _batch([(r, b) for r, b, _ in chunk], config.frame_wh, dev)
+            target = torch.from_numpy(np.concatenate([t for _, _, t in chunk])).to(dev)
             loss = F.binary_cross_entropy_with_logits(head(images, rois, classes).float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -222,6 +232,7 @@ def train_iou_head(
             total += float(loss.detach()) * len(target)
             count += len(target)
         history.append({"epoch": epoch, "loss": total / max(1, count), "seconds": round(time.perf_counter() - t0, 3)})
+        console.print(epoch_line(history[-1], epochs), markup=False, soft_wrap=True)
     preds = predict_box_ious(head, [r for r, _, _ in val], [b for _, b, _ in val])
     truth = [true_iou(b, g) for _, b, g in val]
     calibration = iou_calibration(np.concatenate(preds) if preds else np.zeros(0), np.concatenate(truth) if truth else np.zeros(0))
@@ -229,7 +240,7 @@ def train_iou_head(
     alphas = tune_alpha_per_class(scored, [g for _, _, g in val], [round(0.1 * i, 1) for i in range(11)], num_classes=len(config.class_names))
     final = IoUHeadConfig.from_dict({**config.to_dict(), "alphas": [float(a) for a in alphas]})
     head.config = final
-    path = save_checkpoint(out_dir / "iou_head.safetensors", head, {**final.to_dict(), "metrics": calibration.to_dict()})
+    path = save_checkpoint(out_dir / "iou_head.safetensors", head, {**final.to_dict(), "metrics": calibration.to_dict(), "backbone_init": init})
     summary = {"checkpoint": str(path), "alphas": dict(zip(config.class_names, map(float, alphas), strict=True)),
                "calibration": calibration.to_dict(), "history": history}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -72,10 +72,12 @@ def train_iou_head_on_run(
     epochs: int = 10,
     min_score: float = 0.05,
     seed: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Train an IoU head on a stored run's raw boxes against ``dataset``'s ground truth (frames with GT only).
 
     The last ``val_fraction`` of the labelled frames (at least one) validate: calibration and per-class alpha.
+    ``device`` as in `sitesight.models.detector.iou_head.train_iou_head`.
     """
     run = load_run(run_dir)
     frames = [f for f in run_frames(run, dataset, min_score=min_score) if f[2] is not None]
@@ -84,7 +86,7 @@ def train_iou_head_on_run(
     if tuple(config.class_names) != tuple(dataset.class_names):
         config = IoUHeadConfig.from_dict({**config.to_dict(), "class_names": list(dataset.class_names), "alphas": None})
     n_val = min(len(frames) - 1, max(1, round(len(frames) * val_fraction)))
-    return train_iou_head(frames[:-n_val], frames[-n_val:], config=config, out_dir=out_dir, epochs=epochs, seed=seed)
+    return train_iou_head(frames[:-n_val], frames[-n_val:], config=config, out_dir=out_dir, epochs=epochs, seed=seed, device=device)
 
 
 def rescore_run(
@@ -105,11 +107,13 @@ def rescore_run(
         out_dir: the new run folder (resumable like any run).
         alphas: one alpha for every class or one per class; None = the head's tuned alphas (0.5 if untuned).
         batch_size: frames per forward pass.
-        device: torch device of the head.
+        device: torch device of the head (``"auto"``: CUDA, then MPS, then CPU).
         on_progress: called with the number of frames done after each batch.
     """
     run = load_run(run_dir)
-    head = load_iou_head(head_path, device=device)
+    from sitesight.models.train import resolve_device
+
+    head = load_iou_head(head_path, device=str(resolve_device(device)))
     k = len(head.config.class_names)
     if alphas is None:
         per_class = np.asarray(head.config.alphas if head.config.alphas is not None else [0.5] * k, np.float64)

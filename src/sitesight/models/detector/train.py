@@ -26,16 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.models.augment import Augment
+from sitesight.models.backbone import describe_init, warn_if_random
 from sitesight.models.checkpoint import save_checkpoint
 from sitesight.models.detector.callable import predict_images, to_input
 from sitesight.models.detector.iou_aware import DetectorConfig, IoUAwareRetinaNet, build_iou_aware_retinanet
 from sitesight.models.train import FitResult, load_last, resolve_device, write_history
+from sitesight.progress import epoch_line, progress_reporter
 
 __all__ = ["DetTrainConfig", "select_classes", "detection_items", "DetectionSet", "fit_detector", "train_detector"]
 
@@ -64,7 +65,7 @@ class DetTrainConfig:
             of positives in a short training.
         grad_clip: max gradient norm (0 = off).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``…; seed: initialisation, data order and augmentation.
-        progress: show a rich progress bar.
+        progress: report progress and one line per epoch (`sitesight.progress`).
     """
 
     epochs: int = 12
@@ -239,8 +240,11 @@ def fit_detector(
     config: DetTrainConfig,
     out_dir: Path | str,
     resume: bool = False,
+    backbone_init: str = "unknown",
 ) -> FitResult:
     """Train ``model`` on ``train_items``, keep the best epoch on ``val_items``; see the module docstring.
+
+    ``backbone_init`` (`sitesight.models.backbone.describe_init`) is recorded in the checkpoint.
 
     Returns:
         `sitesight.models.train.FitResult` (history rows, best epoch, its COCO stats, checkpoint path).
@@ -262,11 +266,10 @@ def fit_detector(
     last_path, best_path = out_dir / "last.pt", out_dir / "best.safetensors"
     if resume and last_path.is_file():
         state = load_last(last_path, model, optimizer, scheduler, device)
-    model_config = {**model.config.to_dict(), "fit": asdict(config)}
+    model_config = {**model.config.to_dict(), "fit": asdict(config), "backbone_init": backbone_init}
     stopped_early = False
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not config.progress) as progress:
-        task = progress.add_task("train det", total=steps_per_epoch * (config.epochs - state["epoch"]))
+    pin = device.type == "cuda"
+    with progress_reporter("train det", steps_per_epoch * (config.epochs - state["epoch"]), unit="steps", enabled=config.progress) as progress:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             if state["bad_epochs"] >= config.patience:
                 stopped_early = True
@@ -275,12 +278,13 @@ def fit_detector(
             torch.manual_seed(config.seed * 1000 + epoch)
             train_set.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True, collate_fn=_collate,
-                                                 generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
-            progress.update(task, description=f"det epoch {epoch}/{config.epochs}")
+                                                 generator=torch.Generator().manual_seed(config.seed * 1000 + epoch), pin_memory=pin)
+            progress.update(description=f"train det epoch {epoch}/{config.epochs}")
             model.train()
             sums: dict[str, float] = {}
             for images, targets in loader:
-                losses = model([im.to(device) for im in images], [{k: v.to(device) for k, v in t.items()} for t in targets])
+                losses = model([im.to(device, non_blocking=True) for im in images],
+                               [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets])
                 loss = sum(losses.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -290,7 +294,7 @@ def fit_detector(
                 scheduler.step()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
-                progress.advance(task)
+                progress.advance()
             train_seconds = time.perf_counter() - t0
             row: dict[str, Any] = {"epoch": epoch, **{f"loss_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()},
                                    "lr": optimizer.param_groups[0]["lr"], "train_images_per_s": round(len(train_set) / train_seconds, 3)}
@@ -305,6 +309,7 @@ def fit_detector(
             else:
                 score = (-sum(sums.values()), 0.0)
             row["seconds"] = round(time.perf_counter() - t0, 3)
+            progress.note(epoch_line(row, config.epochs))
             state["history"].append(row)
             if score > tuple(state["best"]):
                 state |= {"best": score, "best_epoch": epoch, "bad_epochs": 0, "best_metrics": metrics}
@@ -329,6 +334,7 @@ def train_detector(
     weights: Path | str | None = None,
     images: tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None] | None = None,
     resume: bool = False,
+    pretrained: bool = False,
 ) -> FitResult:
     """Build an IoU-aware RetinaNet from ``config`` and train it on ``train``.
 
@@ -337,7 +343,9 @@ def train_detector(
         config: the model (its ``class_names`` must equal the datasets').
         train_config: optimisation and augmentation.
         out_dir: ``best.safetensors``, ``last.pt``, ``history.csv`` / ``.json``.
-        weights: local backbone weights (timm layout); never downloaded.
+        weights: local backbone weights (timm layout).
+        pretrained: the backbone name's pretrained weights from the hub (when ``weights`` is None);
+            neither = random init, warned about and recorded as ``backbone_init`` in the checkpoint.
         images: decoded ``(train images, val images)`` aligned with the samples, to skip reading files.
         resume: continue from ``out_dir/last.pt`` when it exists.
     """
@@ -354,5 +362,7 @@ def train_detector(
     if not train_items:
         raise InputError("no readable training frames", where="train")
     torch.manual_seed(train_config.seed)
-    model = build_iou_aware_retinanet(config, weights=weights)
-    return fit_detector(model, train_items, val_items, config=train_config, out_dir=out_dir, resume=resume)
+    init = describe_init(config.backbone, weights=weights, pretrained=pretrained)
+    warn_if_random(init, config.backbone)
+    model = build_iou_aware_retinanet(config, weights=weights, pretrained=pretrained)
+    return fit_detector(model, train_items, val_items, config=train_config, out_dir=out_dir, resume=resume, backbone_init=init)
