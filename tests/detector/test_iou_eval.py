@@ -9,15 +9,8 @@ import pytest
 
 from sitesight import Dataset, Detections, Sample
 from sitesight.errors import InputError
-from sitesight.evaluation.iou_aware import (
-    alpha_sweep,
-    alpha_sweep_run,
-    iou_calibration,
-    rescore,
-    spearman,
-    true_iou,
-    tune_alpha_per_class,
-)
+from sitesight.evaluation.iou_aware import iou_calibration, rescore, spearman, true_iou
+from sitesight.sliced.alpha import alpha_sweep, alpha_sweep_run, tune_alpha_per_class
 
 
 def test_rescore_formula_and_alpha_one_is_exact() -> None:

@@ -12,10 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sitesight import Dataset, Sample  # noqa: E402
-from sitesight.evaluation.iou_aware import alpha_sweep_run, spearman  # noqa: E402
+from sitesight.evaluation.iou_aware import spearman  # noqa: E402
 from sitesight.models.detector.callable import detector_callable, load_detector, load_detector_callable, to_input  # noqa: E402
 from sitesight.models.detector.iou_aware import DetectorConfig, positive_anchor_ious  # noqa: E402
 from sitesight.models.detector.train import DetTrainConfig, detection_items, train_detector  # noqa: E402
+from sitesight.sliced.alpha import alpha_sweep_run  # noqa: E402
 from sitesight.synth import render_site_frame  # noqa: E402
 
 WH = (960, 720)

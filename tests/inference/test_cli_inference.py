@@ -44,6 +44,8 @@ def test_detect_sweep_export(tmp_path):
     assert out.returncode == 0, out.stderr
     preds = json.loads((tmp_path / "preds.json").read_text())
     assert [p["bbox"] for p in preds] == [[10, 10, 20, 40], [51, 20, 20, 40]]
-    assert sorted(p.name for p in (tmp_path / "cvat").iterdir()) == ["part_001.xml", "part_002.xml"]
+    assert sorted(p.name for p in (tmp_path / "cvat").iterdir()) == ["part_001.xml", "part_002.xml", "spec.json"]
+    recorded = json.loads((tmp_path / "preds.spec.json").read_text())
+    assert recorded["spec"]["conf"] == 0.5 and recorded["class_names"] == ["person"]
     out = run_cli("detect", str(tmp_path / "a.png"), "--model", "nope:x", "--out", str(tmp_path / "run2"))
     assert out.returncode == 1 and "unknown model spec" in out.stderr

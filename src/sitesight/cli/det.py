@@ -9,15 +9,15 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
 
+from sitesight.cli import spec_options as so
 from sitesight.cli.eval import eval_app
 from sitesight.cli.main import app
-from sitesight.cli.train import _wh, read_train_val, train_app
+from sitesight.cli.train import DEVICE_HELP, _wh, read_train_val, train_app
 from sitesight.errors import InputError
+from sitesight.progress import make_console, progress_reporter
 
-console = Console()
+console = make_console()
 
 
 def _numbers(text: str, where: str, kind: type = float) -> tuple:
@@ -33,8 +33,9 @@ def train_det(
     val: Path = typer.Option(None, "--val", help="Validation set (COCO AP every epoch); default: a split of DATA."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of DATA's frames held out when --val is absent."),
     fmt: str = typer.Option(None, "--format", help="cvat, coco, yolo or voc (default: detected)."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="timm CNN name or tiny_pyramid."),
-    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch); never downloaded."),
+    backbone: str = typer.Option("resnet18.a1_in1k", "--backbone", help="timm CNN name (with a pretrained tag) or tiny_pyramid."),
+    pretrained: bool = typer.Option(True, "--pretrained/--random-init", help="Start from the backbone's pretrained weights (timm / Hugging Face cache)."),
+    weights: Path = typer.Option(None, "--weights", help="Local backbone weights (safetensors / torch) for offline sites; wins over --pretrained."),
     out_indices: str = typer.Option("2,3,4", "--out-indices", help="Backbone stages fed to the FPN."),
     extra_levels: int = typer.Option(2, "--extra-levels", min=0, max=2, help="P6/P7 levels above the last stage."),
     fpn_channels: int = typer.Option(256, "--fpn-channels", min=8),
@@ -51,7 +52,7 @@ def train_det(
     warmup: int = typer.Option(50, "--warmup", min=0, help="Linear warm-up steps."),
     patience: int = typer.Option(4, "--patience", min=1, help="Stop after N epochs without a better validation AP."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Flip, scale jitter and photometric noise."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1…"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/det"), "--out", "-o", help="best.safetensors, last.pt, history.csv."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
@@ -72,7 +73,7 @@ def train_det(
                          hflip=0.5 if augment else 0.0, scale=(0.8, 1.25) if augment else (1.0, 1.0), photometric=augment,
                          tile_wh=_wh(tile) if tile else None, device=device, seed=seed)
     result = train_detector(train_ds, val_ds if len(val_ds) else None, config=config, train_config=fit, out_dir=out, weights=weights,
-                            resume=resume)
+                            resume=resume, pretrained=pretrained and backbone != "tiny_pyramid")
     console.print(json.dumps({k: v for k, v in result.to_dict().items() if k != "history"}, indent=1, default=str))
 
 
@@ -86,6 +87,7 @@ def train_iou_head_cmd(
     epochs: int = typer.Option(10, "--epochs", min=1),
     val_fraction: float = typer.Option(0.25, "--val-fraction", help="Last share of frames used to calibrate and tune alpha."),
     min_score: float = typer.Option(0.05, "--min-score", help="Stored boxes below this score are not used."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/iou_head"), "--out", "-o", help="iou_head.safetensors and summary.json."),
 ) -> None:
@@ -97,7 +99,7 @@ def train_iou_head_cmd(
     dataset = read_dataset(gt, fmt)
     config = IoUHeadConfig(backbone=backbone, class_names=dataset.class_names, frame_wh=_wh(frame_size))
     summary = train_iou_head_on_run(run, dataset, config=config, out_dir=out, val_fraction=val_fraction, epochs=epochs,
-                                    min_score=min_score, seed=seed)
+                                    min_score=min_score, seed=seed, device=device)
     cal = summary["calibration"]
     console.print(f"IoU head → {summary['checkpoint']}; alphas {summary['alphas']}; validation Spearman {cal['spearman']:.3f}, "
                   f"ECE {cal['ece']:.3f}")
@@ -109,7 +111,7 @@ def rescore_cmd(
     head: Path = typer.Option(..., "--head", help="IoU head checkpoint (sitesight train iou-head)."),
     out: Path = typer.Option(..., "--out", "-o", help="The rescored run folder."),
     alpha: str = typer.Option(None, "--alpha", help="One alpha, or one per class (comma list); default: the head's tuned alphas."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Add predicted IoU to every stored box and rescore S = p^alpha * IoU^(1-alpha), before merging."""
     from sitesight.models.detector.rescore import rescore_run
@@ -117,10 +119,9 @@ def rescore_cmd(
 
     alphas = None if alpha is None else _numbers(alpha, "--alpha")
     total = len(load_run(run).frames)
-    with Progress(console=console) as progress:
-        task = progress.add_task("rescore", total=total)
+    with progress_reporter("rescore", total, unit="frames", console=make_console(stderr=True)) as progress:
         result = rescore_run(run, head, out, alphas=alphas if alphas is None or len(alphas) > 1 else alphas[0], device=device,
-                             on_progress=lambda n: progress.advance(task, n))
+                             on_progress=progress.advance)
     console.print(f"{len(result.frames)} frames rescored ({len(result.skipped)} skipped) → {result.run_dir}")
 
 
@@ -130,9 +131,15 @@ def eval_iou_aware(
     gt: Path = typer.Option(..., "--gt", help="Ground truth (CVAT/COCO/YOLO/VOC)."),
     alpha: str = typer.Option("0:1:0.1", "--alpha", help="start:stop:step (stop included) or a comma list."),
     fmt: str = typer.Option(None, "--format", help="Ground-truth format (default: detected)."),
-    method: str = typer.Option("nms", "--merge", help="nms, greedy_nmm or nmm."),
-    metric: str = typer.Option("iou", "--metric", help="iou or ios."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Merge overlap threshold."),
+    spec: str = so.SPEC,
+    conf: float = typer.Option(None, "--conf", help="Confidence on the rescored raw boxes before merging (default 0)."),
+    method: str = typer.Option(None, "--method", help="Merge method: nms (default) | nmm | greedy_nmm."),
+    metric: str = typer.Option(None, "--metric", help="Merge overlap metric: iou (default) | ios."),
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
     oracle: bool = typer.Option(True, "--oracle/--no-oracle", help="Also rank with the true IoU against ground truth."),
     json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
     csv_out: Path = typer.Option(None, "--csv", help="Also write the rows as CSV here."),
@@ -140,16 +147,17 @@ def eval_iou_aware(
     """Re-rank stored predictions for each alpha and report AP, AP50, AP75 (+ the true-IoU oracle); no model runs."""
     from rich.table import Table
 
-    from sitesight.evaluation.iou_aware import alpha_sweep_run
     from sitesight.formats import read_dataset
-    from sitesight.sliced.border import MergeSpec
+    from sitesight.sliced.alpha import DEFAULT_SPEC, alpha_sweep_run
     from sitesight.sliced.sweep import parse_range
 
     try:
         alphas = parse_range(alpha)
     except ValueError as exc:
         raise InputError(f"--alpha: {exc}") from None
-    result = alpha_sweep_run(run, read_dataset(gt, fmt), alphas, merge_spec=MergeSpec(method, metric, threshold), oracle=oracle)
+    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border, default=DEFAULT_SPEC)
+    console.print(f"post-processing: {s}")
+    result = alpha_sweep_run(run, read_dataset(gt, fmt), alphas, spec=s, oracle=oracle)
     table = Table(title=f"IoU-aware re-ranking: {result.frames} frames, {result.boxes} raw boxes")
     for col in ("alpha", "IoU", "AP", "AP50", "AP75"):
         table.add_column(col, justify="right")
@@ -160,6 +168,6 @@ def eval_iou_aware(
     console.print(f"best alpha {best.alpha:g}: AP {best.AP:.4f}, AP75 {best.AP75:.4f}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_dict(), indent=1))
+        json_out.write_text(json.dumps({**result.to_dict(), "spec": s.to_dict()}, indent=1))
     if csv_out is not None:
         result.save_csv(csv_out)

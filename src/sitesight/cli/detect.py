@@ -6,33 +6,17 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sitesight.cli import spec_options as so
 from sitesight.cli.main import app
+from sitesight.device import DEVICE_HELP
+from sitesight.progress import make_console, progress_reporter
 
-console = Console(stderr=True)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    )
+console = make_console(stderr=True)
 
 
 def _bad(message: str) -> typer.BadParameter:
     return typer.BadParameter(message)
-
-
-def _postprocess_options(method: str, metric: str, threshold: float, gate: str | None):  # noqa: ANN202
-    from sitesight.sliced.border import MergeSpec
-    from sitesight.sliced.gate import parse_gate
-
-    try:
-        return MergeSpec(method, metric, threshold), (parse_gate(gate) if gate else None)
-    except ValueError as exc:
-        raise _bad(str(exc)) from None
 
 
 @app.command("detect")
@@ -47,11 +31,20 @@ def detect(
     conf: float = typer.Option(0.05, "--conf", help="Lowest raw score kept (sweeps raise it later)."),
     video_step: int = typer.Option(1, "--video-step", min=1, help="Keep every N-th frame of videos."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out (default)."),
+    classes: str | None = typer.Option(None, "--classes", help="The model's class names in class-id order, comma-separated (recorded in the run so classes match ground truth by name; default: the model's own names when it has them)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    imgsz: int | None = typer.Option(None, "--imgsz", min=32, help="Long side each slice is resized to for the model (default: the slice size, no resize)."),
+    full_imgsz: int | None = typer.Option(None, "--full-imgsz", min=32, help="Long side the whole frame is resized to for the full-frame pass (default: --imgsz, else the slice size)."),
+    half: bool = typer.Option(False, "--half", help="float16 inference where the backend supports it (Ultralytics, torchvision, iouaware on CUDA)."),
     engine: str = typer.Option("local", "--engine", help="local (this process) | ray (Ray Data actors; pip install 'sitesight[ray]')."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
     ray_workers: int | None = typer.Option(None, "--ray-workers", min=1, help="With --engine ray: detector actors (default one per GPU, else per free CPU)."),
 ) -> None:
-    """Run a detector on slices of every frame and store the raw boxes; resumes after a kill."""
+    """Run a detector on slices of every frame and store the raw boxes; resumes after a kill.
+
+    Frames are decoded and sliced in background threads while the model runs on batches that span
+    frames. Progress goes to stderr: a bar on a terminal, a plain line every few seconds in a pipe or log.
+    """
     from sitesight.errors import InputError
     from sitesight.predictors import build_detector
     from sitesight.sliced.frames import list_frames
@@ -64,21 +57,18 @@ def detect(
     refs = list_frames(frames, video_step=video_step)
     run_kwargs = {"model": model, "slice_wh": (slice_size, slice_size), "overlap_ratio": (overlap, overlap),
                   "batch_size": batch, "full_frame": full_frame}
+    sizes = {"imgsz": imgsz, "full_imgsz": full_imgsz if full_imgsz is not None else imgsz}
     if engine == "local":
-        detector = build_detector(model, conf=conf)
-    with _progress() as progress:
-        task = progress.add_task("detect", total=len(refs), fps="-")
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-            speed = progress.tasks[task].speed
-            progress.update(task, fps=f"{speed:.2f}" if speed else "-")
-
+        detector = build_detector(model, conf=conf, device=device, half=half)
+    with progress_reporter("detect", len(refs), unit="frames", console=console) as progress:
         if engine == "local":
-            summary = detect_to_run(refs, detector, out, on_progress=advance, **run_kwargs)
+            names = [c.strip() for c in classes.split(",")] if classes else None
+            summary = detect_to_run(refs, detector, out, on_progress=progress.advance, class_names=names, **run_kwargs, **sizes)
         else:
-            summary = _detect_ray(refs, out, conf, ray_address, ray_workers, run_kwargs, advance)
-        progress.advance(task, summary.already_done)
+            if any(v is not None for v in sizes.values()):
+                raise InputError("--imgsz / --full-imgsz work with --engine local only", where="--imgsz")
+            summary = _detect_ray(refs, out, (conf, device, half), ray_address, ray_workers, run_kwargs, progress.advance)
+        progress.skip(summary.already_done)
     for s in summary.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.key}: {s.reason}")
     console.print(
@@ -89,7 +79,7 @@ def detect(
     logging.getLogger(__name__).debug("summary %s", summary)
 
 
-def _detect_ray(refs, out, conf, address, workers, run_kwargs, advance):  # noqa: ANN001, ANN202
+def _detect_ray(refs, out, run_options, address, workers, run_kwargs, advance):  # noqa: ANN001, ANN202
     from functools import partial
 
     from sitesight.engines.ray import RayOptions, detect_to_run_ray
@@ -100,7 +90,8 @@ def _detect_ray(refs, out, conf, address, workers, run_kwargs, advance):  # noqa
     if run_kwargs["model"].startswith("replay:"):
         raise InputError("replayed predictions are looked up, not computed: use --engine local", where="--model")
     # the model is built inside each Ray actor, where it runs (and on that actor's GPU)
-    factory = partial(build_detector, run_kwargs["model"], conf=conf)
+    conf, device, half = run_options
+    factory = partial(build_detector, run_kwargs["model"], conf=conf, device=device, half=half)
     return detect_to_run_ray(refs, factory, out, options=RayOptions(address=address, workers=workers),
                              on_progress=advance, **run_kwargs)
 
@@ -108,29 +99,47 @@ def _detect_ray(refs, out, conf, address, workers, run_kwargs, advance):  # noqa
 @app.command("export")
 def export(
     run_dir: Path = typer.Argument(..., help="Run folder written by `sitesight detect`."),
-    coco: Path | None = typer.Option(None, "--coco", help="Write COCO results JSON here."),
+    coco: Path | None = typer.Option(None, "--coco", help="Write COCO results JSON here (and OUT.spec.json beside it)."),
     cvat: Path | None = typer.Option(None, "--cvat", help="Write CVAT 1.1 XML pre-annotation parts into this folder."),
     part_size: int = typer.Option(100, "--part-size", min=1, help="Frames per CVAT part (one task each)."),
-    conf: float = typer.Option(0.25, "--conf", help="Confidence threshold on raw boxes."),
-    method: str = typer.Option("greedy_nmm", "--method", help="nms | nmm | greedy_nmm."),
-    metric: str = typer.Option("ios", "--metric", help="iou | ios."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Merge match threshold."),
-    gate: str | None = typer.Option(None, "--gate", help="Full-image gate, e.g. r=40,conf=0.2."),
-    classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names (default class0, class1...)."),
+    gt: Path | None = typer.Option(None, "--gt", help="Ground truth whose image ids, category ids and class names the COCO export uses (pycocotools loads the file against it)."),
+    classes: str | None = typer.Option(None, "--classes", help="The model's class names, comma-separated, for a run that did not record them."),
+    spec: str = so.SPEC,
+    conf: float = typer.Option(None, "--conf", help="Confidence threshold on raw boxes (default 0.25)."),
+    method: str = so.METHOD,
+    metric: str = so.METRIC,
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
 ) -> None:
-    """Merge a stored run's raw boxes and export them as COCO results and/or CVAT task parts."""
-    from sitesight.sliced.export import export_coco_results, export_cvat_parts, run_dataset
+    """Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results and/or CVAT parts.
+
+    Without --gt, COCO image ids are the frame's position in the run + 1 and category ids the class
+    index + 1; every result also names its frame (file_name), which `sitesight eval` aligns by.
+    """
+    from sitesight.sliced.evaluate import read_ground_truth
+    from sitesight.sliced.export import export_coco, export_cvat_parts, final_dataset
+    from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.store import load_run
 
     if coco is None and cvat is None:
         raise _bad("give --coco and/or --cvat")
-    spec, gate_params = _postprocess_options(method, metric, threshold, gate)
-    names = [c.strip() for c in classes.split(",")] if classes else None
-    dataset, removed = run_dataset(load_run(run_dir), conf=conf, merge_spec=spec, gate=gate_params, class_names=names)
-    boxes = dataset.box_count()
+    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border)
+    run = load_run(run_dir)
+    if classes:
+        run = run.with_class_names([c.strip() for c in classes.split(",")])
+    truth = read_ground_truth(gt) if gt is not None else None
+    target = truth.dataset.class_names if truth is not None and not s.class_agnostic else None
+    final = postprocess(run, s, class_names=target)
+    console.print(f"post-processing: {s}")
     if coco is not None:
-        console.print(f"COCO results: {export_coco_results(dataset, coco)}")
+        record = export_coco(final, coco, gt=None if truth is None else truth.dataset,
+                             gt_category_ids=None if truth is None else truth.category_ids)
+        left = record.get("frames_left_out", 0)
+        console.print(f"COCO results: {coco} (ids {record['ids']}" + (f"; {left} frames not in the ground truth left out" if left else "") + ")")
     if cvat is not None:
-        parts = export_cvat_parts(dataset, cvat, part_size=part_size)
+        parts = export_cvat_parts(final_dataset(final), cvat, part_size=part_size, record=final.summary())
         console.print(f"CVAT: {len(parts)} part(s) of up to {part_size} frames in {cvat}")
-    console.print(f"{len(dataset)} frames, {boxes} boxes" + (f"; the gate removed {removed}" if gate_params else ""))
+    console.print(f"{len(final.frames)} frames, {len(final.table)} boxes" + (f"; the gate removed {final.gate_removed}" if s.gate else ""))

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sitesight.cli import spec_options as so
 from sitesight.cli.main import app
 
 eval_app = typer.Typer(name="eval", help="Evaluate detections, classifiers and anomaly scores.", no_args_is_help=True)
@@ -40,18 +41,48 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None or v < 0 else f"{v:.4f}"
 
 
+def _coverage_line(record: dict[str, Any]) -> None:
+    cov = record.get("coverage")
+    if cov:
+        console.print(f"frames: predictions {cov['run']}, ground truth {cov['gt']}, both {cov['both']}, ground-truth only "
+                      f"{cov['gt_only']}, predictions only {cov['run_only']}; evaluated {record.get('evaluated_frames', cov['both'])}")
+    if record.get("spec"):
+        from sitesight.sliced.spec import PostprocessSpec
+
+        console.print(f"post-processing: {PostprocessSpec.from_dict(record['spec'])}")
+    for key, n in (record.get("dropped") or {}).items():
+        console.print(f"[yellow]{key.replace('_', ' ')}: {n} results[/yellow]")
+
+
 @eval_app.command("coco")
 def coco(
-    gt: Path = typer.Option(..., "--gt", help="COCO ground-truth JSON."),
-    pred: Path = typer.Option(..., "--pred", help="COCO results JSON (list of image_id, category_id, bbox, score)."),
+    gt: Path = typer.Option(..., "--gt", help="Ground truth: COCO JSON (any format with a run folder)."),
+    pred: Path = typer.Option(..., "--pred", help="COCO results JSON (list of image_id, category_id, bbox, score) or a sitesight run folder."),
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
     relative_area: bool = typer.Option(False, "--relative-area", help="Area ranges as fractions of the frame (give --area-ranges)."),
     area_ranges: str = typer.Option(None, "--area-ranges", help="small,medium upper bounds, e.g. '1024,9216' (px²) or '0.0005,0.005' with --relative-area."),
     honour_max_dets: bool = typer.Option(False, "--honour-max-dets", help="Headline AP at the last maxDets instead of pycocotools' fixed 100."),
+    spec: str = so.SPEC,
+    conf: float = so.CONF,
+    method: str = so.METHOD,
+    metric: str = so.METRIC,
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
+    include_unscored_gt: bool = so.INCLUDE_UNSCORED,
+    ignore_unknown: bool = so.IGNORE_UNKNOWN,
 ) -> None:
-    """COCO bbox AP/AR: the 12 pycocotools stats (identical values) and per-class AP."""
+    """COCO bbox AP/AR: the 12 pycocotools stats (identical values) and per-class AP.
+
+    A run folder is post-processed (default conf 0.05, greedy_nmm/ios@0.5) and scored on the frames
+    both sides cover (--include-unscored-gt for all ground-truth frames).
+    """
     from sitesight.evaluation.coco import COCO_AREA_RANGES, STAT_NAMES
     from sitesight.evaluation.coco_files import evaluate_coco_files
+    from sitesight.sliced.evaluate import evaluate_coco_pred, is_run
+    from sitesight.sliced.spec import PostprocessSpec
 
     ranges = dict(COCO_AREA_RANGES)
     if area_ranges:
@@ -63,8 +94,20 @@ def coco(
             raise InputError(f"--area-ranges: expected 'small,medium', got {area_ranges!r}") from None
         top = 1.0 if relative_area else 1e10
         ranges = {"all": (0.0, top), "small": (0.0, small), "medium": (small, medium), "large": (medium, top)}
+    options = dict(area_ranges=ranges, relative_area=relative_area, honour_max_dets=honour_max_dets)
+    record: dict[str, Any] = {}
     with console.status("evaluating"):
-        result = evaluate_coco_files(gt, pred, area_ranges=ranges, relative_area=relative_area, honour_max_dets=honour_max_dets)
+        if is_run(pred) or class_map:
+            s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
+                           default=PostprocessSpec(conf=0.05))
+            result, scored = evaluate_coco_pred(gt, pred, spec=s, include_unscored_gt=include_unscored_gt,
+                                                ignore_unknown=ignore_unknown, area_ranges=ranges, honour_max_dets=honour_max_dets,
+                                                relative_area=relative_area)
+            record = scored.record()
+        else:
+            result = evaluate_coco_files(gt, pred, class_agnostic=bool(class_agnostic), ignore_unknown=ignore_unknown, **options)
+            record = {"dropped": {k: v for k, v in result.counts.items() if k.startswith("dropped") and v}}
+    _coverage_line(record)
     table = Table("stat", "value", title=f"COCO bbox: {result.counts['images']} images, {result.counts['gt']} GT, {result.counts['pred']} predictions")
     for name, value in zip(STAT_NAMES, result.stats, strict=True):
         table.add_row(name, _fmt(float(value)))
@@ -73,7 +116,7 @@ def coco(
     for name, row in result.per_class.items():
         per.add_row(name, _fmt(row.get("AP")), _fmt(row.get("AP50")), _fmt(row.get("AP75")), _fmt(row.get("AR100")))
     console.print(per)
-    _write_json(json_out, result.to_dict())
+    _write_json(json_out, {**result.to_dict(), **record})
 
 
 @eval_app.command("det")
@@ -81,20 +124,39 @@ def det(
     gt: Path = typer.Option(..., "--gt", help="Ground truth in any supported format (CVAT, COCO, YOLO, VOC)."),
     pred: Path = typer.Option(..., "--pred", help="COCO results JSON or a sitesight run folder."),
     iou: float = typer.Option(0.5, "--iou", min=0.0, max=1.0, help="IoU for a match."),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Operating confidence threshold."),
     sweep: str = typer.Option("0.05:0.95:0.05", "--sweep", help="Thresholds as start:stop:step or a comma list."),
     target_recall: float = typer.Option(None, "--target-recall", help="Report the highest-precision threshold reaching this recall."),
-    merge_method: str = typer.Option("greedy_nmm", "--merge", help="For a run folder: nms, nmm or greedy_nmm."),
+    spec: str = so.SPEC,
+    conf: float = typer.Option(None, "--conf", help="Operating confidence (default 0.5); for a run folder also the confidence raw boxes need before merging."),
+    method: str = so.METHOD,
+    metric: str = so.METRIC,
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
+    include_unscored_gt: bool = so.INCLUDE_UNSCORED,
+    ignore_unknown: bool = so.IGNORE_UNKNOWN,
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
-    """TP/FP/FN/precision/recall/F1 at --conf and --iou, a confidence sweep and an error breakdown."""
+    """TP/FP/FN/precision/recall/F1 at --conf and --iou, a confidence sweep and an error breakdown.
+
+    A run folder goes through the same post-processing as `sitesight sweep` and `export` (so a sweep
+    row and this command agree when given the same options, e.g. --spec RUN/sweep.csv:best), scored
+    on the frames both sides cover unless --include-unscored-gt.
+    """
     from sitesight.evaluation.detection import parse_sweep
-    from sitesight.evaluation.inputs import evaluate_det_files
+    from sitesight.sliced.evaluate import evaluate_det
+    from sitesight.sliced.spec import PostprocessSpec
 
     thresholds = parse_sweep(sweep)
+    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
+                   default=PostprocessSpec(conf=0.5))
     with console.status("matching"):
-        out = evaluate_det_files(gt, pred, iou=iou, conf=conf, thresholds=thresholds, target_recall=target_recall, merge_method=merge_method)
-    table = Table("class", "TP", "FP", "FN", "precision", "recall", "F1", title=f"{out['images']} images at conf ≥ {conf}, IoU ≥ {iou}")
+        out = evaluate_det(gt, pred, spec=s, iou=iou, thresholds=thresholds, target_recall=target_recall,
+                           include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown)
+    _coverage_line(out)
+    table = Table("class", "TP", "FP", "FN", "precision", "recall", "F1", title=f"{out['images']} images at conf ≥ {s.conf:g}, IoU ≥ {iou}")
     for name, row in [*out["per_class"].items(), ("all", out)]:
         table.add_row(name, str(row["tp"]), str(row["fp"]), str(row["fn"]), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
     console.print(table)

@@ -137,17 +137,20 @@ def step_sliced(ctx: DemoContext) -> None:
         finally:
             torch.set_num_threads(threads)
         model = f"IoU-aware RetinaNet {ctx.results['detector']['checkpoint']}"
+        class_names = list(ctx.results["detector"]["class_names"])
     else:
         slice_wh = (640, 640)
         raws = [standin_raw(s.gt, s.image_wh, rng=rng, num_classes=len(ctx.dataset.class_names)) for s in ctx.dataset]
         model = "STAND-IN (synth GT + noise, not a model)"
-    run = write_run(ctx.out / "run_sliced", frames, raws, model=model, parameters=run_parameters(slice_wh, (0.2, 0.2), True))
+        class_names = list(ctx.dataset.class_names)
+    run = write_run(ctx.out / "run_sliced", frames, raws, model=model, parameters=run_parameters(slice_wh, (0.2, 0.2), True),
+                    class_names=class_names)
     ctx.console.print(f"  {model}: {sum(map(len, raws))} raw boxes from {slice_wh[0]}x{slice_wh[1]} slices + full frame → {run.run_dir}")
     merges = [*merge_grid(["nms", "greedy_nmm"], ["iou", "ios"], [0.5]), MergeSpec("nmm", "ios", 0.5)]
     if truth is not ctx.dataset:
         ctx.console.print(f"  scored against the ground truth of the detector's classes only: {list(truth.class_names)}")
     result = sweep_run(run, align_gt(run, truth), merges=merges, confs=[0.3, 0.4, 0.5, 0.6],
-                       gates=[None, GateParams(r=40, conf=0.2)], num_classes=len(truth.class_names))
+                       gates=[None, GateParams(r=40, conf=0.2)], class_names=truth.class_names)
     result.save(ctx.out / "run_sliced" / "sweep.csv")
     ctx.console.print("  method      metric thr  conf gate                  P     R     F1    gated")
     for i, r in enumerate(result.rows):
@@ -159,7 +162,7 @@ def step_sliced(ctx: DemoContext) -> None:
     ctx.results["sliced"] = {"run": str(run.run_dir), "best": best.__dict__, "rows": len(result.rows), "model": model,
                              "class_names": list(truth.class_names)}
     if "detector" in ctx.results:
-        from sitesight.evaluation.iou_aware import alpha_sweep_run
+        from sitesight.sliced.alpha import alpha_sweep_run
 
         alphas = alpha_sweep_run(run.run_dir, truth, [0.0, 0.25, 0.5, 0.75, 1.0])  # CLI default: 0:1:0.1
         alphas.save_csv(ctx.out / "run_sliced" / "iou_aware_alpha.csv")
@@ -207,7 +210,7 @@ def step_mining(ctx: DemoContext) -> None:
         "B_blind_small": [standin(s.gt, ((s.gt.class_id == 0) & (h < 60)) | ((s.gt.class_id > 0) & (h < 16)))
                           for s, h in zip(ctx.dataset, height, strict=True)],
     }
-    runs = {name: write_run(out / f"run_{name}", frames, dets, model=f"STAND-IN {name} (synth GT degraded, not a model)",
+    runs = {name: write_run(out / f"run_{name}", frames, dets, model=f"STAND-IN {name} (synth GT degraded, not a model)", class_names=ctx.dataset.class_names,
                             parameters={}).run_dir for name, dets in models.items()}
     if "sliced" in ctx.results:
         runs["sliced_iou_aware" if "detector" in ctx.results else "sliced_standin"] = Path(ctx.results["sliced"]["run"])

@@ -96,7 +96,8 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
     Args:
         per_image: one `Detections` per image, in image order.
         gt: True for ground truth: scores are ignored, ``attributes["iscrowd"]`` marks crowd boxes and
-            ``attributes["area"]`` (when present, e.g. from COCO) is the area compared with ranges.
+            ``attributes["coco_area"]`` (the COCO reader's ``area``; else ``attributes["area"]``) is
+            the area compared with ranges.
             For predictions ``attributes["source"]`` (slice index, -1 = full frame) is kept.
     """
     boxes = [d.xyxy for d in per_image]
@@ -110,7 +111,9 @@ def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTa
     area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     if gt:
         crowd = _column(per_image, "iscrowd", 0, n).astype(np.int64) != 0
-        range_area = _column(per_image, "area", np.nan, n)
+        # the COCO reader keeps a file's "area" as "coco_area" (pycocotools' area ranges use it)
+        range_area = _column(per_image, "coco_area", np.nan, n)
+        range_area = np.where(np.isnan(range_area), _column(per_image, "area", np.nan, n), range_area)
         range_area = np.where(np.isnan(range_area), area, range_area)
         return BoxTable.build(image, class_id, xyxy, area=area, range_area=range_area, crowd=crowd)
     score = np.concatenate([d.score for d in per_image]).astype(np.float64)

@@ -1,17 +1,10 @@
-"""IoU-aware re-ranking of stored predictions: the alpha sweep, the oracle, and IoU calibration (numpy only).
+"""IoU-aware scoring values (numpy only): the rescoring rule, the true IoU, rank correlation, IoU calibration.
 
 A detector that predicts the IoU of its own boxes (the IoU-aware RetinaNet, or any detector after
 post-hoc rescoring) stores, per raw box, the class probability ``cls_score`` = p and the predicted
-IoU ``iou_pred``. For each alpha the boxes are rescored ``S = p^alpha * IoU^(1 - alpha)``, merged
-per frame with S (`sitesight.sliced.border.postprocess_frame`: slice-border rule and class-wise NMS by
-default) and evaluated with `sitesight.evaluation.coco.evaluate_coco` (AP, AP50, AP75). The
-*oracle* does the same with the true IoU of each raw box against the ground truth (the best IoU
-with a ground-truth box of its class) in place of ``iou_pred``: the headroom a perfect IoU
-predictor would give. No model runs.
-
-Caveat: the boxes a detector stored already passed its own in-model NMS at the alpha it ran with;
-re-ranking them reproduces re-running the model at another alpha only where that NMS removed
-nothing that mattered (store with a loose in-model NMS to be safe).
+IoU ``iou_pred``; `rescore` gives ``S = p^alpha * IoU^(1 - alpha)``. The alpha sweep over a stored
+run (rescore, post-process, COCO AP per alpha, and the true-IoU *oracle*) lives with the run in
+`sitesight.sliced.alpha`; `AlphaRow` / `AlphaSweep` are its result values.
 
 Example:
     >>> import numpy as np
@@ -25,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +26,6 @@ import numpy as np
 
 from sitesight.boxes import pairwise_iou
 from sitesight.detections import Detections
-from sitesight.errors import InputError
 
 __all__ = [
     "AlphaRow",
@@ -44,9 +35,8 @@ __all__ = [
     "true_iou",
     "spearman",
     "iou_calibration",
-    "alpha_sweep",
-    "alpha_sweep_run",
-    "tune_alpha_per_class",
+    "CLS_SCORE",
+    "IOU_PRED",
 ]
 
 CLS_SCORE = "cls_score"
@@ -180,137 +170,3 @@ class AlphaSweep:
             writer.writeheader()
             writer.writerows(asdict(r) for r in self.rows)
         return path
-
-
-def _check_attributes(raws: Sequence[Detections]) -> None:
-    for i, raw in enumerate(raws):
-        if len(raw) and (CLS_SCORE not in raw.attributes or IOU_PRED not in raw.attributes):
-            raise InputError(f"frame {i}: stored boxes lack {CLS_SCORE!r} / {IOU_PRED!r} attributes "
-                             "(run an IoU-aware detector, or rescore the run with an IoU head first)", where=f"frame {i}")
-
-
-def alpha_sweep(
-    raws: Sequence[Detections],
-    gts: Sequence[Detections],
-    alphas: Sequence[float],
-    *,
-    class_names: Sequence[str] | None = None,
-    slices: Sequence[np.ndarray] | None = None,
-    image_wh: Sequence[tuple[int, int]] | None = None,
-    merge_spec: Any = None,
-    oracle: bool = True,
-) -> AlphaSweep:
-    """Re-rank stored raw boxes for each alpha, merge per frame, and score with COCO AP / AP50 / AP75.
-
-    Args:
-        raws: raw boxes per frame with ``cls_score`` and ``iou_pred`` attributes (``source`` optional).
-        gts: ground truth per frame, aligned with ``raws``.
-        alphas: values in ``[0, 1]`` (1 = class score only, 0 = predicted IoU only).
-        class_names: the classes (default ``c0…``).
-        slices / image_wh: per-frame slice windows and frame sizes for the border rule of a sliced
-            run (`sitesight.sliced.border.slices_of`); None = no slices (merge only).
-        merge_spec: `sitesight.sliced.border.MergeSpec`; default class-wise NMS at IoU 0.5.
-        oracle: also evaluate every alpha with the true IoU in place of the prediction.
-    """
-    from sitesight.evaluation.coco import evaluate_coco
-    from sitesight.sliced.border import MergeSpec, postprocess_frame
-
-    if len(raws) != len(gts):
-        raise InputError(f"alpha_sweep: {len(raws)} frames of predictions for {len(gts)} ground truths")
-    bad = [a for a in alphas if not 0.0 <= float(a) <= 1.0]
-    if bad or not alphas:
-        raise InputError(f"alphas must be a non-empty list in [0, 1], got {list(alphas)}", where="alpha")
-    _check_attributes(raws)
-    spec = merge_spec or MergeSpec("nms", "iou", 0.5)
-    n = len(raws)
-    frame_slices = list(slices) if slices is not None else [np.zeros((0, 4), np.int64)] * n
-    whs = list(image_wh) if image_wh is not None else [(1 << 20, 1 << 20)] * n
-    truths = [true_iou(r, g) for r, g in zip(raws, gts, strict=True)] if oracle else []
-    rows = []
-    for use_oracle in ([False, True] if oracle else [False]):
-        for alpha in alphas:
-            preds = []
-            for i, raw in enumerate(raws):
-                if len(raw) == 0:
-                    preds.append(raw)
-                    continue
-                iou = truths[i] if use_oracle else raw.attributes[IOU_PRED]
-                scored = raw.replace(score=rescore(raw.attributes[CLS_SCORE], iou, float(alpha)))
-                merged, _ = postprocess_frame(scored, frame_slices[i], whs[i], conf=0.0, merge_spec=spec, border=len(frame_slices[i]) > 0)
-                preds.append(merged)
-            named = evaluate_coco(list(gts), preds, class_names=class_names).named
-            rows.append(AlphaRow(round(float(alpha), 6), use_oracle, float(named["AP"]), float(named["AP50"]), float(named["AP75"])))
-    return AlphaSweep(tuple(rows), n, int(sum(len(r) for r in raws)))
-
-
-def tune_alpha_per_class(
-    preds: Sequence[Detections],
-    gts: Sequence[Detections],
-    alphas: Sequence[float],
-    *,
-    num_classes: int,
-    merge_spec: Any = None,
-) -> np.ndarray:
-    """The alpha with the best COCO AP for each class on validation frames: ``(num_classes,)`` float64.
-
-    ``preds`` are raw boxes with ``cls_score`` and ``iou_pred``; a class without ground truth keeps
-    alpha 1 (class score only). Ties go to the larger alpha (closer to the detector's own score).
-    """
-    best = np.ones(num_classes, np.float64)
-    names = [f"c{k}" for k in range(num_classes)]
-    scores = np.full((len(alphas), num_classes), -np.inf)
-    from sitesight.evaluation.coco import evaluate_coco
-    from sitesight.sliced.border import MergeSpec, postprocess_frame
-
-    _check_attributes(preds)
-    spec = merge_spec or MergeSpec("nms", "iou", 0.5)
-    for a, alpha in enumerate(alphas):
-        merged = []
-        for raw in preds:
-            if len(raw) == 0:
-                merged.append(raw)
-                continue
-            scored = raw.replace(score=rescore(raw.attributes[CLS_SCORE], raw.attributes[IOU_PRED], float(alpha)))
-            merged.append(postprocess_frame(scored, np.zeros((0, 4), np.int64), (1 << 20, 1 << 20), conf=0.0, merge_spec=spec, border=False)[0])
-        result = evaluate_coco(list(gts), merged, class_names=names)
-        for k, name in enumerate(names):
-            ap = result.per_class.get(name, {}).get("AP")
-            if ap is not None and ap >= 0:
-                scores[a, k] = ap
-    for k in range(num_classes):
-        if np.isfinite(scores[:, k]).any():
-            top = scores[:, k].max()
-            best[k] = max(float(alphas[a]) for a in range(len(alphas)) if scores[a, k] >= top - 1e-12)
-    return best
-
-
-def alpha_sweep_run(
-    run_dir: Path | str,
-    dataset: Any,
-    alphas: Sequence[float],
-    *,
-    merge_spec: Any = None,
-    border: bool = True,
-    oracle: bool = True,
-) -> AlphaSweep:
-    """`alpha_sweep` over a stored run (`sitesight.sliced.store`) against a `Dataset`'s ground truth.
-
-    Frames are matched to ground truth by path (`sitesight.sliced.sweep.align_gt`); frames without ground
-    truth are left out. With ``border`` the slice-border rule of the run's slice grid applies before merging.
-
-    Raises:
-        InputError: no frame with ground truth, or stored boxes without ``cls_score`` / ``iou_pred``.
-    """
-    from sitesight.sliced.border import slices_of
-    from sitesight.sliced.store import load_run
-    from sitesight.sliced.sweep import align_gt
-
-    run = load_run(run_dir)
-    gts = align_gt(run, dataset)
-    used = [i for i, g in enumerate(gts) if g is not None]
-    if not used:
-        raise InputError("no processed frame of the run has ground truth", run.run_dir)
-    whs = [run.frames[i].image_wh for i in used]
-    slices = [slices_of(wh, run.parameters) if border else np.zeros((0, 4), np.int64) for wh in whs]
-    return alpha_sweep([run.raw[i] for i in used], [gts[i] for i in used], alphas, class_names=dataset.class_names,
-                       slices=slices, image_wh=whs, merge_spec=merge_spec, oracle=oracle)

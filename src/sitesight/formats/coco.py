@@ -404,7 +404,7 @@ def load_coco_results(
     # Classes: the ground truth's category ids when known; else names when every result has one;
     # else the ids sitesight writes (1..K). Nothing is guessed from the ids present.
     mapping = dict(class_map)
-    by_name = category_ids is None and bool(doc) and all("category_name" in r for r in doc)
+    by_name = (category_ids is None or bool(class_map)) and bool(doc) and all("category_name" in r for r in doc)
     if class_map and not by_name:
         raise InputError("a class map applies to category names, and these results are matched by category id", path)
     cids = _category_ids(dataset, category_ids)

@@ -2,7 +2,8 @@
 
 COCO results name images by ``image_id`` only, so the COCO file that lists the images
 (``file_name``) is needed as well, unless the results file carries its own ``images``. Frames
-are matched by resolved path, then by file name. Replay needs the frame's path, not its pixels:
+are matched by `sitesight.identity.align_paths` (the one rule: longest shared path tail, unique on
+both sides; an ambiguity is an error listing the candidates). Replay needs the frame's path, not its pixels:
 `ReplayDetector.lookup` takes frame keys, and `sitesight.sliced.predict.detect_to_run` calls it instead
 of decoding frames (boxes are stored as full-frame boxes, ``source == -1``).
 
@@ -14,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +29,28 @@ __all__ = ["ReplayDetector", "build_replay_detector"]
 
 @dataclass(frozen=True)
 class ReplayDetector:
-    """Recorded detections by resolved image path and by (unique) file name."""
+    """Recorded detections of the images of a COCO file, looked up by frame path.
 
-    by_path: Mapping[str, Detections]
-    by_name: Mapping[str, Detections]
+    Attributes:
+        paths: the images' paths (relative to ``root`` when relative).
+        detections: one `Detections` per image.
+        root: the folder relative image paths hang from.
+        source: the results file (for messages).
+        class_names: the class names of the recorded class ids (recorded into the run).
+    """
+
+    paths: Sequence[str]
+    detections: Sequence[Detections]
+    root: Path | None
     source: str
+    class_names: tuple[str, ...] = ()
 
     def lookup(self, keys: Sequence[str]) -> list[Detections | None]:
-        """The recorded detections of each frame key (a path); None where nothing matches."""
-        out: list[Detections | None] = []
-        for key in keys:
-            det = self.by_path.get(str(Path(key).resolve()))
-            out.append(det if det is not None else self.by_name.get(Path(key).name))
-        return out
+        """The recorded detections of each frame key (a path); None where no image matches."""
+        from sitesight.identity import align_paths
+
+        sample = align_paths(list(keys), list(self.paths), gt_root=self.root, what="frame").sample
+        return [None if i < 0 else self.detections[i] for i in sample.tolist()]
 
     def __call__(self, images: list[np.ndarray]) -> list[Detections]:
         raise InputError("replayed predictions are looked up by frame path: run them with `sitesight detect` "
@@ -63,12 +73,6 @@ def build_replay_detector(results_path: Path | str, images_path: Path | str | No
 
     dataset = read_coco(images_path if images_path is not None else results_path)
     preds = read_coco_results(results_path, dataset)
-    by_path: dict[str, Detections] = {}
-    names: dict[str, list[Detections]] = {}
-    for sample, det in zip(dataset.samples, preds, strict=True):
-        det = det[det.score >= conf]
-        det = det.replace(attributes={k: v for k, v in det.attributes.items() if k != "source"})
-        by_path[str(dataset.image_path(sample).resolve())] = det
-        names.setdefault(Path(sample.path).name, []).append(det)
-    by_name = {name: dets[0] for name, dets in names.items() if len(dets) == 1}
-    return ReplayDetector(by_path, by_name, str(results_path))
+    dets = [d[d.score >= conf].replace(attributes={k: v for k, v in d.attributes.items() if k != "source"}) for d in preds]
+    return ReplayDetector([str(s.path) for s in dataset.samples], dets, dataset.root, str(results_path),
+                          tuple(dataset.class_names))

@@ -78,17 +78,41 @@ def load_detection(run: ReportRun) -> DetectionData:
         det = data["det"]
         return DetectionData(data["coco"], det, dataset, None, float(det.get("iou", iou)), float(det.get("conf", conf)))
     from sitesight.evaluation.coco import evaluate_coco
-    from sitesight.evaluation.inputs import detection_report, load_predictions
-    from sitesight.formats import read_dataset
+    from sitesight.evaluation.inputs import detection_report
+    from sitesight.sliced.evaluate import read_ground_truth, scored
 
-    dataset = read_dataset(gt_path)
-    merge = run.config.get("merge", {}) if isinstance(run.config.get("merge"), dict) else {}
-    preds = load_predictions(pred_path, dataset, merge_method=str(merge.get("method", "greedy_nmm")),
-                             merge_threshold=float(merge.get("threshold", 0.5)))
-    gts = [s.gt for s in dataset.samples]
-    coco = evaluate_coco(gts, preds, class_names=dataset.class_names).to_dict()
-    det = detection_report(gts, preds, class_names=dataset.class_names, iou=iou, conf=conf, thresholds=THRESHOLDS)
-    return DetectionData(coco, det, dataset, list(preds), iou, conf)
+    truth = read_ground_truth(gt_path)
+    spec = report_spec(run.config, conf)
+    s = scored(truth, pred_path, spec=spec, include_unscored_gt=bool(run.config.get("include_unscored_gt", False)))
+    # the report shows the evaluated frames only (the coverage says which), under the spec it states
+    dataset = truth.dataset.with_samples([truth.dataset.samples[i] for i in _evaluated(truth.dataset, s.paths)])
+    if spec.class_agnostic:
+        dataset = dataset.replace(class_names=s.class_names, samples=tuple(
+            smp.replace(gt=g) for smp, g in zip(dataset.samples, s.gts, strict=True)))
+    coco = evaluate_coco(s.gts, s.preds, class_names=s.class_names).to_dict()
+    det = detection_report(s.gts, s.preds, class_names=s.class_names, iou=iou, conf=conf, thresholds=THRESHOLDS)
+    det.update(s.record())
+    return DetectionData(coco, det, dataset, list(s.preds), iou, conf)
+
+
+def _evaluated(dataset: Dataset, paths: Sequence[str]) -> list[int]:
+    position = {str(smp.path): i for i, smp in enumerate(dataset.samples)}
+    return [position[p] for p in paths]
+
+
+def report_spec(config: Mapping[str, Any], conf: float):  # noqa: ANN201 - PostprocessSpec
+    """The post-processing a detection run's report uses: ``config["spec"]`` (a spec dict, a sweep
+    row, ``RUN/sweep.csv:best`` or JSON text); else the legacy ``config["merge"]`` dict; the
+    report's ``conf`` fills in a missing confidence."""
+    from sitesight.sliced.spec import PostprocessSpec, parse_spec
+
+    value = config.get("spec")
+    if isinstance(value, str) and value.strip():
+        return parse_spec(value)
+    if isinstance(value, Mapping):
+        return PostprocessSpec.from_dict({"conf": conf, **value})
+    merge = config.get("merge") if isinstance(config.get("merge"), Mapping) else {}
+    return PostprocessSpec.from_dict({"conf": conf, **merge})
 
 
 def _dataset_summary(dataset: Dataset) -> dict[str, Any]:
@@ -122,7 +146,7 @@ def read_sweep_table(path: Path) -> list[dict[str, Any]]:
         for line, r in enumerate(csv.DictReader(fh), start=2):
             row: dict[str, Any] = {}
             for k, v in r.items():
-                if k in ("method", "metric", "gate"):
+                if k in ("method", "metric", "gate", "class_map"):
                     row[k] = v or ""
                     continue
                 try:

@@ -91,13 +91,17 @@ class Prepared:
             border rule, ``border_cut`` / ``twin_score`` attributes.
         raw: the class-mapped raw boxes, attributes as stored.
         full: the full-frame boxes (``source == -1``) of ``raw``, with ``frame``: the gate's candidates.
-        n_frames: frames covered.
+        image_wh: ``(F, 2)`` int64 frame sizes (the gate's relative size bounds need them).
     """
 
     annotated: Detections
     raw: FrameTable
     full: FrameTable
-    n_frames: int
+    image_wh: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.raw.n_frames
 
 
 def target_classes(
@@ -176,7 +180,7 @@ def prepare(
         plain = plain.with_attributes(border_cut=cut, twin_score=twin)
     full = raw.filter(np.asarray(boxes.attributes["source"]) < 0)
     return Prepared(plain.replace(attributes={k: v for k, v in plain.attributes.items() if k != "source"}), raw, full,
-                    raw.n_frames)
+                    np.asarray(image_whs, np.int64).reshape(-1, 2))
 
 
 def gate_keep(prepared: Prepared, merged: Detections, gate: GateParams | None, cache: dict | None = None) -> np.ndarray:
@@ -191,7 +195,7 @@ def gate_keep(prepared: Prepared, merged: Detections, gate: GateParams | None, c
         candidates = gate_candidates(prepared.full.boxes, prepared.full.frame, gate)
         if cache is not None:
             cache[gate] = candidates
-    return gate_mask_frames(merged, merged.attributes["frame"], candidates)
+    return gate_mask_frames(merged, merged.attributes["frame"], candidates, image_wh=prepared.image_wh)
 
 
 def postprocess(
