@@ -5,6 +5,13 @@ EXIF ``Orientation`` tag is applied (a phone photo stored 4000x3000 with orienta
 as 3000x4000). Ultralytics, CVAT and labelImg label the displayed image, so boxes in every format
 sitesight reads are in that frame. Pass ``exif_transpose=False`` to get the stored pixels instead.
 
+Hostile or odd files end in one `InputError` with the reason, never a raw exception: a header
+declaring more than `MAX_PIXELS` pixels (a decompression bomb: a few bytes that decode to
+gigabytes) is refused before any pixel is decoded; a truncated or unreadable file, a dangling
+symbolic link, a 32-bit float image are refused with their reason. 16-bit images (``I;16``, ``I``)
+are scaled to 8 bits (``v / 257``) instead of being clipped to white; CMYK (JPEG from print
+workflows) is converted by Pillow's CMYK→RGB.
+
 Example:
     >>> from sitesight.images import read_image_wh
     >>> read_image_wh("frame.jpg")  # doctest: +SKIP
@@ -15,14 +22,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
+from struct import error as struct_error  # Pillow raises it for some corrupt headers
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sitesight.errors import InputError
 
-__all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "place_image", "read_image_wh", "read_image_rgb", "read_image_gray_small", "exif_orientation"]
+__all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "MAX_PIXELS", "place_image", "read_image_wh", "read_image_rgb", "read_image_gray_small",
+           "exif_orientation"]  # fmt: skip
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".jfif")
 
@@ -33,13 +43,54 @@ _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
 
 
+# 16384 x 16384 (an 8K frame is 33 Mpx): an RGB decode of this many pixels is already 800 MB.
+MAX_PIXELS = 1 << 28
+
+
 def _open(path: Path | str) -> Image.Image:
+    """Open the header; refuse a dangling link, a non-image and a decompression bomb (not decoded)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise InputError("dangling symbolic link (its target does not exist)", path)
     try:
-        return Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+            image = Image.open(path)
     except FileNotFoundError:
         raise InputError("image file not found", path) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"not a readable image ({exc})", path) from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"decompression-bomb limit: {str(exc)[:120]}", path) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        reason = "empty file" if _is_empty(path) else f"not a readable image ({str(exc)[:120]})"
+        raise InputError(reason, path) from None
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        image.close()
+        raise InputError(f"decompression-bomb limit: {w}x{h} pixels is over {MAX_PIXELS} (not decoded)", path)
+    if w < 1 or h < 1:
+        image.close()
+        raise InputError(f"image has no pixels ({w}x{h})", path)
+    return image
+
+
+def _is_empty(path: Path | str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of any Pillow mode; 16-bit scaled, not clipped; float refused."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"32-bit integer pixels outside 0..65535 (mode {mode})")
+        grey = (values.astype(np.uint32) * 255 + 32767) // 65535  # round(v / 257): full 16-bit range to 0..255
+        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
+    if mode == "F":
+        raise ValueError("unsupported image mode 'F' (32-bit float pixels)")
+    return np.asarray(image.convert("RGB"))
 
 
 def exif_orientation(image: Image.Image) -> int:
@@ -74,9 +125,11 @@ def read_image_rgb(path: Path | str, *, exif_transpose: bool = True) -> np.ndarr
         try:
             if exif_transpose:
                 image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot decode image ({exc})", path) from None
+            return _to_rgb(image)
+        except MemoryError:
+            raise InputError("image too large to decode in memory", path) from None
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct_error, ZeroDivisionError) as exc:
+            raise InputError(f"cannot decode image ({str(exc)[:120]})", path) from None
 
 
 def read_image_gray_small(path: Path | str, max_side: int = 64, *, exif_transpose: bool = False) -> np.ndarray:
@@ -103,14 +156,16 @@ def read_image_gray_small(path: Path | str, max_side: int = 64, *, exif_transpos
                 image.draft("L", (max_side, max_side))
             if exif_transpose:
                 image = ImageOps.exif_transpose(image)
-            image = image.convert("L")
+            image = Image.fromarray(_to_rgb(image)[:, :, 0]) if image.mode.startswith("I") else image.convert("L")
             w, h = image.size
             scale = max_side / max(w, h)
             if scale < 1:
                 image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
             return np.asarray(image)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot decode image ({exc})", path) from None
+        except MemoryError:
+            raise InputError("image too large to decode in memory", path) from None
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct_error, ZeroDivisionError) as exc:
+            raise InputError(f"cannot decode image ({str(exc)[:120]})", path) from None
 
 
 def place_image(src: Path | str, dst: Path | str, mode: str = "copy") -> bool:

@@ -24,7 +24,9 @@ from sitesight.errors import InputError
 
 __all__ = ["FrameRef", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_frames", "read_frame", "iter_frames"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif")
+# Listed (so that a run names them) but skipped with this reason instead of decoded.
+REFUSED_EXTENSIONS = {".gif": "GIF is not a supported frame format (256-colour palette, maybe animated); convert it to PNG or JPEG"}
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
@@ -62,6 +64,14 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _is_listed(path: Path) -> bool:
+    """A frame file of a folder or glob: a file, or a link to one that is gone (listed, then skipped
+    with its reason, rather than dropped without a word)."""
+    if not (_is_image(path) or _is_video(path)):
+        return False
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def _video_refs(path: Path, step: int) -> list[FrameRef]:
     import cv2
 
@@ -96,13 +106,13 @@ def list_frames(inputs: Sequence[str | Path], *, video_step: int = 1) -> list[Fr
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and (_is_image(p) or _is_video(p)))
+            found = sorted(p for p in path.rglob("*") if _is_listed(p))
             files.extend(found)
-        elif path.is_file():
+        elif path.is_file() or path.is_symlink():
             files.append(path)
         elif glob.has_magic(str(item)):
             matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
-            matches = [p for p in matches if p.is_file() and (_is_image(p) or _is_video(p))]
+            matches = [p for p in matches if _is_listed(p)]
             if not matches:
                 raise InputError("glob matches no image or video", item)
             files.extend(matches)
@@ -111,8 +121,8 @@ def list_frames(inputs: Sequence[str | Path], *, video_step: int = 1) -> list[Fr
     refs: list[FrameRef] = []
     seen: set[str] = set()
     for path in files:
-        path = path.resolve()
-        for ref in _video_refs(path, video_step) if _is_video(path) else [FrameRef(path)]:
+        path = path.resolve() if path.exists() else path.absolute()  # a dangling link keeps its own name
+        for ref in _video_refs(path, video_step) if _is_video(path) and path.exists() else [FrameRef(path)]:
             if ref.key not in seen:
                 seen.add(ref.key)
                 refs.append(ref)
@@ -126,7 +136,13 @@ def read_frame(ref: FrameRef) -> np.ndarray:
         InputError: unreadable, truncated or missing image; video frame past the end.
     """
     if ref.video_frame is not None:
-        return _read_video_frames(ref.path, [ref.video_frame])[0]
+        frame = _read_video_frames(ref.path, [ref.video_frame])[0]
+        if isinstance(frame, InputError):
+            raise frame
+        return frame
+    refused = REFUSED_EXTENSIONS.get(ref.path.suffix.lower())
+    if refused:
+        raise InputError(refused, ref.path)
     from sitesight.images import read_image_rgb
 
     return read_image_rgb(ref.path)  # as displayed (EXIF applied), the frame labels refer to
@@ -167,7 +183,7 @@ def iter_frames(refs: Sequence[FrameRef]) -> Iterator[tuple[FrameRef, np.ndarray
     i = 0
     while i < len(refs):
         ref = refs[i]
-        if ref.video_frame is None:
+        if ref.video_frame is None or not ref.path.exists():
             try:
                 yield ref, read_frame(ref), None
             except InputError as exc:
