@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sitesight.cli.main import app
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from sitesight.compare.bootstrap import paired_bootstrap
 from sitesight.compare.verdict import Estimate, estimate
 
-__all__ = ["Comparison", "run_comparison", "MIN_CAMERAS"]
+__all__ = ["Comparison", "run_comparison", "describe", "MIN_CAMERAS"]
 
 MIN_CAMERAS = 10  # fewer clusters than this and a cluster bootstrap's interval is too narrow to trust
 
@@ -160,3 +160,38 @@ def run_comparison(
     ests = by_unit[unit]
     return Comparison(kind, model_names[0], model_names[1], primary, unit, n, n_cameras, n_resamples, seed,
                       tuple(ests[q] for q in order), by_unit, dict(settings or {}), tuple(notes))
+
+
+def describe(
+    table: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    names: Sequence[str],
+    *,
+    exact: np.ndarray | None = None,
+    cameras: Sequence[Any] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[dict[str, Any]]:
+    """One model's metrics with bootstrap intervals (frames resampled, within cameras when every frame
+    has one): ``[{"metric", "value", "lo", "hi"}]``; an exact value moves its interval by the gap to the
+    table's value, as in `sitesight.compare.verdict.estimate`."""
+    strata = None
+    if cameras is not None and all(c not in (None, "") for c in cameras):
+        strata = np.array([str(c) for c in cameras], dtype=object)
+    empty = np.zeros((table.shape[0], 0), np.float32)
+    zeros = lambda s: np.zeros((s.shape[0], len(names)))  # noqa: E731  (A is "nothing": deltas are B's values)
+    _, point, boot = paired_bootstrap(empty, table, zeros, statistic, n_resamples=n_resamples, seed=seed, strata=strata)
+    values = point if exact is None else np.asarray(exact, np.float64)
+    tail = (1 - level) / 2 * 100
+    out = []
+    for q, name in enumerate(names):
+        ok = boot[:, q][np.isfinite(boot[:, q])]
+        value = float(values[q])
+        if not np.isfinite(value) or ok.size < 10:
+            out.append({"metric": name, "value": value if np.isfinite(value) else None, "lo": None, "hi": None})
+            continue
+        shift = value - float(point[q]) if np.isfinite(point[q]) else 0.0
+        lo, hi = (float(v) + shift for v in np.percentile(ok, [tail, 100 - tail]))
+        out.append({"metric": name, "value": value, "lo": lo, "hi": hi})
+    return out
