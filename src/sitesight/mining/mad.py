@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sitesight import atomic
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -88,7 +89,7 @@ def _write_boxes(pool: Pool, frames: np.ndarray, path: Path) -> None:
         cols["score"].append(sub.score)
         cols["class_id"].append(sub.class_id)
     table = pa.table({k: pa.array(np.concatenate(v).tolist() if k in ("model", "image") else np.concatenate(v)) for k, v in cols.items()})
-    pq.write_table(table, path)
+    atomic.write_parquet(table, path)
 
 
 def mine_pool(
@@ -161,18 +162,18 @@ def mine_pool(
                         "terms": {"det": float(pd.det[f]), "cls": float(pd.cls[f]), "cross": float(pd.cross[f])},
                         "confident_disputes": int(pd.confident[f]), "disputes": d})
     order = sorted(range(len(rows)), key=lambda i: -rows[i]["score"])
-    with open(out / "ranking.csv", "w", newline="") as fh:
+    with atomic.open_atomic(out / "ranking.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["rank", "image", "score", "pair", "det", "cls", "cross", "confident", "camera", "timestamp", "disputes"])
         writer.writeheader()
         for rank, i in enumerate(order, 1):
             writer.writerow({"rank": rank, **rows[i]})
-    (out / "why.json").write_text(json.dumps([why[i] for i in order], indent=1))
-    with open(out / "control.csv", "w", newline="") as fh:
+    atomic.write_text(out / "why.json", json.dumps([why[i] for i in order], indent=1))
+    with atomic.open_atomic(out / "control.csv", "w", newline="") as fh:
         fh.write("image\n" + "".join(f"{pool.keys[f]}\n" for f in control.tolist()))
     score_cols = {"image": pa.array(pool.keys.tolist()), "camera": pa.array([None if c is None else str(c) for c in pool.camera]),
                   "timestamp": pa.array(pool.timestamp)}
     score_cols.update({pd.name: pa.array(pd.total) for pd in scored})
-    pq.write_table(pa.table(score_cols), out / "scores.parquet")
+    atomic.write_parquet(pa.table(score_cols), out / "scores.parquet")
     _write_boxes(pool, np.union1d(mined, control), out / "boxes.parquet")
     manifest = {
         "format": MINED_FORMAT, "format_version": 1, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -184,7 +185,7 @@ def mine_pool(
                             "skipped": skipped[pd.name]} for pd in scored},
         "control": [str(pool.keys[f]) for f in control.tolist()],
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic.write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     from sitesight.report.runs import write_run_info
 
     write_run_info(out, kind="mining", artefacts={"ranking": out / "ranking.csv"}, name=out.name,
@@ -288,7 +289,7 @@ def mine_runs(
         parts = package_mined(pool, frames, result.out_dir / "cvat", preannotate=handoff.preannotate, conf=handoff.conf,
                               max_images=handoff.max_images, why=result.out_dir / "why.json")
         manifest["cvat_parts"] = [str(p) for p in parts]
-    manifest_path.write_text(json.dumps(manifest, indent=1))
+    atomic.write_text(manifest_path, json.dumps(manifest, indent=1))
     return result
 
 
@@ -309,12 +310,12 @@ def _read_mined(mined_dir: Path) -> dict[str, Any]:
 
 
 def _align_gt(keys: Sequence[str], dataset: Dataset, class_names: Sequence[str]) -> list[Detections | None]:
-    """Ground truth per key: by resolved path, else by file name, else by name without a packager prefix.
+    """Ground truth per frame key, frames aligned by `sitesight.identity.align_frames` (the one rule).
 
     When both sides name their classes, ground-truth class ids are renumbered into ``class_names``
-    (labels the models do not know are dropped, with a warning).
+    by name (labels the models do not know are dropped, with a warning).
     """
-    import re
+    from sitesight.identity import align_frames
 
     lookup = None
     if class_names and tuple(dataset.class_names) != tuple(class_names):
@@ -323,20 +324,30 @@ def _align_gt(keys: Sequence[str], dataset: Dataset, class_names: Sequence[str])
         unknown = [n for n in dataset.class_names if n not in position]
         if unknown:
             log.warning("labels %s are not among the models' classes %s and are left out", unknown, list(class_names))
-    by_path, by_name = {}, {}
-    for s in dataset.samples:
-        gt = s.gt
+    sample = align_frames(list(keys), dataset, what="mined").sample
+    if (sample < 0).any():
+        # labels of packaged copies (`sitesight.curation.packaging` flattens frames into one images/
+        # folder and prefixes a repeated name with a 5-digit counter): the same rule on the names
+        # without that prefix, for the frames still unmatched
+        import re
+
+        from sitesight.identity import align_paths
+
+        rest = np.flatnonzero(sample < 0)
+        names = [re.sub(r"^\d{5}_", "", Path(str(s.path)).name) for s in dataset.samples]
+        again = align_paths([keys[i] for i in rest], names, what="mined").sample
+        taken = set(sample[sample >= 0].tolist())
+        sample[rest] = [j if j >= 0 and j not in taken else -1 for j in again.tolist()]
+    out: list[Detections | None] = []
+    for i in sample.tolist():
+        if i < 0:
+            out.append(None)
+            continue
+        gt = dataset.samples[i].gt
         if lookup is not None and len(gt):
             ids = lookup[gt.class_id]
             gt = gt[ids >= 0].replace(class_id=ids[ids >= 0])
-        p = dataset.image_path(s)
-        by_path[str(p.resolve())] = gt
-        by_name.setdefault(p.name, gt)
-        by_name.setdefault(re.sub(r"^\d{5}_", "", p.name), gt)
-    out = []
-    for key in keys:
-        gt = by_path.get(str(Path(key).resolve()))
-        out.append(gt if gt is not None else by_name.get(Path(key).name))
+        out.append(gt)
     return out
 
 
@@ -376,5 +387,5 @@ def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: f
     out = result.to_dict()
     out["labelled_frames"] = found
     out["frames"] = len(keys)
-    (mined_dir / "verdict.json").write_text(json.dumps(out, indent=1))
+    atomic.write_text(mined_dir / "verdict.json", json.dumps(out, indent=1))
     return result

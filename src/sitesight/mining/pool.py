@@ -8,7 +8,7 @@ sizes, cameras and timestamps are aligned arrays in a `Pool`.
 Stored runs (`sitesight.sliced.store`) are read shard by shard straight into these arrays. A run made
 only of full-frame boxes (``source == -1`` everywhere, e.g. written by `sitesight.sliced.store.write_run`
 from a detector's final output) is taken as final. A sliced run (raw boxes per slice) is first
-post-processed per frame by `sitesight.sliced.border.postprocess_run` (confidence, border rule, merge).
+post-processed by `sitesight.sliced.postprocess.postprocess` (confidence, border rule, merge, gate).
 
 Example:
     >>> from sitesight import Detections
@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import read_shards
 
 __all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_from_detections"]
@@ -197,14 +198,15 @@ def pool_from_detections(
 
 
 def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | None = "safety_rope_probs",
-                  merge_spec: object | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
+                  spec: PostprocessSpec | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
     """Read a stored run's final detections as flat arrays.
 
     Args:
         run_dir: a run folder (``manifest.json`` + ``shards/``).
         conf: boxes below this score are dropped (for sliced runs: before merging, as SAHI does).
         probs_name: a 2-D stored attribute column to carry as ``probs`` (absent columns are fine).
-        merge_spec: `sitesight.sliced.border.MergeSpec` for sliced runs (default: greedy NMM over IoS 0.5).
+        spec: the post-processing of sliced runs (`sitesight.sliced.postprocess.postprocess`; default
+            greedy NMM over IoS 0.5, the border rule, at ``conf``).
 
     Returns:
         ``(keys (F,) object, image_wh (F, 2) int64, FlatDetections)`` over the processed frames in
@@ -232,7 +234,7 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
     source = table.column("source").to_numpy()
     if (source >= 0).any():
-        return keys, wh, _sliced(run_dir, conf, probs_name, merge_spec)
+        return keys, wh, _sliced(run_dir, conf, probs_name, spec)
     image_id = table.column("image_id").to_numpy()
     score = table.column("score").to_numpy().astype(np.float32)
     keep = (score >= conf) & np.isin(image_id, order)
@@ -249,14 +251,12 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
     return keys, wh, flat
 
 
-def _sliced(run_dir: Path, conf: float, probs_name: str | None, merge_spec: object | None) -> FlatDetections:
-    from sitesight.sliced.border import MergeSpec, postprocess_run
+def _sliced(run_dir: Path, conf: float, probs_name: str | None, spec: PostprocessSpec | None) -> FlatDetections:
+    from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.store import load_run
 
-    run = load_run(run_dir)
-    spec = merge_spec if isinstance(merge_spec, MergeSpec) else MergeSpec()
-    dets, _ = postprocess_run(run.raw, [f.image_wh for f in run.frames], run.parameters, conf=conf, merge_spec=spec)
-    return FlatDetections.from_detections(dets, probs_name=probs_name)
+    final = postprocess(load_run(run_dir), spec or PostprocessSpec(conf=conf))
+    return FlatDetections.from_detections(final.detections(), probs_name=probs_name)
 
 
 def load_pool(
@@ -266,6 +266,7 @@ def load_pool(
     probs_name: str | None = "safety_rope_probs",
     class_names: Sequence[str] = (),
     capture_pattern: str | None = None,
+    spec: PostprocessSpec | None = None,
 ) -> Pool:
     """Load several stored runs over the same frames into one `Pool`.
 
@@ -275,13 +276,13 @@ def load_pool(
 
     Args:
         runs: model name → run folder (at least one).
-        conf, probs_name: see `load_flat_run`.
+        conf, probs_name, spec: see `load_flat_run`.
         class_names: names of the class ids, carried into the outputs.
         capture_pattern: regex for camera/time in file names (default `CAPTURE_NAME_PATTERN`).
     """
     if not runs:
         raise InputError("mining needs at least one run")
-    loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name) for name, path in runs.items()}
+    loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name, spec=spec) for name, path in runs.items()}
     first = next(iter(loaded))
     keys, wh, _ = loaded[first]
     common = np.ones(keys.shape[0], bool)
