@@ -482,6 +482,8 @@ def detect_to_run(
                     counts["processed"] += 1
                     if on_progress is not None:
                         on_progress(1)
+                    if len(pending) + len(pending_skipped) >= frames_per_shard:
+                        flush()
                 if len(pending) + len(pending_skipped) >= frames_per_shard:
                     flush()
             if pending or pending_skipped:
