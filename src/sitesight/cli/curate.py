@@ -16,14 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sitesight.cli.main import app
+from sitesight import atomic
+from sitesight.cli.data import data_app
 from sitesight.errors import InputError
-
-try:  # the formats engineer's `data` group; until it exists, this module makes its own
-    from sitesight.cli.data import data_app
-except ImportError:  # pragma: no cover - depends on what has landed
-    data_app = typer.Typer(name="data", help="Read, write, validate and curate datasets.", no_args_is_help=True)
-    app.add_typer(data_app, name="data")
 
 console = Console(stderr=True)
 FORMATS_HELP = "Output format: cvat, coco, yolo or voc."
@@ -76,15 +71,25 @@ def dedup(
     pattern: str = typer.Option(None, "--pattern", help="File-name regex with named groups camera and ts (default: cam_YYYYmmddTHHMMSS)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Hashing threads."),
     delete: bool = typer.Option(False, "--delete", help="Delete dropped frames from disk. Off by default."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (one Ray task per camera; pip install 'sitesight[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
     """Drop frozen frames: per camera in time order, compare each frame with the last kept one."""
     from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
     from sitesight.curation.dedup import dedup_frames, remove_dropped
 
     captures = list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    options = {"max_distance": max_distance, "ignore_regions": [_region(r) for r in ignore_region], "workers": workers}
     with _progress("hashing", len(captures)) as advance:
-        result = dedup_frames(captures, max_distance=max_distance, ignore_regions=[_region(r) for r in ignore_region],
-                              workers=workers, progress=advance)
+        if engine == "ray":
+            from sitesight.engines.ray import RayOptions
+            from sitesight.engines.ray_curation import dedup_frames_ray
+
+            result = dedup_frames_ray(captures, options=RayOptions(address=ray_address), progress=advance, **options)
+        else:
+            result = dedup_frames(captures, progress=advance, **options)
     result.write_report(report)
     summary = result.summary()
     if delete:
@@ -111,7 +116,7 @@ def sample(
     picks = sample_by_time(list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN), every_s=every,
                            exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(f"{c.path}\n" for c in picks))
+    atomic.write_text(out, "".join(f"{c.path}\n" for c in picks))
     typer.echo(json.dumps({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}))
 
 
@@ -210,7 +215,7 @@ def mix(
         sources.append(MixSource(name, _read(path), count=count, repeat=repeat, origin=str(path)))
     mixed, manifest = mix_datasets(sources, seed=seed)
     write_manifest(manifest, out / "manifest.json")
-    (out / "images.txt").write_text("".join(f"{s.path}\n" for s in mixed.samples))
+    atomic.write_text(out / "images.txt", "".join(f"{s.path}\n" for s in mixed.samples))
     if to:
         _write(mixed, out / "dataset", to)
     typer.echo(json.dumps({"images_out": manifest["images_out"], "sources": {r["name"]: r["images_out"] for r in manifest["sources"]}}))
