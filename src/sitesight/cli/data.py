@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sitesight import atomic
 from sitesight.cli.main import app
 
 data_app = typer.Typer(name="data", help="Read, write, validate and curate datasets.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def validate(
     with console.status(f"validating {path}"):
         report = validate_path(path, src_fmt, check_images=not no_images, points_as_boxes=points_as_boxes)
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        atomic.write_text(json_out, json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     shown: dict[str, int] = {}
     for issue in report.issues:
         shown[issue.code] = shown.get(issue.code, 0) + 1
@@ -94,7 +95,7 @@ def stats(
     with console.status(f"reading {path}"):
         result = dataset_stats(read_dataset(path, src_fmt, points_as_boxes=points_as_boxes))
     if json_out is not None:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        atomic.write_text(json_out, json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     console.print(f"{result.n_images} images, {result.n_boxes} boxes, {len(result.images_without_boxes)} images without boxes")
     table = Table(title="classes")
     for column in ("class", "boxes", "images", "small", "medium", "large", "median w px", "median h px", "median w/W", "median h/H"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from sitesight import atomic
 from sitesight.cli import spec_options as so
 from sitesight.cli.eval import eval_app
 from sitesight.cli.main import app
@@ -168,6 +169,6 @@ def eval_iou_aware(
     console.print(f"best alpha {best.alpha:g}: AP {best.AP:.4f}, AP75 {best.AP75:.4f}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({**result.to_dict(), "spec": s.to_dict()}, indent=1))
+        atomic.write_text(json_out, json.dumps({**result.to_dict(), "spec": s.to_dict()}, indent=1))
     if csv_out is not None:
         result.save_csv(csv_out)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sitesight import atomic
 from sitesight.cli import spec_options as so
 from sitesight.cli.main import app
 
@@ -27,7 +28,7 @@ JSON_HELP = "Also write the full result as JSON here."
 def _write_json(path: Path | None, data: dict[str, Any]) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+        atomic.write_text(path, json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
         console.print(f"written {path}")
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sitesight import atomic
 from sitesight.curation.captures import CAPTURE_NAME_PATTERN, Capture, capture_from_path
 from sitesight.errors import InputError
 
@@ -187,13 +188,13 @@ class DedupResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [asdict(d) for d in self.decisions]
         if path.suffix.lower() == ".csv":
-            with path.open("w", newline="") as f:
+            with atomic.open_atomic(path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(DedupDecision.__dataclass_fields__))
                 writer.writeheader()
                 writer.writerows(rows)
         else:
             payload = {"summary": self.summary(), "decisions": rows, "skipped": [list(s) for s in self.skipped]}
-            path.write_text(json.dumps(payload, indent=1))
+            atomic.write_text(path, json.dumps(payload, indent=1))
         return path
 
 

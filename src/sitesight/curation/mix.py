@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 from sitesight.errors import InputError
 
@@ -136,5 +137,5 @@ def write_manifest(manifest: dict[str, Any], path: Path | str) -> Path:
     """Write a mix manifest as indented JSON (parent folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1))
+    atomic.write_text(path, json.dumps(manifest, indent=1))
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sitesight import atomic
 from sitesight.demo.context import DemoContext
 
 
@@ -45,7 +46,7 @@ def step_evaluation(ctx: DemoContext) -> None:
     out = ctx.out / "eval"
     out.mkdir(parents=True, exist_ok=True)
     result = {"predictor": "stand-in: jittered/dropped ground truth plus clutter", "coco": coco.to_dict(), "det": report}
-    (out / "standin_eval.json").write_text(json.dumps(result, indent=2, default=lambda v: v.tolist()))
+    atomic.write_text(out / "standin_eval.json", json.dumps(result, indent=2, default=lambda v: v.tolist()))
     ctx.console.print(
         f"  [yellow]stand-in predictor[/yellow] (jittered ground truth): AP {coco.stats[0]:.3f}, AP50 {coco.stats[1]:.3f}; "
         f"at conf 0.5: P {report['precision']:.3f} R {report['recall']:.3f} F1 {report['f1']:.3f}; "

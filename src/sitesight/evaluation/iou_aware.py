@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.boxes import pairwise_iou
 from sitesight.detections import Detections
 
@@ -165,7 +166,7 @@ class AlphaSweep:
     def save_csv(self, path: Path | str) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as fh:
+        with atomic.open_atomic(path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["alpha", "oracle", "AP", "AP50", "AP75"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in self.rows)

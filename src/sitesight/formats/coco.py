@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import AttributeSpec, Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -367,7 +368,7 @@ def write_coco(dataset: Dataset, path: Path | str, *, category_ids: Sequence[int
     if dataset.attribute_schema:
         doc["attribute_schema"] = _schema_doc(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc), encoding="utf-8")
+    atomic.write_text(path, json.dumps(doc), encoding="utf-8")
     return path
 
 
@@ -542,5 +543,5 @@ def write_coco_results(
             results.append(entry)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results), encoding="utf-8")
+    atomic.write_text(path, json.dumps(results), encoding="utf-8")
     return path

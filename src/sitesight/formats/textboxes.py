@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import AttributeSpec, Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -201,7 +202,7 @@ def write_text_boxes(dataset: Dataset, folder: Path | str) -> Path:
                 raise InputError(f"class name {name!r} has a space; the text layout cannot hold it")
             flag = difficult is not None and str(difficult[i]).strip().lower() in ("1", "true")
             lines.append(" ".join([name, *(_num(v) for v in gt.xyxy[i])]) + (" difficult" if flag else "") + "\n")
-        (folder / f"{Path(sample.path).stem}.txt").write_text("".join(lines), encoding="utf-8")
+        atomic.write_text(folder / f"{Path(sample.path).stem}.txt", "".join(lines), encoding="utf-8")
     return folder
 
 
@@ -214,5 +215,5 @@ def write_text_detections(dataset: Dataset, preds: Sequence[Detections], folder:
     for sample, det in zip(dataset.samples, preds, strict=True):
         lines = [" ".join([dataset.class_names[int(det.class_id[i])], _num(det.score[i]), *(_num(v) for v in det.xyxy[i])]) + "\n"
                  for i in range(len(det))]  # fmt: skip
-        (folder / f"{Path(sample.path).stem}.txt").write_text("".join(lines), encoding="utf-8")
+        atomic.write_text(folder / f"{Path(sample.path).stem}.txt", "".join(lines), encoding="utf-8")
     return folder

@@ -15,6 +15,7 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
+from sitesight import atomic
 from sitesight.dataset import AttributeSpec, Dataset
 from sitesight.errors import InputError
 from sitesight.formats.assemble import ImageRows, build_dataset
@@ -218,11 +219,11 @@ def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") ->
             lines += [f"    <bndbox><xmin>{_num(x1)}</xmin><ymin>{_num(y1)}</ymin><xmax>{_num(x2)}</xmax><ymax>{_num(y2)}</ymax></bndbox>",
                       "  </object>"]  # fmt: skip
         lines.append("</annotation>")
-        (out / "Annotations" / f"{stem}.xml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic.write_text(out / "Annotations" / f"{stem}.xml", "\n".join(lines) + "\n", encoding="utf-8")
     if missing and images != "none":
         logger.warning("%d of %d images not found on disk; their annotations were written without them", missing, len(dataset))
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     for split, stems in splits.items():
-        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(s + "\n" for s in stems), encoding="utf-8")
-    (out / "labelmap.txt").write_text("".join(f"{n}:::\n" for n in dataset.class_names), encoding="utf-8")
+        atomic.write_text(out / "ImageSets" / "Main" / f"{split}.txt", "".join(s + "\n" for s in stems), encoding="utf-8")
+    atomic.write_text(out / "labelmap.txt", "".join(f"{n}:::\n" for n in dataset.class_names), encoding="utf-8")
     return out

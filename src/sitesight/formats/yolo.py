@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from sitesight import atomic
 from sitesight.boxes import cxcywh_norm_to_xyxy, xyxy_to_cxcywh_norm
 from sitesight.dataset import Dataset
 from sitesight.errors import InputError
@@ -385,7 +386,7 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
         label = out / "labels" / split / Path(name).with_suffix(".txt")
         label.parent.mkdir(parents=True, exist_ok=True)
         norm = xyxy_to_cxcywh_norm(sample.gt.xyxy, sample.image_wh) if len(sample.gt) else np.zeros((0, 4))
-        label.write_text("".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
+        atomic.write_text(label, "".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
                                  for c, b in zip(sample.gt.class_id, norm, strict=True)), encoding="utf-8")  # fmt: skip
     order = {"train": 0, "val": 2, "test": 3}
     written = sorted(splits, key=lambda s: order.get(s, 1))
@@ -395,5 +396,5 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
     if missing and images != "none":
         logger.warning("%d of %d images not found on disk; their labels were written without them", missing, len(dataset))
     data_yaml = out / "data.yaml"
-    data_yaml.write_text(_YAML_HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    atomic.write_text(data_yaml, _YAML_HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return data_yaml

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -118,5 +119,5 @@ def package_mined(
     parts = package_cvat_tasks(dataset, out_dir, max_images=max_images, prefix="mined", task_name="sitesight mined")
     if why is not None and Path(why).is_file():
         shutil.copyfile(why, out_dir / "why.json")
-    (out_dir / "frames.json").write_text(json.dumps([str(pool.keys[f]) for f in np.asarray(frames, np.int64).tolist()], indent=1))
+    atomic.write_text(out_dir / "frames.json", json.dumps([str(pool.keys[f]) for f in np.asarray(frames, np.int64).tolist()], indent=1))
     return parts

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -169,7 +170,7 @@ def mine_single_run(
     result = single_model_hard([gts[i] for i in used], preds, conf_hi=conf_hi, conf_lo=conf_lo)
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_csv, "w", newline="") as fh:
+    with atomic.open_atomic(out_csv, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["rank", "image", "score", "confident_fp", "confident_miss", "low_margin"])
         for rank, k in enumerate(rank_hard_frames(result, top_k=top_k).tolist(), 1):

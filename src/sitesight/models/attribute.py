@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sitesight import atomic
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -241,7 +242,7 @@ def write_attribute_csv(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with open(path, "w", newline="") as fh:
+    with atomic.open_atomic(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", "box_index", "x1", "y1", "x2", "y2", "score", "label", "pred", *class_names])
         for i, (image, d) in enumerate(zip(images, predictions, strict=True)):
@@ -300,7 +301,7 @@ def train_and_evaluate_roi(
     probs = np.concatenate([d.attributes[f"{config.attribute}_probs"][k] for d, k in zip(preds, keep, strict=True)])
     metrics = classification_metrics(y, probs.reshape(len(y), len(config.class_names)), config.class_names).to_dict()
     metrics["backbone_init"] = stored.get("backbone_init", "unknown")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     return {
         "checkpoint": str(result.checkpoint),
         "backbone_init": metrics["backbone_init"],

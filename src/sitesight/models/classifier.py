@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sitesight import atomic
 from sitesight.models.augment import Augment
 from sitesight.models.backbone import Backbone, build_backbone, describe_init, warn_if_random
 from sitesight.models.data import FrameSource, ImageClassDataset, class_collate
@@ -136,7 +137,7 @@ def write_class_csv(path: Path | str, images: Sequence[FrameSource], probs: np.n
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
+    with atomic.open_atomic(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", "label", "pred", *class_names])
         for i, image in enumerate(images):
@@ -177,7 +178,7 @@ def train_and_evaluate_classifier(
     write_class_csv(out_dir / "predictions.csv", val[0], probs, model.class_names, y)
     metrics = classification_metrics(y, probs, model.class_names).to_dict()
     metrics["backbone_init"] = stored.get("backbone_init", "unknown")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     return {
         "checkpoint": str(result.checkpoint),
         "backbone_init": metrics["backbone_init"],

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sitesight import atomic
 from sitesight.errors import InputError
 
 __all__ = ["parse_grid", "grid_runs", "run_grid", "write_table"]
@@ -63,7 +64,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as fh:
+    with atomic.open_atomic(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
@@ -73,7 +74,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: Path | str) -> Path:
 
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(row.get(k)) for k in keys) + " |" for row in rows]
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic.write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
     return path
 
 

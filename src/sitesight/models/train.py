@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sitesight import atomic
 from sitesight.evaluation.classification import classification_metrics
 from sitesight.models.checkpoint import save_checkpoint
 from sitesight.progress import epoch_line, progress_reporter
@@ -233,9 +234,9 @@ def load_last(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
 
 def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """``history.json`` and ``history.csv`` (one row per epoch, the union of all keys as columns)."""
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    atomic.write_text(out_dir / "history.json", json.dumps(history, indent=1))
     keys = list(dict.fromkeys(k for row in history for k in row))
-    with open(out_dir / "history.csv", "w", newline="") as fh:
+    with atomic.open_atomic(out_dir / "history.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)

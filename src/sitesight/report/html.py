@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sitesight import atomic
 from sitesight.errors import InputError
 from sitesight.report.crops import FrameCache
 from sitesight.report.runs import ReportRun, load_report_run
@@ -155,5 +156,5 @@ def build_report(
         s["anchor"] = f"s{i + 1}"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(sections, title=title, problems=problems), encoding="utf-8")
+    atomic.write_text(out, render_report(sections, title=title, problems=problems), encoding="utf-8")
     return out

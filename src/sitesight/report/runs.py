@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sitesight import atomic
 from sitesight.errors import InputError
 
 __all__ = ["RUN_FILE", "RUN_KINDS", "ReportRun", "load_report_run", "write_run_info", "resolve_listed_path"]
@@ -234,5 +235,5 @@ def write_run_info(
             rel[role] = str(p)
     info = {"kind": kind, "name": name or run_dir.name, "artefacts": rel, "config": dict(config or {})}
     out = run_dir / RUN_FILE
-    out.write_text(json.dumps(info, indent=1, default=str))
+    atomic.write_text(out, json.dumps(info, indent=1, default=str))
     return out

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sitesight import atomic
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -70,7 +71,7 @@ def run_dataset(
 
 def _write_record(path: Path, record: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    atomic.write_text(path, json.dumps(record, indent=1), encoding="utf-8")
     return path
 
 

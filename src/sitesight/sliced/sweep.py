@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -100,9 +101,9 @@ class SweepResult:
         """Write the table as ``.csv`` (a ``best`` column marks the best row) or ``.json``."""
         path = Path(path)
         if path.suffix.lower() == ".json":
-            path.write_text(json.dumps(self.to_dict(), indent=1))
+            atomic.write_text(path, json.dumps(self.to_dict(), indent=1))
             return path
-        with open(path, "w", newline="") as f:
+        with atomic.open_atomic(path, "w", newline="") as f:
             writer = csv.writer(f)
             names = list(SweepRow.__dataclass_fields__)
             writer.writerow([*names, "best"])

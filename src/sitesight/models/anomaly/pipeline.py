@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.errors import InputError
 from sitesight.evaluation.anomaly import (
     NormalThreshold,
@@ -378,7 +379,7 @@ def predict_anomaly(
             gt = np.stack([_read_mask(folder.masks[i], maps[i].shape) for i in with_masks])
             summary["pixel_auroc"] = pixel_auroc(gt, np.stack([maps[i].astype(np.float32) for i in with_masks]))
     summary["pictures"] = _pictures(out, folder, scores, valid, summary, detector=detector, n=heatmaps)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary
 
 
@@ -426,7 +427,7 @@ def _read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
 def _write_scores(path: Path, folder: ImageFolder, scores: np.ndarray, flagged: np.ndarray | None) -> None:
     import csv
 
-    with path.open("w", newline="") as fh:
+    with atomic.open_atomic(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "defect", "score", "flagged"])
         for i, p in enumerate(folder.paths):

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sitesight import atomic
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.iou_aware import iou_calibration, true_iou
@@ -243,7 +244,7 @@ def train_iou_head(
     path = save_checkpoint(out_dir / "iou_head.safetensors", head, {**final.to_dict(), "metrics": calibration.to_dict(), "backbone_init": init})
     summary = {"checkpoint": str(path), "alphas": dict(zip(config.class_names, map(float, alphas), strict=True)),
                "calibration": calibration.to_dict(), "history": history}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic.write_text(out_dir / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
