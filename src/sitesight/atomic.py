@@ -23,9 +23,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["TMP_PREFIX", "atomic_path", "write_bytes", "write_text", "write_json", "remove_stale", "fsync_path"]
+__all__ = ["TMP_PREFIX", "atomic_path", "open_atomic", "write_bytes", "write_text", "write_json", "write_parquet", "remove_stale",
+           "fsync_path"]  # fmt: skip
 
 TMP_PREFIX = ".tmp-"
 
@@ -76,6 +77,30 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
+@contextlib.contextmanager
+def open_atomic(path: Path | str, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """``open(path, mode, **kwargs)`` for writing, atomically: a drop-in for ``with open(...) as f``.
+
+    Example:
+        >>> with open_atomic("out/table.csv", "w", newline="") as fh:   # doctest: +SKIP
+        ...     csv.writer(fh).writerows(rows)
+    """
+    if not mode.startswith(("w", "x")):
+        raise ValueError(f"open_atomic writes a new file: mode must start with 'w', got {mode!r}")
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+
+
+def write_parquet(table: Any, path: Path | str, **kwargs: Any) -> Path:
+    """``pyarrow.parquet.write_table(table, path, **kwargs)``, atomically."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **kwargs)
+    return path
+
+
 def write_bytes(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns ``path``."""
     path = Path(path)
@@ -84,7 +109,7 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
     return path
 
 
-def write_text(path: Path | str, text: str, *, encoding: str = "utf-8", newline: str | None = None) -> Path:
+def write_text(path: Path | str, text: str, encoding: str | None = "utf-8", *, newline: str | None = None) -> Path:
     """Write ``text`` to ``path`` atomically; returns ``path``."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding=encoding, newline=newline) as f:
