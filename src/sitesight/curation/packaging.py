@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sitesight import atomic
 from sitesight.dataset import Dataset, Sample
 from sitesight.errors import InputError
 
@@ -83,7 +84,7 @@ def package_cvat_tasks(
                    task_name=f"{task_name}_{k:03d}")
         if as_zip:
             archive = out_dir / f"{prefix}_{k:03d}.zip"
-            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+            with atomic.atomic_path(archive) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for file in sorted(part_dir.rglob("*")):
                     if file.is_file():
                         zf.write(file, file.relative_to(part_dir).as_posix())

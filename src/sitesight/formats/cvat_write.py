@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from sitesight import atomic
 from sitesight.dataset import AttributeSpec, Dataset, Sample
 
 __all__ = ["write_cvat", "cvat_image_name"]
@@ -119,7 +120,4 @@ def write_cvat(dataset: Dataset, path: Path | str, *, task_name: str = "sitesigh
     for index, sample in enumerate(dataset.samples):
         lines += _image_lines(dataset, index, sample, label_specs)
     lines.append("</annotations>")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(path, "\n".join(lines) + "\n", encoding="utf-8")

@@ -347,7 +347,8 @@ def fit(
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, last_path)
+            with atomic.open_atomic(last_path, "wb") as fh:  # a kill mid-save keeps the previous last.pt whole
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, fh)
             write_history(out_dir, state["history"])
     return FitResult(
         history=list(state["history"]),

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sitesight import atomic
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
@@ -153,15 +154,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST
     if not path.is_file():
@@ -269,7 +261,7 @@ def open_run(
             "root": frame_root(list(frame_keys)),
             "class_names": None if class_names is None else [str(n) for n in class_names],
         }
-        _atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+        atomic.write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
     shard_dir = run_dir / SHARDS
     shard_dir.mkdir(exist_ok=True)
     for stale in shard_dir.glob(".tmp-*"):
@@ -372,12 +364,7 @@ def write_shard(
     shard_dir = run_dir / SHARDS
     first = min((m[0] for m in meta), default=0)
     path = shard_dir / f"shard-{first:09d}-{name_token or uuid.uuid4().hex[:8]}.parquet"
-    tmp = shard_dir / f".tmp-{uuid.uuid4().hex[:8]}-{path.name}"
-    pq.write_table(table, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic.write_parquet(table, path)  # temp name starts with ".tmp-": open_run sweeps leftovers
 
 
 def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:

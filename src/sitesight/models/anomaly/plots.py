@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sitesight import atomic
+
 __all__ = ["overlay_heatmap", "plot_heatmaps", "plot_score_histogram"]
 
 
@@ -67,7 +69,8 @@ def plot_heatmaps(
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
 
@@ -106,6 +109,7 @@ def plot_score_histogram(
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sitesight import atomic
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -317,8 +318,9 @@ def fit_detector(
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "state": state}, last_path)
+            with atomic.open_atomic(last_path, "wb") as fh:  # a kill mid-save keeps the previous last.pt whole
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "state": state}, fh)
             write_history(out_dir, state["history"])
     return FitResult(history=list(state["history"]), best_epoch=int(state["best_epoch"]), best_metrics=state["best_metrics"],
                      checkpoint=best_path, stopped_early=stopped_early)
