@@ -26,6 +26,8 @@ class RectDetector:
             actor or task running it); every later call (the retry) runs normally.
     """
 
+    class_names = ("a", "b", "c")  # announced like a real model's names: recorded in the run's manifest
+
     def __init__(self, kill_marker: str | None = None) -> None:
         self.kill_marker = kill_marker
 

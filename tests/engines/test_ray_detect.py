@@ -19,11 +19,13 @@ from sitesight.sliced.store import load_run, read_shards
 
 # two CPUs in the test session: half a CPU per stage so two detector actors fit
 SMALL = {"cpus_per_worker": 0.5, "decode_cpus": 0.5}
-SLICED = {"model": "rect", "slice_wh": (160, 160), "overlap_ratio": (0.2, 0.2), "batch_size": 5, "frames_per_shard": 3}
+SLICED = {"model": "rect", "slice_wh": (160, 160), "overlap_ratio": (0.2, 0.2), "batch_size": 5, "frames_per_shard": 3,
+          "imgsz": 128}  # slices resized 160 -> 128 for the model, boxes scaled back
 
 
 def _same_run(a, b) -> None:
     assert a.manifest["frames"] == b.manifest["frames"] and a.parameters == b.parameters
+    assert a.class_names == b.class_names == ("a", "b", "c")
     assert a.frames == b.frames and a.skipped == b.skipped
     assert len(a.raw) == len(b.raw) and all(x.equals(y) for x, y in zip(a.raw, b.raw, strict=True))
 

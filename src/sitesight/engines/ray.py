@@ -46,7 +46,7 @@ import pyarrow as pa
 from sitesight.errors import MissingExtraError
 from sitesight.sliced.frames import FrameRef, iter_frames
 from sitesight.sliced.predict import Detector, DetectSummary, predict_sliced, run_parameters
-from sitesight.sliced.store import FrameRecord, SkippedFrame, library_versions, open_run, write_shard
+from sitesight.sliced.store import MANIFEST, FrameRecord, SkippedFrame, library_versions, open_run, write_shard
 
 __all__ = ["RayOptions", "require_ray", "connect", "detect_to_run_ray"]
 
@@ -166,15 +166,14 @@ class SlicedDetectorWorker:
         factory: builds the detector inside the actor (e.g. ``partial(build_detector, spec)``),
             so that the model is loaded where it runs, on that actor's GPU.
         run_dir: the run folder (shared storage: every worker writes its shards there).
-        slice_wh, overlap_ratio, batch_size, full_frame: as in `sitesight.sliced.predict.predict_sliced`.
+        sliced: keyword arguments of `sitesight.sliced.predict.predict_sliced` (slice_wh, overlap_ratio,
+            batch_size, full_frame, imgsz, full_imgsz).
     """
 
-    def __init__(self, factory: Callable[[], Detector], run_dir: str, slice_wh: tuple[int, int],
-                 overlap_ratio: tuple[float, float], batch_size: int, full_frame: bool) -> None:
+    def __init__(self, factory: Callable[[], Detector], run_dir: str, sliced: dict[str, Any]) -> None:
         self.detector = factory()
         self.run_dir = Path(run_dir)
-        self.kwargs = {"slice_wh": tuple(slice_wh), "overlap_ratio": tuple(overlap_ratio),
-                       "batch_size": batch_size, "full_frame": full_frame}
+        self.kwargs = dict(sliced)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         chunks = []
@@ -200,6 +199,12 @@ class SlicedDetectorWorker:
         return table.append_column("model_seconds", pa.array([timer[0]] + [0.0] * (len(chunks) - 1), pa.float64()))
 
 
+def _detector_class_names(factory: Callable[[], Detector]) -> list[str] | None:
+    """The ``class_names`` a detector announces (None when it has none)."""
+    names = getattr(factory(), "class_names", None)
+    return None if not names else [str(n) for n in names]
+
+
 def _pool(ray: Any, options: RayOptions) -> tuple[int, float]:
     """``(workers, gpus per worker)`` for this cluster and these options."""
     resources = ray.cluster_resources()
@@ -223,6 +228,9 @@ def detect_to_run_ray(
     overlap_ratio: tuple[float, float] = (0.2, 0.2),
     batch_size: int = 8,
     full_frame: bool = True,
+    imgsz: int | None = None,
+    full_imgsz: int | None = None,
+    class_names: Sequence[str] | None = None,
     frames_per_shard: int = 8,
     options: RayOptions = RayOptions(),
     on_progress: Callable[[int], None] | None = None,
@@ -233,7 +241,10 @@ def detect_to_run_ray(
         refs: frames to process (`sitesight.sliced.frames.list_frames`); every worker must reach their paths.
         factory: builds the detector callable; called once inside each detector actor.
         run_dir: output folder on storage every worker reaches (created, or resumed).
-        model, slice_wh, overlap_ratio, batch_size, full_frame, frames_per_shard: as in `detect_to_run`.
+        model, slice_wh, overlap_ratio, batch_size, full_frame, imgsz, full_imgsz, frames_per_shard: as in
+            `detect_to_run`.
+        class_names: the model's class names, recorded in the manifest; default the detector's own
+            ``class_names`` (asked of one detector built in a Ray task, as `detect_to_run` asks its detector).
         options: cluster address and pool size (`RayOptions`).
         on_progress: called on the driver with the number of frames finished after every chunk.
 
@@ -243,23 +254,27 @@ def detect_to_run_ray(
     start = time.perf_counter()
     ray = connect(options.address)
     run_dir = Path(run_dir).resolve()
+    workers, gpus = _pool(ray, options)
+    if class_names is None and not (run_dir / MANIFEST).exists():  # a resumed run keeps the names it recorded
+        class_names = ray.get(ray.remote(_detector_class_names).options(num_gpus=gpus or None).remote(factory))
     done = open_run(run_dir, [r.key for r in refs], model=model,
-                    parameters=run_parameters(slice_wh, overlap_ratio, full_frame), versions=library_versions())
+                    parameters=run_parameters(slice_wh, overlap_ratio, full_frame, imgsz, full_imgsz),
+                    versions=library_versions(), class_names=class_names)
     todo = [(i, r.key) for i, r in enumerate(refs) if i not in done]
     chunks = [todo[k : k + frames_per_shard] for k in range(0, len(todo), frames_per_shard)]
     skipped: list[SkippedFrame] = []
     processed = boxes = 0
     model_seconds = 0.0
     if chunks:
-        workers, gpus = _pool(ray, options)
         items = [{"index": [i for i, _ in c], "key": [k for _, k in c]} for c in chunks]
         with quiet_data_context():
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             ds = ds.map_batches(decode_chunks, batch_size=1, batch_format="pyarrow", num_cpus=options.decode_cpus)
             ds = ds.map_batches(
                 SlicedDetectorWorker,
-                fn_constructor_kwargs={"factory": factory, "run_dir": str(run_dir), "slice_wh": slice_wh,
-                                       "overlap_ratio": overlap_ratio, "batch_size": batch_size, "full_frame": full_frame},
+                fn_constructor_kwargs={"factory": factory, "run_dir": str(run_dir), "sliced": {
+                    "slice_wh": tuple(slice_wh), "overlap_ratio": tuple(overlap_ratio), "batch_size": batch_size,
+                    "full_frame": full_frame, "imgsz": imgsz, "full_imgsz": full_imgsz}},
                 batch_size=max(1, options.chunks_per_call), batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=options.cpus_per_worker,
                 num_gpus=gpus or None,
