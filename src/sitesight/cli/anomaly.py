@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sitesight.cli.main import app
 from sitesight.cli.predict import predict_app
 from sitesight.cli.train import train_app
 from sitesight.errors import InputError
+
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 console = Console()
 
@@ -34,10 +35,10 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _layers(text: str | None, weights: Path | None) -> tuple[int, ...]:
+def _layers(text: str | None, trained_features: bool) -> tuple[int, ...]:
     if not text:
         # Pretrained features: PatchCore's layer2+layer3. Random init: shallower levels keep local texture.
-        return (2, 3) if weights is not None else (1, 2)
+        return (2, 3) if trained_features else (1, 2)
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
@@ -51,7 +52,10 @@ def train_anomaly_cmd(
     out: Path = typer.Option(Path("runs/anomaly"), "--out", "-o", help="Folder for model.safetensors (+ .json, history)."),
     image_size: int = typer.Option(None, "--image-size", help="Square input side (default: 64 for ae, 128 for memory)."),
     backbone: str = typer.Option("resnet18", "--backbone", help="memory: timm backbone name."),
-    weights: Path = typer.Option(None, "--weights", help="memory: local backbone weights (never downloaded); default random init."),
+    weights: Path = typer.Option(None, "--weights", help="memory: local backbone weights file (timm key layout)."),
+    pretrained: str = typer.Option("auto", "--pretrained", help="memory without --weights: auto (ImageNet weights when in the local "
+                                   "Hugging Face cache, else random init with a warning), on (fetch), off (random init)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1…"),
     layers: str = typer.Option(None, "--layers", help="memory: feature levels, e.g. 2,3 (default 2,3 with --weights, else 1,2)."),
     coreset_ratio: float = typer.Option(0.1, "--coreset-ratio", help="memory: share of normal patches kept."),
     depth: int = typer.Option(3, "--depth", help="ae: stride-2 stages."),
@@ -74,13 +78,17 @@ def train_anomaly_cmd(
     if method == "ae":
         config: AutoencoderConfig | MemoryConfig = AutoencoderConfig(image_size=image_size or 64, depth=depth, bottleneck=bottleneck, error=error)
     elif method == "memory":
-        config = MemoryConfig(backbone=backbone, layers=_layers(layers, weights), image_size=image_size or 128, coreset_ratio=coreset_ratio)
+        from sitesight.models.anomaly.memory import pretrained_cached
+
+        trained = weights is not None or pretrained == "on" or (pretrained == "auto" and pretrained_cached(backbone))
+        config = MemoryConfig(backbone=backbone, layers=_layers(layers, trained), image_size=image_size or 128, coreset_ratio=coreset_ratio)
     else:
         raise InputError(f"unknown method {method!r}; choose ae or memory", where="--method")
     with _bar(f"fitting {method}") as progress:
         summary = train_anomaly(
             normal_dir, out, config=config, holdout_fraction=holdout, false_alarm_rate=false_alarm_rate, confidence=confidence,
-            group_by=group_by, strict=strict, weights=weights, epochs=epochs, seed=seed, progress=progress,
+            group_by=group_by, strict=strict, weights=weights, pretrained=pretrained, epochs=epochs, seed=seed, device=device,
+            progress=progress,
         )  # fmt: skip
     t = "none" if summary["threshold"] is None else f"{summary['threshold']:.6g}"
     console.print(

@@ -25,7 +25,7 @@ __all__ = ["AnomalyDetector", "save_detector", "load_detector", "read_detector_c
 
 AnomalyDetector = AutoencoderDetector | MemoryDetector
 KIND = "anomaly"
-_SETTINGS_SKIP = ("kind", "method", "threshold", "memory_shape", "history")
+_SETTINGS_SKIP = ("kind", "method", "threshold", "memory_shape", "history", "backbone_init")
 
 
 class _Stored(nn.Module):
@@ -87,4 +87,5 @@ def load_detector(path: Path | str, *, device: str = "auto") -> AnomalyDetector:
     stored, _ = load_checkpoint(path, kind=KIND, device=str(resolve_device(device)))
     if config["method"] == "ae":
         return AutoencoderDetector(model=stored.model.eval(), config=AutoencoderConfig(**settings))
-    return MemoryDetector(model=stored.model.eval(), memory=stored.memory_bank, config=MemoryConfig(**settings))
+    return MemoryDetector(model=stored.model.eval(), memory=stored.memory_bank, config=MemoryConfig(**settings),
+                          init=str(config.get("backbone_init", "random")))

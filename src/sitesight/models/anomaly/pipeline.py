@@ -44,7 +44,7 @@ from sitesight.evaluation.anomaly import (
 from sitesight.images import read_image_rgb
 from sitesight.models.anomaly.autoencoder import AutoencoderConfig, fit_autoencoder
 from sitesight.models.anomaly.checkpoint import load_detector, read_detector_config, save_detector
-from sitesight.models.anomaly.memory import MemoryConfig, fit_memory
+from sitesight.models.anomaly.memory import MemoryConfig, fit_memory, pretrained_cached
 from sitesight.models.anomaly.plots import plot_heatmaps, plot_score_histogram
 from sitesight.models.anomaly.thresholds import threshold_table
 from sitesight.models.train import write_history
@@ -203,8 +203,10 @@ def train_anomaly(
     group_by: str = "auto",
     strict: bool = False,
     weights: Path | str | None = None,
+    pretrained: str = "auto",
     epochs: int = 30,
     seed: int = 0,
+    device: str = "auto",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Fit a detector on the normal images under ``normal_dir`` and write ``out/model.safetensors``.
@@ -219,10 +221,14 @@ def train_anomaly(
         confidence: probability that it keeps that promise (`normal_threshold`).
         group_by: how images form groups for the hold-out (`image_groups`).
         strict: refuse (InputError) when the held-out normals are too few for the promise.
-        weights: local backbone weights for ``memory`` (random init when None); unused for ``ae``.
+        weights: local backbone weights for ``memory``; unused for ``ae``.
+        pretrained: ``memory`` without ``weights``: ``"auto"`` (ImageNet weights when they are in the
+            local Hugging Face cache, else random init with a loud warning), ``"on"`` (fetch them;
+            an error when that fails) or ``"off"`` (random init).
         epochs: training epochs for ``ae``.
         seed: seeds the split, the initialisation and the sampling.
-        progress: called with ``(done, total)`` (epochs for ``ae``, images for ``memory``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``…
+        progress: called with ``(done, total)`` (epochs for ``ae``; images, then coreset points for ``memory``).
 
     Returns:
         A summary dict: method, counts, the stored threshold, skipped files, warnings (e.g. too few
@@ -261,7 +267,7 @@ def train_anomaly(
             if progress is not None:
                 progress(row["epoch"], epochs)
 
-        detector = fit_autoencoder(fit_images, config=config, epochs=epochs, seed=seed, on_epoch=on_epoch)
+        detector = fit_autoencoder(fit_images, config=config, epochs=epochs, seed=seed, on_epoch=on_epoch, device=device)
         write_history(out, history)
     else:
         done = [0]
@@ -271,7 +277,14 @@ def train_anomaly(
             if progress is not None:
                 progress(done[0], len(fit_images))
 
-        detector = fit_memory(fit_images, config=config, weights=weights, seed=seed, on_batch=on_batch)
+        if pretrained not in ("auto", "on", "off"):
+            raise InputError(f"pretrained must be auto, on or off, got {pretrained!r}", where="--pretrained")
+        use_pretrained = weights is None and (pretrained == "on" or (pretrained == "auto" and pretrained_cached(config.backbone)))
+        detector = fit_memory(fit_images, config=config, weights=weights, pretrained=use_pretrained, seed=seed, on_batch=on_batch,
+                              device=device, on_coreset=progress)
+        if detector.init == "random":
+            warnings.append(f"feature memory on RANDOM features ({config.backbone}: no pretrained weights cached, no --weights): "
+                            "expect far lower accuracy on real parts than ImageNet features give")
     threshold = None
     rule: NormalThreshold | None = None
     if hold:
@@ -290,6 +303,7 @@ def train_anomaly(
     path = save_detector(detector, out / "model.safetensors", threshold=threshold)
     return {
         "method": detector.method,
+        "backbone_init": getattr(detector, "init", None),
         "checkpoint": str(path),
         "fit_images": len(fit_images),
         "holdout_images": len(hold),
