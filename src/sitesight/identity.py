@@ -1,12 +1,12 @@
 """One identity for frames and classes, used by every command that joins predictions with ground truth.
 
 **Frames.** A frame is its path relative to a root (a run's frame folder, a dataset's root). Two
-frame lists are aligned by `align_frames` with ONE rule: each side's paths are cut into components
-and a frame pairs with the ground-truth image sharing its longest tail of components (the whole
-path, ..., the parent folder and file name, the file name), provided that tail names exactly one
-frame on each side. So ``cam1/000.jpg`` meets ``/data/site/cam1/000.jpg``, and a bare file name is
-used only when it is unique. When the longest shared tail names several ground-truth images (or
-several frames), that is an ambiguity: `InputError` listing the candidates, never a silent pick.
+frame lists are aligned by `align_frames` with ONE rule: a frame and a ground-truth image match
+when the shorter of their relative paths is the tail of the longer (``cam1/000.jpg`` meets
+``site/cam1/000.jpg`` and ``000.jpg``, never ``cam9/000.jpg``), the longest such tail winning, and
+only when that tail names exactly one frame and one image: a bare file name is used only when it is
+unique. A tail naming several images (or several frames) is an ambiguity: `InputError` listing the
+candidates, never a silent pick.
 
 **Classes.** A class is its name. `class_lookup` maps a model's class names onto the ground
 truth's by name, through an optional class map (``"With Helmet=helmet,Without Helmet=head"``; an
@@ -146,40 +146,54 @@ def align_paths(
 ) -> FrameAlignment:
     """Align frame ``keys`` with ground-truth image paths by the rule in the module notes.
 
+    Each side's paths are taken relative to its root (`relative_key`; absolute when outside it).
+    A frame and an image match when the shorter of the two relative paths is the tail of the
+    longer one (``000.jpg`` ~ ``cam1/000.jpg``; ``cam0/000.jpg`` never ~ ``cam9/000.jpg``), the
+    longest such tail winning, and that tail names one frame and one image.
+
     Args:
         keys: frame keys (image paths, ``video#frame=N``), absolute or relative to ``key_root``.
         gt_paths: ground-truth image paths, absolute or relative to ``gt_root``.
-        key_root, gt_root: the folders relative paths hang from (None: the current folder).
+        key_root, gt_root: the folders the paths hang from (None: paths as given, made absolute).
         what: how the frame side is named in errors.
 
     Raises:
         InputError: a frame's longest shared tail names several ground-truth images, or one
             ground-truth image is claimed by several frames (the candidates are listed).
     """
-    key_parts = [_components(_full(k, key_root)) for k in keys]
-    gt_parts = [_components(_full(p, gt_root)) for p in gt_paths]
+    key_parts = [_components(_relative(k, key_root)) for k in keys]
+    gt_parts = [_components(_relative(p, gt_root)) for p in gt_paths]
     gt_index = _suffix_index(gt_parts)
     key_index = _suffix_index(key_parts)
     sample = np.full(len(keys), -1, np.int64)
     for i, parts in enumerate(key_parts):
         for k in range(len(parts), 0, -1):
             tail = parts[-k:]
-            candidates = gt_index.get(tail)
+            # a tail counts only when it is the whole of one of the two paths
+            candidates = [c for c in gt_index.get(tail, ()) if k == len(parts) or k == len(gt_parts[c])]
             if not candidates:
                 continue
-            rivals = key_index[tail]
-            if len(candidates) == 1 and len(rivals) == 1:
-                sample[i] = candidates[0]
-                break
             if len(candidates) > 1:
                 shown = ", ".join(gt_paths[c] for c in candidates[:5]) + (" ..." if len(candidates) > 5 else "")
                 raise InputError(f"{what} frame {keys[i]!r} matches {len(candidates)} ground-truth images by "
                                  f"'{'/'.join(tail)}': {shown}; give frames and ground truth with distinct paths")
-            shown = ", ".join(keys[r] for r in rivals[:5]) + (" ..." if len(rivals) > 5 else "")
-            raise InputError(f"ground-truth image {gt_paths[candidates[0]]!r} matches {len(rivals)} {what} frames "
-                             f"by '{'/'.join(tail)}': {shown}; give frames and ground truth with distinct paths")
+            c = candidates[0]
+            rivals = [r for r in key_index[tail] if k == len(key_parts[r]) or k == len(gt_parts[c])]
+            if len(rivals) > 1:
+                shown = ", ".join(keys[r] for r in rivals[:5]) + (" ..." if len(rivals) > 5 else "")
+                raise InputError(f"ground-truth image {gt_paths[c]!r} matches {len(rivals)} {what} frames "
+                                 f"by '{'/'.join(tail)}': {shown}; give frames and ground truth with distinct paths")
+            sample[i] = c
+            break
     both = int((sample >= 0).sum())
     return FrameAlignment(sample, Coverage(len(keys), len(gt_paths), both))
+
+
+def _relative(path: str, root: Path | str | None) -> str:
+    """``path`` relative to ``root`` when it lies inside (relative paths are taken as relative to it)."""
+    if root is None:
+        return _full(path, None)
+    return relative_key(_full(path, root), root)
 
 
 def align_frames(keys: Sequence[str], dataset: Dataset, *, root: Path | str | None = None, what: str = "run") -> FrameAlignment:

@@ -411,7 +411,7 @@ def load_coco_results(
     cids = _category_ids(dataset, category_ids)
     by_id = {int(c): dataset.class_names[i] for i, c in enumerate(cids)}
     classes: list[str | None] = []
-    unknown: dict[str, int] = {}
+    unknown: dict[str | int, int] = {}
     for i, r in enumerate(doc):
         if class_agnostic:
             classes.append(dataset.class_names[0] if dataset.class_names else None)
@@ -426,7 +426,7 @@ def load_coco_results(
         else:
             cid = int(_num(r["category_id"], path, f"[{i}].category_id", integer=True))
             target, ok = by_id.get(cid), cid in by_id
-            name = str(cid)
+            name = cid  # type: ignore[assignment]
         classes.append(target if ok else None)
         if not ok:
             unknown[name] = unknown.get(name, 0) + 1

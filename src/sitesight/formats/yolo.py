@@ -26,6 +26,7 @@ from sitesight.formats.assemble import ImageRows, build_dataset
 from sitesight.formats.issues import Issue, Loaded, log_issues
 from sitesight.images import IMAGE_MODES, IMAGE_SUFFIXES, place_image, read_image_wh
 from sitesight.limits import MAX_CELL_CHARS, MAX_CLASSES, MAX_LINE_CHARS, show
+from sitesight.pathsafe import output_path, safe_component
 
 __all__ = ["read_yolo", "load_yolo", "write_yolo"]
 
@@ -193,6 +194,13 @@ def _collect(path: Path) -> tuple[list[str], list[tuple[Path, str | None]], Path
                     images += _list_file(found, config.parent, "val" if split == "valid" else split)
     if not images:
         images = [(p, _split_of(p, root)) for p in _images_in(root)]
+    unique: dict[Path, tuple[Path, str | None]] = {}
+    for image, split in images:  # splits naming the same images (train == val, overlapping lists): once each
+        unique.setdefault(image.resolve(), (image, split))
+    if len(unique) < len(images):
+        issues.append(Issue("warning", "split_overlap", f"{len(images) - len(unique)} images are listed by more than one "
+                            "split; each is read once (its first split)", str(config or root), "splits"))
+        images = list(unique.values())
     if not names:
         names_file = next((root / n for n in _NAMES_FILES if (root / n).is_file()), None)
         names = _read_names_file(names_file) if names_file else []
@@ -352,7 +360,7 @@ def _yaml_splits(written: list[str]) -> dict[str, str | list[str]]:
     return out
 
 
-def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -> Path:
+def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy", allow_outside: bool = False) -> Path:
     """Write one Ultralytics dataset folder: ``images/<split>/``, ``labels/<split>/``, ``data.yaml``.
 
     ``yolo train data=OUT/data.yaml`` takes the result as written, from any working directory:
@@ -365,6 +373,9 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
         out_dir: output folder.
         images: ``"copy"``, ``"symlink"``, ``"hardlink"`` or ``"none"`` (labels only; sizes are
             then lost for a reader that takes them from the image headers).
+        allow_outside: place images that lie outside the dataset root too (refused by default:
+            a label file must not make a converter copy ``/etc/passwd``). Split and image names
+            from the data never put a file outside ``out_dir`` (`sitesight.pathsafe`).
 
     Returns:
         Path of the written ``data.yaml``.
@@ -376,14 +387,15 @@ def write_yolo(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -
     used: set[str] = set()
     splits: dict[str, None] = {}
     for i, sample in enumerate(dataset.samples):
-        split = _split_name(sample.subset)
+        split = safe_component(_split_name(sample.subset), what="subset")
         splits[split] = None
-        name = Path(sample.path).name
+        name = safe_component(Path(sample.path).name, what="image name")
         if f"{split}/{name}" in used:
             name = f"{Path(name).stem}_{i}{Path(name).suffix}"
         used.add(f"{split}/{name}")
-        missing += not place_image(dataset.image_path(sample), out / "images" / split / name, images)
-        label = out / "labels" / split / Path(name).with_suffix(".txt")
+        missing += not place_image(dataset.image_path(sample), output_path(out / "images" / split, name, what="image name"), images,
+                                   root=dataset.root, allow_outside=allow_outside)  # fmt: skip
+        label = output_path(out / "labels" / split, str(Path(name).with_suffix(".txt")), what="image name")
         label.parent.mkdir(parents=True, exist_ok=True)
         norm = xyxy_to_cxcywh_norm(sample.gt.xyxy, sample.image_wh) if len(sample.gt) else np.zeros((0, 4))
         atomic.write_text(label, "".join(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}\n"
