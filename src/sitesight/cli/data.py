@@ -14,10 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sitesight import atomic
-from sitesight.cli.main import app
 
 data_app = typer.Typer(name="data", help="Read, write, validate and curate datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 console = Console()
 FROM_HELP = "Input format (cvat, coco, yolo, voc); detected from the path when omitted."

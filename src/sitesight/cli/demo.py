@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sitesight.cli.main import app
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 
 @app.command("demo")

@@ -13,10 +13,11 @@ import typer
 from sitesight import atomic
 from sitesight.cli import spec_options as so
 from sitesight.cli.eval import eval_app
-from sitesight.cli.main import app
 from sitesight.cli.train import DEVICE_HELP, _wh, read_train_val, train_app
 from sitesight.errors import InputError
 from sitesight.progress import make_console, progress_reporter
+
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 console = make_console()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from sitesight.cli import spec_options as so
-from sitesight.cli.main import app
 from sitesight.device import DEVICE_HELP
 from sitesight.progress import make_console, progress_reporter
+
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 console = make_console(stderr=True)
 

@@ -16,10 +16,8 @@ from rich.table import Table
 
 from sitesight import atomic
 from sitesight.cli import spec_options as so
-from sitesight.cli.main import app
 
 eval_app = typer.Typer(name="eval", help="Evaluate detections, classifiers and anomaly scores.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
 
 console = Console()
 JSON_HELP = "Also write the full result as JSON here."

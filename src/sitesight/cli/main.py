@@ -2,19 +2,62 @@
 
 Errors from bad input print one line on stderr and exit 1; usage errors exit 2 (typer/click);
 ``--debug`` shows the full traceback instead. Only this module configures logging.
+
+Assembly: every ``sitesight.cli.<module>`` defines its own Typer objects (a group such as
+``eval_app``, or a module-level ``app`` holding top-level commands) and never imports this module.
+`COMMANDS` says which modules make each top-level command; `main` imports only those the command
+line names, so ``sitesight --version``/``--help`` load no command module at all (``--help`` lists
+the commands from `COMMANDS`) and ``sitesight eval coco`` loads the eval modules only.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from sitesight import __version__
 from sitesight.errors import MAX_MESSAGE_CHARS, InputError, MissingExtraError, clip_line
 
+# top-level command → (modules of sitesight.cli that build it, its group's Typer attribute in the
+# first module or None for plain commands, the one-line help that `sitesight --help` shows)
+COMMANDS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "demo": (("demo",), None, "Generate synthetic construction-site frames and run every sitesight capability on them."),
+    "detect": (("detect",), None, "Run a detector on slices of every frame and store the raw boxes; resumes after a kill."),
+    "export": (("detect",), None, "Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results and/or CVAT parts."),
+    "sweep": (("sweep",), None, "Score every merge × gate × confidence combination on stored raw boxes, without the model."),
+    "anomaly-parts": (("anomaly",), None, "Write synthetic screws (normal and with planted defects and masks) in the MVTec AD layout."),
+    "synth": (("synth",), None, "Render synthetic site frames (workers, helmets, heads, safety ropes) and write their ground truth."),
+    "report": (("report",), None, "Write one offline HTML report (metrics, plots, crops) for one or more runs."),
+    "compare": (("compare",), None, "Paired bootstrap verdict between two models (ΔAP, ΔF1, Δ macro F1 or ΔAUROC with 95 % intervals)."),
+    "rescore": (("det",), None, "Add predicted IoU to every stored box and rescore S = p^alpha * IoU^(1-alpha), before merging."),
+    "data": (("data", "curate"), "data_app", "Read, write, validate and curate datasets."),
+    "predict": (("predict", "anomaly"), "predict_app", "Apply trained models: RoI attribute heads, image classifiers, anomaly detectors."),
+    "train": (("train", "anomaly", "det"), "train_app", "Train models: RoI attribute heads, classifiers, detectors, anomaly detectors."),
+    "eval": (("eval", "det"), "eval_app", "Evaluate detections, classifiers and anomaly scores."),
+    "mine": (("mine",), "mine_app", "Hard-sample mining by maximum discrepancy between models on stored runs (no model, no GPU)."),
+}
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: lists every command of `COMMANDS`, also those whose module is not loaded
+    (a stand-in carrying the help line), so ``--help`` imports no command module."""
+
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        return list(dict.fromkeys([*super().list_commands(ctx), *COMMANDS]))
+
+    def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][2], short_help=COMMANDS[cmd_name][2])
+        return command
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="sitesight",
     help="Build and audit vision models for construction-site safety and industrial inspection.",
     no_args_is_help=True,
@@ -45,26 +88,35 @@ def _root(
     )
 
 
-def _register() -> None:
-    # Command groups are added here, one line each, as they land.
-    from sitesight.cli import demo  # noqa: F401, I001  (registers `sitesight demo`; one line per group, unsorted on purpose)
-    from sitesight.cli import data  # noqa: F401  (registers `sitesight data convert|validate|stats`)
-    from sitesight.cli import detect, sweep  # noqa: F401  (registers `sitesight detect|export|sweep`)
-    from sitesight.cli import curate  # noqa: F401  (registers `sitesight data filter|split|mix|tile|dedup|sample|package`)
-    from sitesight.cli import predict, train  # noqa: F401  (registers `sitesight train roi|cls`, `sitesight predict roi|cls`)
-    from sitesight.cli import anomaly  # noqa: F401  (registers `sitesight train|predict anomaly`, `sitesight anomaly-parts`)
-    from sitesight.cli import synth  # noqa: F401  (registers `sitesight synth`)
-    from sitesight.cli import eval as _eval  # noqa: F401  (registers `sitesight eval coco|det|cls|anomaly`)
-    from sitesight.cli import mine  # noqa: F401  (registers `sitesight mine`, `sitesight mine verdict`)
-    from sitesight.cli import report  # noqa: F401  (registers `sitesight report`)
-    from sitesight.cli import compare  # noqa: F401  (registers `sitesight compare`)
-    from sitesight.cli import det  # noqa: F401  (registers `sitesight train det|iou-head`, `sitesight rescore`, `sitesight eval iou-aware`)
+_registered: set[str] = set()
+
+
+def _register(names: list[str] | None = None) -> None:
+    """Import the modules of the top-level commands ``names`` (None = all) and add them to `app`."""
+    for name in COMMANDS if names is None else [n for n in names if n in COMMANDS]:
+        modules, group, _ = COMMANDS[name]
+        loaded = [importlib.import_module(f"sitesight.cli.{m}") for m in modules]
+        key = f"group:{name}" if group else f"module:{modules[0]}"
+        if key in _registered:
+            continue
+        _registered.add(key)
+        if group:
+            app.add_typer(getattr(loaded[0], group), name=name)
+        else:  # the module's `app` holds plain top-level commands: merged into the root
+            app.add_typer(loaded[0].app)
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The top-level command named on the command line (the first word that is not an option)."""
+    return next((a for a in args if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    _register()
     args = sys.argv[1:] if argv is None else argv
+    name = _command_name(args)
+    if name is not None:
+        _register([name])
     debug = "--debug" in args
     try:
         # With standalone_mode=False, typer.Exit(code) comes back as the return value.

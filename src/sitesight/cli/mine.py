@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sitesight.cli.main import app
 from sitesight.errors import InputError
 
 mine_app = typer.Typer(
@@ -23,7 +22,6 @@ mine_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=True,
 )
-app.add_typer(mine_app, name="mine")
 console = Console()
 
 

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import typer
 
-from sitesight.cli.main import app
-
 predict_app = typer.Typer(help="Apply trained models: RoI attribute heads, image classifiers.", no_args_is_help=True)
-app.add_typer(predict_app, name="predict")
 
 
 @predict_app.command("roi")

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from sitesight.cli.main import app
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 
 @app.command("report")

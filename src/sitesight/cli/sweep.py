@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitesight.cli import spec_options as so
-from sitesight.cli.main import app
+
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 
 def _split(text: str) -> list[str]:

@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from sitesight.cli.main import app
 from sitesight.errors import InputError
+
+app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
 console = Console()
 ANNOTATION_FORMATS = ("cvat", "coco", "yolo", "voc", "none")

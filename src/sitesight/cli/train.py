@@ -10,11 +10,9 @@ from pathlib import Path
 
 import typer
 
-from sitesight.cli.main import app
 from sitesight.errors import InputError
 
 train_app = typer.Typer(help="Train models: RoI attribute heads, image classifiers.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
 
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps."
 GRID_KEYS = ("lr", "resize", "batch_size", "epochs", "augment", "backbone", "loss", "freeze_epochs", "weighted_sampler")
