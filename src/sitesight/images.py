@@ -168,10 +168,17 @@ def read_image_gray_small(path: Path | str, max_side: int = 64, *, exif_transpos
             raise InputError(f"cannot decode image ({str(exc)[:120]})", path) from None
 
 
-def place_image(src: Path | str, dst: Path | str, mode: str = "copy") -> bool:
+def place_image(
+    src: Path | str, dst: Path | str, mode: str = "copy", *, root: Path | str | None = None, allow_outside: bool = False
+) -> bool:
     """Put image ``src`` at ``dst`` by ``mode`` (``copy``, ``symlink``, ``hardlink`` or ``none``).
 
-    ``hardlink`` falls back to a copy when the two paths lie on different file systems.
+    ``hardlink`` falls back to a copy when the two paths lie on different file systems. With
+    ``root`` (the dataset root), a ``src`` outside it (a label file naming ``../../etc/passwd``)
+    is refused unless ``allow_outside``; ``dst`` must come from `sitesight.pathsafe.output_path`.
+
+    Raises:
+        InputError: ``src`` lies outside ``root`` and ``allow_outside`` is False.
 
     Returns:
         True when a file was placed; False for ``none`` or a missing ``src`` (writers still
@@ -182,6 +189,10 @@ def place_image(src: Path | str, dst: Path | str, mode: str = "copy") -> bool:
     src, dst = Path(src), Path(dst)
     if mode == "none" or not src.is_file():
         return False
+    if root is not None:
+        from sitesight.pathsafe import input_path
+
+        input_path(root, src, allow_outside=allow_outside, what="image")
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() or dst.is_symlink():
         dst.unlink()

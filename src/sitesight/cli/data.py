@@ -30,12 +30,14 @@ def convert(
     src_fmt: str = typer.Option(None, "--from", "-f", help=FROM_HELP),
     images: str = typer.Option("copy", "--images", help="yolo/voc: copy, symlink, hardlink or none (labels only)."),
     points_as_boxes: bool = typer.Option(False, "--points-as-boxes", help=POINTS_HELP),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="yolo/voc: also copy images that the labels place outside the dataset folder (refused by default)."),
 ) -> None:
     """Convert a dataset between CVAT XML, COCO JSON, YOLO and Pascal VOC."""
     from sitesight.formats import convert_dataset
 
     with console.status(f"converting {src} → {to}"):
-        loaded, written = convert_dataset(src, dst, to, src_fmt=src_fmt, images=images, points_as_boxes=points_as_boxes)
+        loaded, written = convert_dataset(src, dst, to, src_fmt=src_fmt, images=images, points_as_boxes=points_as_boxes,
+                                          allow_outside=allow_outside_root)  # fmt: skip
     ds = loaded.dataset
     console.print(f"{len(ds)} images, {ds.box_count()} boxes, {len(ds.class_names)} classes → {written}")  # type: ignore[attr-defined]
     if loaded.issues:

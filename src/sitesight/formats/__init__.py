@@ -147,6 +147,7 @@ def write_dataset(
     *,
     images: str = "copy",
     meta: Mapping[str, object] | None = None,
+    allow_outside: bool = False,
 ) -> Path:
     """Write ``dataset`` as ``fmt``.
 
@@ -157,6 +158,7 @@ def write_dataset(
         fmt: one of `FORMATS`.
         images: yolo/voc only: ``copy``, ``symlink`` or ``none``.
         meta: ``Loaded.meta`` of the source, e.g. COCO ``category_ids`` to write the same ids.
+        allow_outside: yolo/voc: also place images lying outside the dataset root (refused by default).
 
     Returns:
         The file or folder written.
@@ -176,11 +178,11 @@ def write_dataset(
     if fmt == "yolo":
         from sitesight.formats.yolo import write_yolo
 
-        return write_yolo(dataset, path, images=images)
+        return write_yolo(dataset, path, images=images, allow_outside=allow_outside)
     if fmt == "voc":
         from sitesight.formats.voc import write_voc
 
-        return write_voc(dataset, path, images=images)
+        return write_voc(dataset, path, images=images, allow_outside=allow_outside)
     if fmt == "txt":
         from sitesight.formats.textboxes import write_text_boxes
 
@@ -197,6 +199,7 @@ def convert_dataset(
     src_fmt: str | None = None,
     images: str = "copy",
     points_as_boxes: bool = False,
+    allow_outside: bool = False,
 ) -> tuple[Loaded, Path]:
     """Read ``src`` (any format) and write it to ``dst`` as ``to``; returns what was read and the path written.
 
@@ -208,5 +211,5 @@ def convert_dataset(
     loaded = load_dataset(src, src_fmt, points_as_boxes=points_as_boxes)
     if len(loaded.dataset) == 0 and not loaded.dataset.class_names:  # type: ignore[arg-type]
         raise InputError(f"nothing to convert: read as {src_fmt or detect_format(src)}, found no images and no labels", src)
-    written = write_dataset(loaded.dataset, dst, to, images=images, meta=loaded.meta)  # type: ignore[arg-type]
+    written = write_dataset(loaded.dataset, dst, to, images=images, meta=loaded.meta, allow_outside=allow_outside)  # type: ignore[arg-type]
     return loaded, written

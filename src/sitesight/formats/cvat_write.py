@@ -38,8 +38,9 @@ def cvat_image_name(sample: Sample) -> str:
     return "/".join(parts)
 
 
-def _meta(dataset: Dataset, task_name: str, tag_names: list[str]) -> list[str]:
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(sep=" ")
+def _meta(dataset: Dataset, task_name: str, tag_names: list[str], timestamps: bool = False) -> list[str]:
+    # Creation times only when asked: the same dataset must give the same bytes (synth, tests, diffs).
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(sep=" ") if timestamps else ""
     n = len(dataset)
     lines = [
         "  <meta>", "    <task>", "      <id>0</id>", f"      <name>{escape(task_name)}</name>",
@@ -100,13 +101,15 @@ def _image_lines(dataset: Dataset, index: int, sample: Sample, label_specs: dict
     return lines
 
 
-def write_cvat(dataset: Dataset, path: Path | str, *, task_name: str = "sitesight") -> Path:
+def write_cvat(dataset: Dataset, path: Path | str, *, task_name: str = "sitesight", timestamps: bool = False) -> Path:
     """Write ``dataset`` as one CVAT for images 1.1 XML file (parent folders are created).
 
     Args:
         dataset: classes, schema and samples; boxes are absolute pixels.
         path: the XML file to write.
         task_name: ``<meta><task><name>``.
+        timestamps: write the current time into ``<created>``, ``<updated>``, ``<dumped>``
+            (default: left empty, so that equal datasets give byte-identical files).
 
     Returns:
         The path written.
@@ -116,7 +119,7 @@ def write_cvat(dataset: Dataset, path: Path | str, *, task_name: str = "sitesigh
     tag_names = list(dict.fromkeys(t for s in dataset.samples for t in s.tags if t not in dataset.class_names))
     label_specs = {name: _specs_for(dataset, name) for name in dataset.class_names}
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>"]
-    lines += _meta(dataset, task_name, tag_names)
+    lines += _meta(dataset, task_name, tag_names, timestamps)
     for index, sample in enumerate(dataset.samples):
         lines += _image_lines(dataset, index, sample, label_specs)
     lines.append("</annotations>")

@@ -23,6 +23,7 @@ from sitesight.formats.issues import Issue, Loaded, log_issues
 from sitesight.formats.safexml import describe, parse_xml
 from sitesight.images import IMAGE_MODES, place_image, read_image_wh
 from sitesight.limits import image_side, number, show
+from sitesight.pathsafe import output_path, safe_component
 
 __all__ = ["read_voc", "load_voc", "write_voc", "is_voc_xml"]
 
@@ -174,10 +175,12 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
 
 
-def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") -> Path:
+def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy", allow_outside: bool = False) -> Path:
     """Write a VOC root: ``Annotations/``, ``JPEGImages/`` (per ``images``: copy/symlink/none),
     ``ImageSets/Main/<split>.txt`` and ``labelmap.txt``. String attributes are kept (``pose``,
-    ``truncated``, ``difficult``, ``occluded`` as elements, others in ``<attributes>``).
+    ``truncated``, ``difficult``, ``occluded`` as elements, others in ``<attributes>``). Names from
+    the data (image names, subsets) go through `sitesight.pathsafe`: nothing lands outside
+    ``out_dir``; images outside the dataset root are refused unless ``allow_outside``.
 
     Returns:
         The output folder.
@@ -190,12 +193,13 @@ def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") ->
     used: set[str] = set()
     missing = 0
     for i, sample in enumerate(dataset.samples):
-        filename = Path(sample.path).name
+        filename = safe_component(Path(sample.path).name, what="image name")
         stem = Path(filename).stem if filename not in used else f"{Path(filename).stem}_{i}"
         filename = stem + Path(filename).suffix
         used.add(filename)
-        splits.setdefault(sample.subset or "default", []).append(stem)
-        missing += not place_image(dataset.image_path(sample), out / "JPEGImages" / filename, images)
+        splits.setdefault(safe_component(sample.subset or "default", what="subset"), []).append(stem)
+        missing += not place_image(dataset.image_path(sample), output_path(out / "JPEGImages", filename, what="image name"), images,
+                                   root=dataset.root, allow_outside=allow_outside)  # fmt: skip
         w, h = sample.image_wh
         lines = ["<annotation>", "  <folder>JPEGImages</folder>", f"  <filename>{escape(filename)}</filename>",
                  "  <source><database>sitesight</database></source>",
@@ -219,7 +223,7 @@ def write_voc(dataset: Dataset, out_dir: Path | str, *, images: str = "copy") ->
             lines += [f"    <bndbox><xmin>{_num(x1)}</xmin><ymin>{_num(y1)}</ymin><xmax>{_num(x2)}</xmax><ymax>{_num(y2)}</ymax></bndbox>",
                       "  </object>"]  # fmt: skip
         lines.append("</annotation>")
-        atomic.write_text(out / "Annotations" / f"{stem}.xml", "\n".join(lines) + "\n", encoding="utf-8")
+        atomic.write_text(output_path(out / "Annotations", f"{stem}.xml", what="image name"), "\n".join(lines) + "\n", encoding="utf-8")
     if missing and images != "none":
         logger.warning("%d of %d images not found on disk; their annotations were written without them", missing, len(dataset))
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
