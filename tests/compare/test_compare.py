@@ -170,6 +170,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_cli_compare_runs_verdict_json_and_page(two_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     from sitesight.cli.main import main
     from sitesight.evaluation.coco import evaluate_coco
+    from sitesight.evaluation.detection import operating_point
     from sitesight.sliced.evaluate import scored
     from sitesight.sliced.spec import PostprocessSpec
 
@@ -181,8 +182,12 @@ def test_cli_compare_runs_verdict_json_and_page(two_runs: dict[str, Path], capsy
     assert "verdict: better" in text and "v10 is better than v9 on AP" in text
     doc = json.loads(out.read_text())
     assert doc["verdict"] == "better" and doc["settings"]["operating_points"]["v9"]["conf"] == 0.5
-    s = scored(two_runs["gt"], two_runs["v9"], spec=PostprocessSpec(conf=0.5))
+    # AP over every detection the spec keeps down to 0.05; F1 of the run post-processed at the operating point
+    s = scored(two_runs["gt"], two_runs["v9"], spec=PostprocessSpec(conf=0.05))
     assert doc["estimates"][0]["a"] == pytest.approx(evaluate_coco(s.gts, s.preds, class_names=("person",)).stats[0], abs=1e-12)
+    s = scored(two_runs["gt"], two_runs["v9"], spec=PostprocessSpec(conf=0.5))
+    f1 = next(e for e in doc["estimates"] if e["metric"] == "F1")
+    assert f1["a"] == pytest.approx(operating_point(s.gts, s.preds, conf=0.5, class_names=("person",)).f1)
     html = page.read_text()
     assert html.index('data-verdict="better"') < html.index("Every metric")
     # default operating point: no sweep, no --conf → best-F1 confidence, said so

@@ -177,7 +177,7 @@ def test_full_report_is_self_contained(runs: dict[str, Path], tmp_path: Path) ->
     kinds = [k for _, k in page.sections]
     assert kinds.count("classification") == 2 and kinds.count("detection") == 2
     assert "anomaly" in kinds and "mining" in kinds and kinds.count("comparison") == 2
-    assert page.external == [] and page.scripts == 0
+    assert page.external == [] and page.scripts == 1  # the inline gallery script; nothing fetched
     assert page.images and all(s.startswith(("data:image/jpeg;base64,", "data:image/png;base64,")) for s in page.images)
     assert min(decoded_sizes(page.images)) > 100
     text = out.read_text()

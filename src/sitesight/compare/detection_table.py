@@ -182,6 +182,7 @@ def detection_table(
     iou_thresholds: Sequence[float] | np.ndarray = COCO_IOU_THRESHOLDS,
     area_ranges: Mapping[str, tuple[float, float]] = COCO_AREA_RANGES,
     max_det: int = 100,
+    op_preds: Sequence[Detections] | None = None,
 ) -> DetectionTable:
     """Match once and count per frame (see the module notes).
 
@@ -193,6 +194,8 @@ def detection_table(
         iou_thresholds: the first one is AP50's (0.5 by default).
         area_ranges: name → ``(lo, hi)`` px²; the first must be the all-covering one.
         max_det: predictions per frame and class for AP (COCO: 100).
+        op_preds: the detections at the operating point when they are not ``preds`` cut at ``conf``
+            (a run post-processed at ``conf`` merges fewer boxes than one post-processed for AP).
     """
     if len(gts) != len(preds):
         raise InputError(f"{len(gts)} ground-truth frames but {len(preds)} prediction frames")
@@ -231,8 +234,13 @@ def detection_table(
     for a in range(n_area):
         cells.append(gt_cell[~m.gt_ignored[a]] + a * n_frames)
     # the operating point: IoU 0.5, every prediction with score >= conf (no per-frame cap)
-    keep = pred.score >= np.float32(conf)
-    op_pred = pred.take(keep)
+    if op_preds is None:
+        op_pred = pred.take(pred.score >= np.float32(conf))
+    else:
+        if len(op_preds) != n_frames:
+            raise InputError(f"{len(op_preds)} operating-point frames but {n_frames} ground-truth frames")
+        op_pred = table_from_detections(op_preds, gt=False)
+        op_pred = op_pred.take((op_pred.class_id >= 0) & (op_pred.class_id < k) & (op_pred.score >= np.float32(conf)))
     op = match_boxes(gt, op_pred, iou_thresholds=[float(iou[0])], area_lo=lo, area_hi=hi, max_det=None)
     op_cell = (2 * n_bin_cols + k * n_area + op_pred.class_id[op.pred_index] * n_area) * n_frames + op_pred.image[op.pred_index]
     for a in range(n_area):

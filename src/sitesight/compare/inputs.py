@@ -13,7 +13,7 @@ labels must agree on both sides.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from sitesight.compare.paired import compare_anomaly, compare_classifications, c
 from sitesight.compare.result import Comparison
 from sitesight.errors import InputError
 
-__all__ = ["compare_paths", "input_kind", "OperatingChoice"]
+__all__ = ["compare_paths", "compare_detection_data", "compare_classification_runs", "compare_anomaly_runs", "input_kind",
+           "OperatingChoice"]
 
 
 @dataclass(frozen=True)
@@ -61,73 +62,64 @@ def input_kind(path: Path) -> str:
     raise InputError("expected a run folder, a COCO results .json, or a predictions .csv", path)
 
 
-def _spec_for(path: Path, spec_text: str | None, conf: float | None) -> tuple[Any, str]:
-    from sitesight.sliced.spec import PostprocessSpec, parse_spec
-
-    if spec_text:
-        spec, source = parse_spec(spec_text), f"--spec {spec_text}"
-    elif path.is_dir() and (path / "sweep.csv").is_file():
-        spec, source = parse_spec(f"{path / 'sweep.csv'}:best"), "best row of the run's sweep.csv"
-    else:
-        spec, source = PostprocessSpec(), "default spec"
-    if conf is not None:
-        from dataclasses import replace
-
-        spec, source = replace(spec, conf=float(conf)), f"{source}, --conf {conf:g}"
-    return spec, source
-
-
 def _detections(a: Path, b: Path, gt: Path, *, spec_a: str | None, spec_b: str | None, conf: float | None, **kw: Any) -> Comparison:
-    from sitesight.evaluation.detection import match_detections
-    from sitesight.sliced.evaluate import read_ground_truth, scored
+    from sitesight.report.detection import load_detection
+    from sitesight.report.runs import ReportRun
 
-    truth = read_ground_truth(gt)
-    sides, choices = [], []
+    sides = []
     for path, spec_text in ((a, spec_a), (b, spec_b)):
-        spec, source = _spec_for(path, spec_text, conf)
-        s = scored(truth, path, spec=spec)
-        sides.append(s)
-        op: float = spec.conf
-        if conf is None and not spec_text and source == "default spec":
-            best = match_detections(s.gts, s.preds, class_names=s.class_names).best_thresholds()["all"]["best_f1"]
-            if best is not None:
-                op = float(best["threshold"])
-                source = f"{source}; best-F1 confidence on these labels (optimistic)"
-        choices.append(OperatingChoice(op, source, spec.to_dict() if path.is_dir() else None))
-    sa, sb = sides
-    if sa.class_names != sb.class_names:
-        raise InputError(f"the two sides evaluate different classes: {list(sa.class_names)} and {list(sb.class_names)}")
-    index_b = {p: i for i, p in enumerate(sb.paths)}
-    pairs = [(i, index_b[p]) for i, p in enumerate(sa.paths) if p in index_b]
-    if not pairs:
-        raise InputError(f"{a} and {b} share no frame of the ground truth")
-    notes = []
-    if len(pairs) < max(len(sa.paths), len(sb.paths)):
-        notes.append(f"compared on the {len(pairs)} frames both cover ({a.name}: {len(sa.paths)}, {b.name}: {len(sb.paths)})")
-    camera_of = {str(s.path): s.camera_id for s in truth.dataset.samples}
-    gts = [sa.gts[i] for i, _ in pairs]
-    cmp = compare_detections(gts, [sa.preds[i] for i, _ in pairs], [sb.preds[j] for _, j in pairs], class_names=sa.class_names,
-                             conf_a=choices[0].conf, conf_b=choices[1].conf, cameras=[camera_of.get(sa.paths[i]) for i, _ in pairs],
-                             **kw)
-    covered = sum(1 for g in gts if len(g))
-    settings = {**cmp.settings, "operating_points": {cmp.a: asdict(choices[0]), cmp.b: asdict(choices[1])},
-                "gt": str(gt), "gt_coverage": {"frames_compared": len(pairs), "frames_with_objects": covered,
-                                                 "gt_frames": len(truth.dataset)}}
-    from dataclasses import replace
+        artefacts = {"predictions": path.resolve(), "gt": gt.resolve()}
+        if path.is_dir() and (path / "sweep.csv").is_file():
+            artefacts["sweep"] = (path / "sweep.csv").resolve()
+        sides.append(load_detection(ReportRun("detection", path.name, path, artefacts), spec=spec_text, conf=conf))
+    cmp = compare_detection_data(sides[0], sides[1], **kw)
+    return replace(cmp, settings={**cmp.settings, "gt": str(gt)})
 
+
+def compare_detection_data(da: Any, db: Any, **kw: Any) -> Comparison:
+    """Compare two `sitesight.report.detection.DetectionData` on the frames both evaluated (each at its own
+    operating point: AP from every kept detection, F1 from the run post-processed at that point).
+    ``kw`` goes to `compare_detections` (``names``, ``n_resamples``, ``seed``, ``primary``)."""
+    name_a, name_b = kw.get("names", ("A", "B"))
+    assert da.dataset is not None and db.dataset is not None and da.preds is not None and db.preds is not None
+    if da.class_names != db.class_names:
+        raise InputError(f"the two sides evaluate different classes: {list(da.class_names)} and {list(db.class_names)}")
+    paths_a = [str(smp.path) for smp in da.dataset.samples]
+    index_b = {str(smp.path): i for i, smp in enumerate(db.dataset.samples)}
+    pairs = [(i, index_b[p]) for i, p in enumerate(paths_a) if p in index_b]
+    if not pairs:
+        raise InputError(f"{name_a} and {name_b} share no frame of the ground truth")
+    notes = []
+    if len(pairs) < max(len(da.dataset), len(db.dataset)):
+        notes.append(f"compared on the {len(pairs)} frames both cover ({name_a}: {len(da.dataset)}, {name_b}: {len(db.dataset)})")
+    ia, ib = [i for i, _ in pairs], [j for _, j in pairs]
+    gts = [da.dataset.samples[i].gt for i in ia]
+    op_a, op_b = da.op_preds or da.preds, db.op_preds or db.preds
+    cmp = compare_detections(gts, [da.preds[i] for i in ia], [db.preds[j] for j in ib], class_names=da.class_names,
+                             conf_a=da.conf, conf_b=db.conf, cameras=[da.dataset.samples[i].camera_id for i in ia],
+                             op_preds=([op_a[i] for i in ia], [op_b[j] for j in ib]), **kw)
+    ops = {name: asdict(OperatingChoice(d.conf, d.op_source, dict(d.spec) if d.spec else None)) for name, d in ((cmp.a, da), (cmp.b, db))}
+    coverage = {"frames_compared": len(pairs), "frames_with_objects": sum(1 for g in gts if len(g)),
+                "gt_frames": (da.coverage or {}).get("gt", len(da.dataset))}
+    settings = {**cmp.settings, "operating_points": ops, "gt_coverage": coverage,
+                "ap_predictions": "every detection the spec keeps down to confidence 0.05; F1/precision/recall at the operating point"}
     return replace(cmp, settings=settings, notes=tuple(notes) + cmp.notes)
 
 
-def _report_run(path: Path, kind: str) -> Any:
+def _report_run(path: Any, kind: str) -> Any:
     from sitesight.report.runs import ReportRun, load_report_run
 
+    if isinstance(path, ReportRun):
+        return path
     if path.is_dir():
         return load_report_run(path)
     role = "predictions" if kind == "classification" else "scores"
     return ReportRun(kind, path.stem, path.parent, {role: path.resolve()})
 
 
-def _classifications(a: Path, b: Path, **kw: Any) -> Comparison:
+def compare_classification_runs(a: Any, b: Any, **kw: Any) -> Comparison:
+    """Two classification CSVs / run folders / `sitesight.report.runs.ReportRun` values, lined up on
+    ``(image, box_index)``; ``kw`` goes to `compare_classifications`."""
     from sitesight.report.classification import load_classification
 
     da, db = load_classification(_report_run(a, "classification")), load_classification(_report_run(b, "classification"))
@@ -146,12 +138,12 @@ def _classifications(a: Path, b: Path, **kw: Any) -> Comparison:
     cmp = compare_classifications(da.y_true[ia], da.y_pred[ia], db.y_pred[ib], class_names=da.class_names,
                                   images=images if has_images else None, **kw)
     notes = [] if len(pairs) == len(da.y_true) == len(db.y_true) else [f"compared on the {len(pairs)} rows both hold"]
-    from dataclasses import replace
-
     return replace(cmp, notes=tuple(notes) + cmp.notes)
 
 
-def _anomaly(a: Path, b: Path, *, false_alarm_rate: float, **kw: Any) -> Comparison:
+def compare_anomaly_runs(a: Any, b: Any, *, false_alarm_rate: float = 0.05, **kw: Any) -> Comparison:
+    """Two anomaly score CSVs / run folders / `ReportRun` values, lined up on the image; ``kw`` goes to
+    `compare_anomaly`."""
     from sitesight.report.anomaly import load_anomaly
 
     rows_a, la, sa = load_anomaly(_report_run(a, "anomaly"))
@@ -199,5 +191,5 @@ def compare_paths(
             raise InputError("comparing detections needs the ground truth: --gt GT")
         return _detections(a, b, Path(gt), spec_a=spec_a or spec, spec_b=spec_b or spec, conf=conf, primary=metric or "AP", **kw)
     if kind_a == "classification":
-        return _classifications(a, b, **kw)
-    return _anomaly(a, b, false_alarm_rate=false_alarm_rate, **kw)
+        return compare_classification_runs(a, b, **kw)
+    return compare_anomaly_runs(a, b, false_alarm_rate=false_alarm_rate, **kw)

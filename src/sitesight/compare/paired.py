@@ -29,7 +29,8 @@ from sitesight.compare.result import Comparison, run_comparison
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 
-__all__ = ["compare_detections", "compare_classifications", "compare_anomaly", "PRIMARY"]
+__all__ = ["compare_detections", "compare_classifications", "compare_anomaly", "PRIMARY", "class_count_table",
+           "classification_statistic", "anomaly_statistic", "score_bins"]
 
 PRIMARY = {"detection": "AP", "classification": "macro_F1", "anomaly": "AUROC"}
 
@@ -48,6 +49,7 @@ def compare_detections(
     n_resamples: int = 2000,
     seed: int = 0,
     n_bins: int = 20,
+    op_preds: tuple[Sequence[Detections], Sequence[Detections]] | None = None,
 ) -> Comparison:
     """Paired bootstrap of two detectors on the same frames.
 
@@ -60,11 +62,13 @@ def compare_detections(
         primary: the headline metric (``AP``, ``AP50``, ``F1``, …).
         n_resamples, seed: bootstrap settings.
         n_bins: score bins per class for the resampled AP (the stated AP is exact).
+        op_preds: each model's detections at its operating point, when not ``preds`` cut at its ``conf``.
     """
     if not (len(gts) == len(preds_a) == len(preds_b)):
         raise InputError(f"compare: {len(gts)} ground-truth frames, {len(preds_a)} frames for {names[0]}, {len(preds_b)} for {names[1]}")
-    ta = detection_table(gts, preds_a, class_names=class_names, conf=conf_a, n_bins=n_bins)
-    tb = detection_table(gts, preds_b, class_names=class_names, conf=conf_b, n_bins=n_bins)
+    op_a, op_b = op_preds if op_preds is not None else (None, None)
+    ta = detection_table(gts, preds_a, class_names=class_names, conf=conf_a, n_bins=n_bins, op_preds=op_a)
+    tb = detection_table(gts, preds_b, class_names=class_names, conf=conf_b, n_bins=n_bins, op_preds=op_b)
     metric_names = ta.metric_names()
     if primary not in metric_names:
         raise InputError(f"--metric {primary!r}: expected one of {metric_names}")
@@ -76,7 +80,7 @@ def compare_detections(
                           cameras=cameras, model_names=names, n_resamples=n_resamples, seed=seed, settings=settings)
 
 
-def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, unit: np.ndarray, n_units: int, k: int) -> np.ndarray:
+def class_count_table(y_true: np.ndarray, y_pred: np.ndarray, unit: np.ndarray, n_units: int, k: int) -> np.ndarray:
     """``(U, 3K)`` per unit: TP, FP, FN per class."""
     tp = np.zeros((n_units, k))
     fp = np.zeros((n_units, k))
@@ -88,7 +92,7 @@ def _class_counts(y_true: np.ndarray, y_pred: np.ndarray, unit: np.ndarray, n_un
     return np.concatenate([tp, fp, fn], axis=1)
 
 
-def _classification_statistic(k: int, class_names: Sequence[str]) -> tuple[list[str], Any]:
+def classification_statistic(k: int, class_names: Sequence[str]) -> tuple[list[str], Any]:
     names = ["macro_F1", "accuracy"] + [f"F1[{c}]" for c in class_names]
 
     def statistic(sums: np.ndarray) -> np.ndarray:
@@ -145,8 +149,8 @@ def compare_classifications(
             first = np.zeros(n_units, np.int64)
             first[unit[::-1]] = np.arange(y.size)[::-1]
             unit_cam = [cameras[i] for i in first]
-    names_q, statistic = _classification_statistic(k, class_names)
-    ta, tb = _class_counts(y, pa, unit, n_units, k), _class_counts(y, pb, unit, n_units, k)
+    names_q, statistic = classification_statistic(k, class_names)
+    ta, tb = class_count_table(y, pa, unit, n_units, k), class_count_table(y, pb, unit, n_units, k)
     settings = {"items": int(y.size), "units": "images" if images is not None else "items", "class_names": list(class_names),
                 "macro": "mean F1 over classes with support > 0 (in each resample)"}
     return run_comparison(kind="classification", names=names_q, primary="macro_F1", table_a=ta, table_b=tb,
@@ -154,14 +158,14 @@ def compare_classifications(
                           n_resamples=n_resamples, seed=seed, settings=settings)
 
 
-def _score_bins(scores: np.ndarray, max_bins: int) -> tuple[np.ndarray, int]:
+def score_bins(scores: np.ndarray, max_bins: int) -> tuple[np.ndarray, int]:
     """Ascending bin per score: distinct scores when there are few (exact), else quantile bins."""
     uniq = np.unique(scores)
     edges = uniq if uniq.size <= max_bins else np.unique(np.quantile(scores, np.linspace(0, 1, max_bins + 1)))
     return np.clip(np.searchsorted(edges, scores, side="left"), 0, edges.size - 1), edges.size
 
 
-def _anomaly_statistic(n_bins: int, far: float) -> Any:
+def anomaly_statistic(n_bins: int, far: float) -> Any:
     def statistic(sums: np.ndarray) -> np.ndarray:
         neg, pos = sums[:, :n_bins], sums[:, n_bins:]  # ascending score bins
         n_neg, n_pos = neg.sum(1), pos.sum(1)
@@ -209,11 +213,11 @@ def compare_anomaly(
     for s in (sa, sb):
         if not np.all(np.isfinite(s)):
             raise InputError("compare anomaly: scores contain NaN or infinite values")
-        b, n_bins = _score_bins(s, max_bins)
+        b, n_bins = score_bins(s, max_bins)
         table = np.zeros((y.size, 2 * n_bins))
         table[np.arange(y.size), b + n_bins * y] = 1
         tables.append(table)
-        stats.append(_anomaly_statistic(n_bins, false_alarm_rate))
+        stats.append(anomaly_statistic(n_bins, false_alarm_rate))
     metric = f"recall@FAR{false_alarm_rate:g}"
     settings = {"false_alarm_rate": false_alarm_rate, "anomalous": int(y.sum()), "normal": int((~y).sum()),
                 "recall_at_far": "highest recall with at most that share of normal images flagged (score >= threshold)"}

@@ -18,6 +18,7 @@ from sitesight.evaluation.anomaly import anomaly_metrics
 from sitesight.evaluation.inputs import ANOMALOUS, NORMAL
 from sitesight.report import plots
 from sitesight.report.crops import FrameCache, draw_thumbnail, heatmap_overlay
+from sitesight.report.headline import anomaly_headline
 from sitesight.report.runs import ReportRun, resolve_listed_path
 
 __all__ = ["read_table", "parse_number", "load_anomaly", "anomaly_section"]
@@ -147,7 +148,10 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
                       "heatmap": hm is not None})
     groups = {"normal": scores[labels == 0], "anomalous": scores[labels == 1], "unlabelled": scores[labels < 0]}
     hist = plots.score_histogram({k: v for k, v in groups.items() if len(v)}, thresholds=thresholds, title="image scores by true label")
-    return {"kind": "anomaly", "name": run.name, "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),
+    given = _thresholds(run)
+    op_name = next(iter(given), None)
+    headline = anomaly_headline(run.name, labels, scores, given.get(op_name) if op_name else None, op_name or "")
+    return {"kind": "anomaly", "name": run.name, "headline": headline, "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),
             "n_unlabelled": int(np.sum(labels < 0)), "thresholds": results, "hist_png": hist, "top": cards,
             "heatmaps_png": _picture(run.artefact("heatmaps")),
             "config_json": json.dumps(run.config, indent=1, default=str) if run.config else ""}

@@ -23,6 +23,7 @@ from sitesight.errors import InputError
 from sitesight.evaluation.classification import ClassificationResult, classification_metrics
 from sitesight.report import plots
 from sitesight.report.crops import CROP_SIDE, FrameCache, draw_crop, draw_thumbnail, palette
+from sitesight.report.headline import classification_headline
 from sitesight.report.runs import ReportRun
 
 __all__ = ["ClassificationData", "load_classification", "classification_section", "picture"]
@@ -148,6 +149,13 @@ def _card(data: ClassificationData, i: int, cache: FrameCache, expansion: dict[s
     }
 
 
+def _model_name(run: ReportRun) -> str | None:
+    ckpt = run.config.get("checkpoint", {})
+    if isinstance(ckpt, dict) and ckpt.get("backbone"):
+        return f"{run.name} ({ckpt.get('backbone')})"
+    return None
+
+
 def _history(run: ReportRun) -> list[dict[str, Any]]:
     path = run.artefact("history")
     if path is None:
@@ -214,6 +222,8 @@ def classification_section(
     d = result.to_dict()
     return {
         "kind": "classification",
+        "headline": classification_headline(run.name, _model_name(run), data.y_true, y_pred, names,
+                                            [str(i) for i in data.images] if any(str(i) for i in data.images) else None),
         "name": run.name,
         "path": str(run.path),
         "n": result.n_samples,

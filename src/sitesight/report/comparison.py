@@ -62,8 +62,8 @@ def _classification(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache) -
     return {"headline": headline, "per_class": per_class, "matched": len(pairs), "disagree": len(differ), "cards": cards}
 
 
-def _detection(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache) -> dict[str, Any]:
-    da, db = load_detection(a), load_detection(b)
+def _detection(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache, spec: str | None, conf: float | None) -> dict[str, Any]:
+    da, db = load_detection(a, spec=spec, conf=conf), load_detection(b, spec=spec, conf=conf)
     stat_names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
     headline = [_row(k, da.coco.get(k), db.coco.get(k)) for k in stat_names if k in da.coco and k in db.coco]
     headline += [_row(f"{k} @ conf {da.conf:g}", da.det.get(k), db.det.get(k)) for k in ("precision", "recall", "f1")]
@@ -95,7 +95,7 @@ def _detection(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache) -> dic
                 pics.append(draw_thumbnail(frame, truth + [(xy, colour, "") for xy in preds.xyxy[keep]], side=420))
             cards.append({"a_src": pics[0], "b_src": pics[1], "where": Path(str(da.dataset.samples[int(i)].path)).name,
                           "a_errors": int(ea[i]), "b_errors": int(eb[i])})
-    return {"headline": headline, "per_class": per_class, "disagree": disagree, "cards": cards, "conf": da.conf}
+    return {"headline": headline, "per_class": per_class, "disagree": disagree, "cards": cards, "conf": da.conf, "data": (da, db)}
 
 
 def _anomaly(a: ReportRun, b: ReportRun, limit: int) -> dict[str, Any]:
@@ -131,8 +131,34 @@ def _mining(a: ReportRun, b: ReportRun, limit: int) -> dict[str, Any]:
             "disagree": len(sa ^ sb), "only_a": sorted(sa - sb), "only_b": sorted(sb - sa), "cards": []}
 
 
-def comparison_section(a: ReportRun, b: ReportRun, *, limit: int = 12, cache: FrameCache | None = None) -> dict[str, Any]:
-    """The comparison of run ``b`` against run ``a`` (deltas ``B - A``) as plain values.
+def _verdict(a: ReportRun, b: ReportRun, loaded: dict[str, Any], n_resamples: int) -> tuple[dict[str, Any] | None, str | None]:
+    """The paired bootstrap verdict (`sitesight.compare`) as template values, or why there is none."""
+    from sitesight.compare.inputs import compare_anomaly_runs, compare_classification_runs, compare_detection_data
+    from sitesight.report.verdict import verdict_section
+
+    kw: dict[str, Any] = {"names": (a.name, b.name) if a.name != b.name else (f"A ({a.name})", f"B ({b.name})"),
+                          "n_resamples": n_resamples}
+    try:
+        if a.kind == "detection":
+            da, db = loaded["data"]
+            if da.preds is None or db.preds is None:
+                return None, "no verdict: a run holds only a stored evaluation (no boxes to resample)"
+            cmp = compare_detection_data(da, db, **kw)
+        elif a.kind == "classification":
+            cmp = compare_classification_runs(a, b, **kw)
+        elif a.kind == "anomaly":
+            cmp = compare_anomaly_runs(a, b, **kw)
+        else:
+            return None, None
+    except InputError as exc:
+        return None, f"no verdict: {exc}"
+    return verdict_section(cmp), None
+
+
+def comparison_section(a: ReportRun, b: ReportRun, *, limit: int = 12, cache: FrameCache | None = None, spec: str | None = None,
+                       conf: float | None = None, n_resamples: int = 1000) -> dict[str, Any]:
+    """The comparison of run ``b`` against run ``a`` (deltas ``B - A``) as plain values, led by the
+    paired bootstrap verdict (`sitesight.compare`) when both runs have per-item predictions.
 
     Raises:
         InputError: the runs are of different kinds.
@@ -142,8 +168,10 @@ def comparison_section(a: ReportRun, b: ReportRun, *, limit: int = 12, cache: Fr
     cache = cache or FrameCache()
     body = {
         "classification": lambda: _classification(a, b, limit, cache),
-        "detection": lambda: _detection(a, b, limit, cache),
+        "detection": lambda: _detection(a, b, limit, cache, spec, conf),
         "anomaly": lambda: _anomaly(a, b, limit),
         "mining": lambda: _mining(a, b, limit),
     }[a.kind]()
-    return {"kind": "comparison", "run_kind": a.kind, "a": a.name, "b": b.name, **body}
+    verdict, why = _verdict(a, b, body, n_resamples)
+    body.pop("data", None)
+    return {"kind": "comparison", "run_kind": a.kind, "a": a.name, "b": b.name, "verdict": verdict, "verdict_note": why, **body}

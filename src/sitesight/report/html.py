@@ -2,8 +2,9 @@
 
 Each run becomes one section of its kind (`sitesight.report.runs` says how a run folder is
 recognised); every pair of runs of the same kind also gets a comparison section (deltas B - A,
-A = the first of the two given). CSS is inline, plots are PNG and pictures JPEG data URIs, and the
-page has no script and no external reference, so it opens offline and mails as one file. A run
+A = the first of the two given). CSS is inline, plots are PNG and pictures JPEG data URIs, the one
+script (the error gallery's filters and keys) is inline, and nothing is fetched, so it opens offline
+and mails as one file. A run
 that cannot be read is logged, listed at the top of the page, and the others still render.
 
 Example:
@@ -71,12 +72,14 @@ def render_report(sections: Sequence[dict[str, Any]], *, title: str, problems: S
         title=title,
         sections=sections,
         problems=list(problems),
+        gallery_script=any(s.get("gallery") for s in sections),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )
 
 
-def _section(run: ReportRun, cache: FrameCache, samples_per_class: int, audit_per_class: int) -> dict[str, Any]:
+def _section(run: ReportRun, cache: FrameCache, samples_per_class: int, audit_per_class: int, spec: str | None = None,
+             conf: float | None = None) -> dict[str, Any]:
     if run.kind == "classification":
         from sitesight.report.classification import classification_section
 
@@ -84,7 +87,7 @@ def _section(run: ReportRun, cache: FrameCache, samples_per_class: int, audit_pe
     if run.kind == "detection":
         from sitesight.report.detection import detection_section
 
-        return detection_section(run, cache=cache)
+        return detection_section(run, cache=cache, spec=spec, conf=conf)
     if run.kind == "anomaly":
         from sitesight.report.anomaly import anomaly_section
 
@@ -103,6 +106,8 @@ def build_report(
     samples_per_class: int = 4,
     audit_per_class: int = 8,
     on_progress: Callable[[str], None] | None = None,
+    spec: str | None = None,
+    conf: float | None = None,
 ) -> Path:
     """Write one self-contained HTML report of ``runs`` to ``out``; returns ``out``.
 
@@ -114,6 +119,8 @@ def build_report(
         samples_per_class: sample predictions per class in classification sections.
         audit_per_class: most confident mistakes per class (anomaly: top-scored images).
         on_progress: called with a short description before each section is built.
+        spec, conf: the operating point of detection runs (``--spec`` text, ``--conf``); default: each
+            run's recorded spec or sweep's best row, else its best-F1 confidence (said so on the page).
 
     Raises:
         InputError: no run could be read.
@@ -133,7 +140,7 @@ def build_report(
         if on_progress is not None:
             on_progress(f"{run.kind}: {run.name}")
         try:
-            sections.append(_section(run, cache, samples_per_class, audit_per_class))
+            sections.append(_section(run, cache, samples_per_class, audit_per_class, spec, conf))
             by_kind.setdefault(run.kind, []).append(run)
         except InputError as exc:
             log.warning("skipping run %s: %s", run.path, exc)
@@ -145,7 +152,7 @@ def build_report(
             if on_progress is not None:
                 on_progress(f"compare {a.name} → {b.name}")
             try:
-                sections.append(comparison_section(a, b, cache=cache))
+                sections.append(comparison_section(a, b, cache=cache, spec=spec, conf=conf))
             except InputError as exc:
                 log.warning("no comparison of %s and %s: %s", a.name, b.name, exc)
                 problems.append(f"comparison {a.name} → {b.name}: {exc}")

@@ -35,7 +35,9 @@ def mining_section(run: ReportRun, *, top_k: int = 24, cache: FrameCache | None 
         frame = cache.get(resolve_listed_path(str(image), path.parent))
         if frame is not None:
             mosaic.append({"src": draw_thumbnail(frame, side=240), "where": image.name, "score": float(scores[i]), "rank": len(mosaic) + 1})
-    return {"kind": "mining", "name": run.name, "path": str(run.path), "n": len(rows), "columns": columns,
+    headline = {"model": run.name, "data": [f"{len(rows):,} ranked images"], "operating": "hardness: the models' disagreement (higher = harder)",
+                "metrics": [], "missed": None, "notes": []}
+    return {"kind": "mining", "name": run.name, "headline": headline, "path": str(run.path), "n": len(rows), "columns": columns,
             "rows": [rows[int(i)] for i in order[:50]], "mosaic": mosaic,
             "hist_png": plots.score_histogram({"pool": scores}, title="hardness scores over the pool") if len(scores) else None,
             "config_json": json.dumps(run.config, indent=1, default=str) if run.config else ""}
