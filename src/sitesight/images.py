@@ -31,7 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sitesight.errors import InputError
 
-__all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "MAX_PIXELS", "place_image", "read_image_wh", "read_image_rgb", "read_image_gray_small",
+__all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "MAX_PIXELS", "grey8", "place_image", "read_image_wh", "read_image_rgb", "read_image_gray_small",
            "exif_orientation"]  # fmt: skip
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".jfif")
@@ -77,6 +77,23 @@ def _is_empty(path: Path | str) -> bool:
         return os.path.getsize(path) == 0
     except OSError:
         return False
+
+
+def grey8(image: Image.Image) -> Image.Image:
+    """8-bit grey (mode ``L``) of an opened image: 16-bit scaled (``v / 257``), never clipped to white.
+
+    Raises:
+        InputError: more than `MAX_PIXELS` pixels (checked before decoding).
+        ValueError: a mode that has no 8-bit grey (32-bit float).
+    """
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        raise InputError(f"decompression-bomb limit: {w}x{h} pixels is over {MAX_PIXELS} (not decoded)", getattr(image, "filename", None) or None)
+    if image.mode == "L":
+        return image.copy()
+    if image.mode.startswith("I") or image.mode == "F":
+        return Image.fromarray(_to_rgb(image)[:, :, 0])
+    return image.convert("L")
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

@@ -251,11 +251,13 @@ def package(
     prefix: str = typer.Option("part", "--prefix", help="Name prefix of the parts."),
     images: bool = typer.Option(False, "--images", help="SRC is a folder or .txt list of images without labels."),
     label: list[str] = typer.Option([], "--label", help="With --images: a label to declare in the task. Repeatable."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Also pack images the labels place outside the dataset folder (refused by default)."),
 ) -> None:
     """Split images into CVAT task packages (images + annotations.xml CVAT imports)."""
     from sitesight.curation.packaging import images_dataset, package_cvat_tasks
 
     dataset = images_dataset(src, class_names=label) if images else _read(src)
     with _progress("packaging", len(dataset)) as advance:
-        parts = package_cvat_tasks(dataset, out, max_images=max_images, as_zip=as_zip, prefix=prefix, progress=advance)
+        parts = package_cvat_tasks(dataset, out, max_images=max_images, as_zip=as_zip, prefix=prefix, progress=advance,
+                                   allow_outside=allow_outside_root)  # fmt: skip
     typer.echo(json.dumps({"images": len(dataset), "parts": [str(p) for p in parts]}))

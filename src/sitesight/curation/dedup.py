@@ -23,6 +23,8 @@ import csv
 import io
 import json
 import logging
+import os
+import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -34,6 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from sitesight import atomic
 from sitesight.curation.captures import CAPTURE_NAME_PATTERN, Capture, capture_from_path
 from sitesight.errors import InputError
+from sitesight.images import grey8
 
 __all__ = [
     "Region",
@@ -110,6 +113,9 @@ def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft
     Raises:
         InputError: the file is missing or not a readable image.
     """
+    if os.path.islink(path) and not os.path.exists(path):
+        raise InputError("dangling symbolic link (its target does not exist)", path)
+    data = None
     try:
         # One read of the whole file, handed to the decoder in one call (not 64 KiB chunks, each a
         # trip back to Python under the GIL); the decoder itself runs without the GIL.
@@ -120,9 +126,15 @@ def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft
             full_wh = image.size
             if draft:
                 image.draft("L", (max(1, full_wh[0] // 8), max(1, full_wh[1] // 8)))
-            grey = image.convert("L") if image.mode != "L" else image.copy()  # (h, w) 8-bit grey
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read image: {exc}", path) from None
+            grey = grey8(image)  # (h, w) 8-bit grey; 16-bit scaled, bombs refused before decoding
+    except InputError as exc:
+        raise InputError(str(exc), path) from None
+    except MemoryError:
+        raise InputError("image too large to decode in memory", path) from None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError, IndexError,
+            TypeError, ZeroDivisionError, struct.error) as exc:  # fmt: skip
+        reason = "empty file" if data == b"" else f"cannot read image: {str(exc)[:120]}"
+        raise InputError(reason, path) from None
     grey = _masked(grey, ignore_regions, full_wh)
     small = grey.resize((_IMG_SIZE, _IMG_SIZE), Image.Resampling.LANCZOS)
     return phash_array(np.asarray(small))

@@ -21,6 +21,7 @@ from pathlib import Path
 from sitesight import atomic
 from sitesight.dataset import Dataset, Sample
 from sitesight.errors import InputError
+from sitesight.pathsafe import input_path, safe_component
 
 __all__ = ["package_cvat_tasks", "images_dataset"]
 
@@ -36,6 +37,7 @@ def package_cvat_tasks(
     prefix: str = "part",
     task_name: str = "sitesight",
     progress: Callable[[int], None] | None = None,
+    allow_outside: bool = False,
 ) -> list[Path]:
     """Split ``dataset`` into CVAT task packages of at most ``max_images`` images.
 
@@ -47,6 +49,8 @@ def package_cvat_tasks(
         prefix: part name prefix; parts are numbered from 1 with 3 digits.
         task_name: CVAT task name written in each XML (suffixed with the part number).
         progress: called with 1 after each image copied.
+        allow_outside: also pack images lying outside the dataset root (refused by default: a
+            label file naming ``../../etc/passwd`` must not put that file into a task zip).
 
     Returns:
         The part folders or zip files, in order. Images missing on disk are logged and left out
@@ -57,6 +61,10 @@ def package_cvat_tasks(
     if max_images < 1:
         raise InputError(f"max images per part must be >= 1, got {max_images}")
     out_dir = Path(out_dir)
+    prefix = safe_component(prefix, what="part prefix")
+    if dataset.root is not None:
+        for sample in dataset.samples:  # all refused before anything is written
+            input_path(dataset.root, dataset.image_path(sample), allow_outside=allow_outside, what="image")
     out_dir.mkdir(parents=True, exist_ok=True)
     parts: list[Path] = []
     missing = 0
@@ -67,7 +75,7 @@ def package_cvat_tasks(
         samples: list[Sample] = []
         for sample in dataset.samples[start : start + max_images]:
             src = dataset.image_path(sample)
-            name = src.name
+            name = src.name if src.name not in ("", ".", "..") else f"{len(samples):05d}.jpg"
             if name in used:
                 name = f"{len(samples):05d}_{name}"
             try:

@@ -22,6 +22,7 @@ from sitesight.boxes import box_area
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.images import read_image_rgb
 
 __all__ = ["tile_detections", "tile_dataset"]
 
@@ -89,7 +90,7 @@ def tile_dataset(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples: list[Sample] = []
-    skipped = 0
+    skipped: list[str] = []
     stems: set[str] = set()
     for index, sample in enumerate(dataset.samples):
         stem = Path(sample.path).stem
@@ -97,12 +98,10 @@ def tile_dataset(
         stems.add(stem)
         path = dataset.image_path(sample)
         try:
-            with Image.open(path) as image:
-                image.load()
-                frame = image.convert("RGB")
-        except (OSError, ValueError) as exc:
-            log.warning("%s", InputError(f"cannot read image, skipped: {exc}", path))
-            skipped += 1
+            frame = Image.fromarray(read_image_rgb(path, exif_transpose=False))  # bombs, 16-bit, CMYK handled there
+        except InputError as exc:
+            log.warning("skipped %s", exc)
+            skipped.append(str(exc))
             if progress is not None:
                 progress(1)
             continue
@@ -120,5 +119,5 @@ def tile_dataset(
         if progress is not None:
             progress(1)
     if skipped:
-        log.warning("tiling: %d of %d frames could not be read and were skipped", skipped, len(dataset))
+        log.warning("tiling: %d of %d frames could not be read and were skipped: %s", len(skipped), len(dataset), "; ".join(skipped))
     return Dataset(class_names=dataset.class_names, samples=tuple(samples), attribute_schema=dataset.attribute_schema, root=out_dir)
