@@ -233,3 +233,30 @@ def test_paths_relative_to_where_the_command_ran_are_readable(tmp_path: Path, mo
     assert len(parse(tmp_path / "r.html").images) >= 1 + 4  # histogram + the top-scored frames
     monkeypatch.chdir(tmp_path / "demo")  # built later from elsewhere: the CSV folder's ancestors still hold it
     assert "not readable" not in build_report([run], tmp_path / "r2.html").read_text()
+
+
+def test_headline_first_and_operating_point_options(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The headline is the first thing of a detection section; --conf moves the operating point and says so,
+    and the headline's numbers at that point equal the plain operating-point matcher's."""
+    import json
+
+    from sitesight.cli.main import main
+    from sitesight.evaluation.detection import operating_point
+    from sitesight.formats import read_dataset
+
+    out = tmp_path / "conf.html"
+    assert main(["report", str(runs["det_a"]), "--conf", "0.6", "--out", str(out)]) == 0
+    text = out.read_text()
+    section = text[text.index('data-kind="detection"'):]
+    assert section.index("data-headline") < section.index("<h3>Dataset</h3>")
+    assert "--conf 0.6" in section and "cameras: None" not in text and "camera unknown" in section
+    run = load_report_run(runs["det_a"])
+    ds = read_dataset(run.artefact("gt"))
+    from sitesight.sliced.evaluate import scored
+    from sitesight.sliced.spec import PostprocessSpec
+
+    s = scored(ds, run.artefact("predictions"), spec=PostprocessSpec(conf=0.6))
+    ref = operating_point(s.gts, s.preds, conf=0.6, class_names=s.class_names)
+    assert f"{ref.precision:.3f}" in section and f"{ref.f1:.3f}" in section
+    assert f"workers missed of {ref.tp + ref.fn}" in section
+    assert json.dumps(ref.fn) in section

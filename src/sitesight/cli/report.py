@@ -19,6 +19,8 @@ def report(
     title: str = typer.Option("sitesight report", "--title", help="Page title."),
     samples_per_class: int = typer.Option(4, "--samples", min=0, help="Sample predictions per class (classification)."),
     audit_per_class: int = typer.Option(8, "--audit", min=0, help="Most confident mistakes per class (classification)."),
+    spec: str | None = typer.Option(None, "--spec", help="Operating point of detection runs: RUN/sweep.csv:best, TABLE.csv:ROW, SPEC.json or JSON text. Default: the run's recorded spec or its sweep's best row, else the best-F1 confidence (stated on the page)."),
+    conf: float | None = typer.Option(None, "--conf", help="Operating confidence of detection runs (overrides the spec's)."),
 ) -> None:
     """Write one offline HTML report (metrics, plots, crops) for one or more runs."""
     from sitesight.report import build_report
@@ -27,5 +29,6 @@ def report(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("reading runs")
         path = build_report(runs, out, title=title, gt=gt, samples_per_class=samples_per_class,
-                            audit_per_class=audit_per_class, on_progress=lambda what: progress.update(task, description=what))
+                            audit_per_class=audit_per_class, on_progress=lambda what: progress.update(task, description=what),
+                            spec=spec, conf=conf)
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
