@@ -43,3 +43,45 @@ def test_cli_sweep_engine_ray_writes_the_local_table(ray_session, tmp_path, caps
     local = (tmp_path / "local.csv").read_text()
     assert local == (tmp_path / "ray.csv").read_text() and len(local.splitlines()) == 1 + 8
     assert "over 12 frames" in capsys.readouterr().out
+
+
+def _plain(value):
+    import json
+
+    return json.loads(json.dumps(value, default=lambda v: v.tolist()))
+
+
+def test_eval_det_and_coco_on_ray_equal_the_local_evaluation(ray_session, tmp_path):
+    import numpy as np
+
+    from sitesight.engines.ray_eval import evaluate_coco_pred_ray, evaluate_det_ray
+    from sitesight.sliced.evaluate import evaluate_coco_pred, evaluate_det
+    from sitesight.sliced.gate import GateParams
+    from sitesight.sliced.spec import PostprocessSpec
+
+    dataset = stored_run_and_labels(tmp_path / "run", 24, seed=2, labelled_every=3)
+    spec = PostprocessSpec(conf=0.3, method="nms", metric="iou", threshold=0.5, gate=GateParams(40, 0.2))
+    det = {"spec": spec, "iou": 0.5, "thresholds": [0.2, 0.4, 0.6], "target_recall": 0.5}
+    local = evaluate_det(dataset, tmp_path / "run", **det)
+    ray = evaluate_det_ray(dataset, tmp_path / "run", **det)
+    assert _plain(ray) == _plain(local)
+    assert local["images"] == 8 and local["tp"] > 5 and local["fp"] > 0 and local["errors"]["ap"] > 0
+    coco_local, scored_local = evaluate_coco_pred(dataset, tmp_path / "run", spec=spec)
+    coco_ray, scored_ray = evaluate_coco_pred_ray(dataset, tmp_path / "run", spec=spec, options=RayOptions())
+    np.testing.assert_array_equal(coco_ray.stats, coco_local.stats)
+    assert _plain(coco_ray.to_dict()) == _plain(coco_local.to_dict()) and scored_ray.record() == scored_local.record()
+    assert 0 < coco_local.stats[1] <= 1  # AP50 of a real table, not an empty one
+
+
+def test_cli_eval_det_engine_ray_writes_the_local_json(ray_session, tmp_path):
+    from sitesight.cli.main import main
+    from sitesight.formats.coco import write_coco
+
+    dataset = stored_run_and_labels(tmp_path / "run", 10, seed=4)
+    write_coco(dataset, tmp_path / "gt.json")
+    common = ["eval", "det", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "run"), "--conf", "0.3"]
+    assert main([*common, "--json", str(tmp_path / "local.json")]) == 0
+    assert main([*common, "--json", str(tmp_path / "ray.json"), "--engine", "ray"]) == 0
+    local = (tmp_path / "local.json").read_text()
+    assert local == (tmp_path / "ray.json").read_text() and '"tp": ' in local
+    assert main([*common[:5], str(tmp_path / "gt.json"), "--engine", "ray"]) == 2  # a results file is read locally

@@ -53,6 +53,39 @@ def _coverage_line(record: dict[str, Any]) -> None:
         console.print(f"[yellow]{key.replace('_', ' ')}: {n} results[/yellow]")
 
 
+def _coco_grid(iou_thrs: str, max_dets: str) -> tuple[list[float], list[int]]:
+    """``--iou-thrs`` and ``--max-dets`` as pycocotools' ``iouThrs`` and ``maxDets``."""
+    from sitesight.errors import InputError
+    from sitesight.ranges import parse_range
+
+    try:
+        thresholds = parse_range(iou_thrs)
+    except ValueError as exc:
+        raise InputError(f"--iou-thrs {iou_thrs!r}: {exc}") from None
+    if not thresholds or not all(0.0 < t <= 1.0 for t in thresholds):
+        raise InputError(f"--iou-thrs {iou_thrs!r}: expected IoU thresholds in (0, 1]")
+    try:
+        limits = sorted(int(v) for v in max_dets.split(","))
+    except ValueError:
+        raise InputError(f"--max-dets {max_dets!r}: expected a comma list of integers, e.g. 1,10,100") from None
+    if not limits or limits[0] < 1:
+        raise InputError(f"--max-dets {max_dets!r}: expected positive integers")
+    return thresholds, limits
+
+
+def _ray_engine(engine: str, pred: Path) -> bool:
+    """True for ``--engine ray`` on a run folder; a usage error for an unknown engine or Ray on a results file."""
+    if engine == "local":
+        return False
+    from sitesight.sliced.evaluate import is_run
+
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray" and not is_run(pred):
+        raise typer.BadParameter("--engine ray evaluates a run folder; a results file is read locally")
+    return engine == "ray"
+
+
 @eval_app.command("coco")
 def coco(
     gt: Path = typer.Option(..., "--gt", help="Ground truth: COCO JSON (any format with a run folder)."),
@@ -61,6 +94,8 @@ def coco(
     relative_area: bool = typer.Option(False, "--relative-area", help="Area ranges as fractions of the frame (give --area-ranges)."),
     area_ranges: str = typer.Option(None, "--area-ranges", help="small,medium upper bounds, e.g. '1024,9216' (px²) or '0.0005,0.005' with --relative-area."),
     honour_max_dets: bool = typer.Option(False, "--honour-max-dets", help="Headline AP at the last maxDets instead of pycocotools' fixed 100."),
+    max_dets: str = typer.Option("1,10,100", "--max-dets", help="pycocotools' maxDets: detections per image and class, comma list (the last one bounds matching)."),
+    iou_thrs: str = typer.Option("0.5:0.95:0.05", "--iou-thrs", help="IoU thresholds as start:stop:step or a comma list (pycocotools' iouThrs)."),
     spec: str = so.SPEC,
     conf: float = so.CONF,
     method: str = so.METHOD,
@@ -72,6 +107,8 @@ def coco(
     border: bool = so.BORDER,
     include_unscored_gt: bool = so.INCLUDE_UNSCORED,
     ignore_unknown: bool = so.IGNORE_UNKNOWN,
+    engine: str = typer.Option("local", "--engine", help="local | ray: a run folder's labelled frames post-processed in Ray tasks (pip install 'sitesight[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
     """COCO bbox AP/AR: the 12 pycocotools stats (identical values) and per-class AP.
 
@@ -80,9 +117,8 @@ def coco(
     """
     from sitesight.evaluation.coco import COCO_AREA_RANGES, STAT_NAMES
     from sitesight.evaluation.coco_files import evaluate_coco_files
-    from sitesight.sliced.evaluate import evaluate_coco_pred, is_run
-    from sitesight.sliced.spec import PostprocessSpec
 
+    thresholds, limits = _coco_grid(iou_thrs, max_dets)
     ranges = dict(COCO_AREA_RANGES)
     if area_ranges:
         from sitesight.errors import InputError
@@ -93,17 +129,29 @@ def coco(
             raise InputError(f"--area-ranges: expected 'small,medium', got {area_ranges!r}") from None
         top = 1.0 if relative_area else 1e10
         ranges = {"all": (0.0, top), "small": (0.0, small), "medium": (small, medium), "large": (medium, top)}
-    options = dict(area_ranges=ranges, relative_area=relative_area, honour_max_dets=honour_max_dets)
+    options = dict(area_ranges=ranges, relative_area=relative_area, honour_max_dets=honour_max_dets,
+                   iou_thresholds=thresholds, max_dets=limits)
     record: dict[str, Any] = {}
     with console.status("evaluating"):
-        if is_run(pred) or class_map:
+        if pred.is_dir() or class_map:  # (a results file needs none of the run machinery: not imported)
+            from sitesight.sliced.evaluate import evaluate_coco_pred
+            from sitesight.sliced.spec import PostprocessSpec
+
             s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
                            default=PostprocessSpec(conf=0.05))
-            result, scored = evaluate_coco_pred(gt, pred, spec=s, include_unscored_gt=include_unscored_gt,
-                                                ignore_unknown=ignore_unknown, area_ranges=ranges, honour_max_dets=honour_max_dets,
-                                                relative_area=relative_area)
+            coco_kwargs = {"spec": s, "include_unscored_gt": include_unscored_gt, "area_ranges": ranges,
+                           "honour_max_dets": honour_max_dets, "relative_area": relative_area,
+                           "iou_thresholds": thresholds, "max_dets": limits}
+            if _ray_engine(engine, pred):
+                from sitesight.engines.ray import RayOptions
+                from sitesight.engines.ray_eval import evaluate_coco_pred_ray
+
+                result, scored = evaluate_coco_pred_ray(gt, pred, options=RayOptions(address=ray_address), **coco_kwargs)
+            else:
+                result, scored = evaluate_coco_pred(gt, pred, ignore_unknown=ignore_unknown, **coco_kwargs)
             record = scored.record()
         else:
+            _ray_engine(engine, pred)
             result = evaluate_coco_files(gt, pred, class_agnostic=bool(class_agnostic), ignore_unknown=ignore_unknown, **options)
             record = {"dropped": {k: v for k, v in result.counts.items() if k.startswith("dropped") and v}}
     _coverage_line(record)
@@ -137,8 +185,17 @@ def det(
     include_unscored_gt: bool = so.INCLUDE_UNSCORED,
     ignore_unknown: bool = so.IGNORE_UNKNOWN,
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
+    ap: str = typer.Option("coco", "--ap", help="AP per class at --iou over every prediction: coco (101-point), voc07 (11-point) or voc12 (all-point), as the VOC devkit."),
+    pixel_inclusive: bool = typer.Option(False, "--pixel-inclusive", help="VOC devkit boxes: width = x2 - x1 + 1 (with --ap voc07/voc12)."),
+    engine: str = typer.Option("local", "--engine", help="local | ray: a run folder's labelled frames post-processed in Ray tasks (pip install 'sitesight[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
-    """TP/FP/FN/precision/recall/F1 at --conf and --iou, a confidence sweep and an error breakdown.
+    """TP/FP/FN/precision/recall/F1 at --conf and --iou, a confidence sweep, AP and an error breakdown.
+
+    --pred: COCO results JSON, a run folder, or a folder of <image>.txt files with
+    'class confidence left top right bottom' (the mAP tools' layout; --gt may be its ground-truth
+    folder, 'class left top right bottom [difficult]'). VOC AP ties are broken by score, then image
+    path, then box, so the order of the inputs never changes it.
 
     A run folder goes through the same post-processing as `sitesight sweep` and `export` (so a sweep
     row and this command agree when given the same options, e.g. --spec RUN/sweep.csv:best), scored
@@ -152,8 +209,15 @@ def det(
     s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
                    default=PostprocessSpec(conf=0.5))
     with console.status("matching"):
-        out = evaluate_det(gt, pred, spec=s, iou=iou, thresholds=thresholds, target_recall=target_recall,
-                           include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown)
+        det_kwargs = {"spec": s, "iou": iou, "thresholds": thresholds, "target_recall": target_recall,
+                      "include_unscored_gt": include_unscored_gt}
+        if _ray_engine(engine, pred):
+            from sitesight.engines.ray import RayOptions
+            from sitesight.engines.ray_eval import evaluate_det_ray
+
+            out = evaluate_det_ray(gt, pred, options=RayOptions(address=ray_address), **det_kwargs)
+        else:
+            out = evaluate_det(gt, pred, ignore_unknown=ignore_unknown, ap=ap, pixel_inclusive=pixel_inclusive, **det_kwargs)
     _coverage_line(out)
     table = Table("class", "TP", "FP", "FN", "precision", "recall", "F1", title=f"{out['images']} images at conf ≥ {s.conf:g}, IoU ≥ {iou}")
     for name, row in [*out["per_class"].items(), ("all", out)]:
@@ -164,6 +228,13 @@ def det(
         sw.add_row(f"{row['conf']:.3f}", str(row["tp"]), str(row["fp"]), str(row["fn"]), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
     console.print(sw)
     errors = out["errors"]
+    if "ap" in out:
+        res = out["ap"]
+        aps = Table("class", "AP", title=f"AP@{iou} ({res['method']}{', +1 pixel' if res['pixel_inclusive'] else ''}), "
+                                         f"mAP {_fmt(res['map'])}")  # fmt: skip
+        for name, value in res["per_class"].items():
+            aps.add_row(name, _fmt(value))
+        console.print(aps)
     err = Table("error", "count", "ΔAP if fixed", title=f"error breakdown (AP@{iou} = {errors['ap']:.4f})")
     for name, count in errors["counts"].items():
         err.add_row(name, str(count), f"{errors['delta_ap'][name]:+.4f}")

@@ -41,6 +41,33 @@ from sitesight.sliced.sweep import SweepResult, SweepRow, align_gt, sweep_run
 __all__ = ["labelled_partitions", "sweep_run_ray"]
 
 
+def frames_only_run(run_dir: Path | str) -> tuple[Run, list[tuple[str, list[list[Any]]]]]:
+    """The run's manifest and processed frames without a box (``raw`` empty), and its shard index.
+
+    Read from the manifest and the shards' Parquet footers only: what the frame aligner needs.
+    """
+    index = shard_index(run_dir)
+    records = sorted((FrameRecord(int(i), str(k), (int(wh[0]), int(wh[1])))
+                      for _, meta in index for i, k, wh, _ in meta if wh is not None), key=lambda r: r.index)
+    return dataclasses.replace(load_run(run_dir, shards=[]), frames=tuple(records), raw=()), index
+
+
+def shard_groups(index: list[tuple[str, list[list[Any]]]], wanted: set[int], frames_per_task: int) -> list[list[str]]:
+    """Shard names grouped into tasks of about ``frames_per_task`` wanted frames; shards without one left out."""
+    groups: list[list[str]] = []
+    size = 0
+    for name, meta in index:
+        n = sum(int(row[0]) in wanted for row in meta)
+        if n == 0:
+            continue
+        if not groups or size >= frames_per_task:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += n
+    return groups
+
+
 def labelled_partitions(
     run_dir: Path | str, dataset: Dataset, frames_per_task: int
 ) -> tuple[list[list[str]], dict[int, Detections], int]:
@@ -53,25 +80,10 @@ def labelled_partitions(
         ``(groups, gt_by_index, n_labelled)``: ``groups`` lists shard file names, each group about
         ``frames_per_task`` labelled frames, shards without a labelled frame left out.
     """
-    index = shard_index(run_dir)
-    records = sorted((FrameRecord(int(i), str(k), (int(wh[0]), int(wh[1])))
-                      for _, meta in index for i, k, wh, _ in meta if wh is not None), key=lambda r: r.index)
-    # a run of frames only (boxes stay in the shards): what the aligner needs, manifest and frames
-    frames_only = dataclasses.replace(load_run(run_dir, shards=[]), frames=tuple(records), raw=())
+    frames_only, index = frames_only_run(run_dir)
     gts = align_gt(frames_only, dataset)
-    gt_by_index = {rec.index: g for rec, g in zip(records, gts, strict=True) if g is not None}
-    groups: list[list[str]] = []
-    size = 0
-    for name, meta in index:
-        n = sum(int(row[0]) in gt_by_index for row in meta)
-        if n == 0:
-            continue
-        if not groups or size >= frames_per_task:
-            groups.append([])
-            size = 0
-        groups[-1].append(name)
-        size += n
-    return groups, gt_by_index, len(gt_by_index)
+    gt_by_index = {rec.index: g for rec, g in zip(frames_only.frames, gts, strict=True) if g is not None}
+    return shard_groups(index, set(gt_by_index), frames_per_task), gt_by_index, len(gt_by_index)
 
 
 def _part_run(run_dir: str, shards: Sequence[str], gt_by_index: dict[int, Detections]) -> tuple[Run, list[Detections | None]]:
