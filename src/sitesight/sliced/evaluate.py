@@ -60,10 +60,13 @@ def read_ground_truth(gt: Path | str | Dataset | GroundTruth, fmt: str | None = 
 
 
 def is_run(path: Path | str) -> bool:
-    """True for a sitesight run folder (``manifest.json`` inside)."""
+    """True for a sitesight run folder (``manifest.json`` inside); False for a results file or a
+    folder of per-image detection text files (`sitesight.formats.textboxes`)."""
     path = Path(path)
     if path.is_dir() and not (path / "manifest.json").is_file():
-        raise InputError("a prediction folder must be a sitesight run (manifest.json missing)", path)
+        if any(path.glob("*.txt")):
+            return False
+        raise InputError("a prediction folder must be a sitesight run (manifest.json missing) or hold <image>.txt detections", path)
     return path.is_dir()
 
 
@@ -152,10 +155,17 @@ def scored(
         gts = [dataset.samples[i].gt for i in samples]
         return Scored(_collapse(gts) if agnostic else gts, preds, names, [str(dataset.samples[i].path) for i in samples],
                       alignment.coverage, spec, {}, [dataset.samples[i].image_wh for i in samples])
-    from sitesight.formats.coco import load_coco_results
+    if Path(pred).is_dir():  # the mAP tools' layout: <image>.txt with 'class confidence left top right bottom'
+        from sitesight.formats.textboxes import read_text_detections
 
-    preds, counts = load_coco_results(pred, dataset, category_ids=truth.category_ids, class_map=spec.class_map,
-                                      class_agnostic=agnostic, ignore_unknown=ignore_unknown)
+        preds, counts = read_text_detections(pred, dataset), {}
+        if agnostic:
+            preds = _collapse(preds)
+    else:
+        from sitesight.formats.coco import load_coco_results
+
+        preds, counts = load_coco_results(pred, dataset, category_ids=truth.category_ids, class_map=spec.class_map,
+                                          class_agnostic=agnostic, ignore_unknown=ignore_unknown)
     covered = sum(1 for p in preds if len(p))
     gts = [s.gt for s in dataset.samples]
     if agnostic:
@@ -176,15 +186,22 @@ def evaluate_det(
     include_unscored_gt: bool = False,
     ignore_unknown: bool = False,
     fmt: str | None = None,
+    ap: str = "coco",
+    pixel_inclusive: bool = False,
 ) -> dict[str, Any]:
     """``sitesight eval det``: `sitesight.evaluation.inputs.detection_report` at ``spec.conf`` over the
-    `scored` frames, plus the coverage and the spec."""
+    `scored` frames, plus the coverage and the spec, and ``out["ap"]``: AP per class at ``iou`` over
+    every prediction by ``ap`` (``coco`` 101-point, ``voc07`` 11-point, ``voc12`` all-point; see
+    `sitesight.evaluation.voc.average_precision`; ``pixel_inclusive`` = the VOC devkit's +1 boxes)."""
     from sitesight.evaluation.inputs import detection_report
+    from sitesight.evaluation.voc import average_precision
 
     spec = spec or PostprocessSpec(conf=0.5)
     s = scored(gt, pred, spec=spec, include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown, fmt=fmt)
     out = detection_report(s.gts, s.preds, class_names=s.class_names, iou=iou, conf=spec.conf, thresholds=thresholds,
                            target_recall=target_recall)
+    out["ap"] = average_precision(s.gts, s.preds, class_names=s.class_names, iou=iou, method=ap,
+                                  pixel_inclusive=pixel_inclusive, image_keys=s.paths)  # fmt: skip
     out.update(s.record())
     return out
 
