@@ -198,7 +198,9 @@ def pool_from_detections(
 
 
 def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | None = "safety_rope_probs",
-                  spec: PostprocessSpec | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
+                  spec: PostprocessSpec | None = None,
+                  shards: Sequence[str] | None = None,
+                  sliced: bool | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
     """Read a stored run's final detections as flat arrays.
 
     Args:
@@ -207,6 +209,10 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         probs_name: a 2-D stored attribute column to carry as ``probs`` (absent columns are fine).
         spec: the post-processing of sliced runs (`sitesight.sliced.postprocess.postprocess`; default
             greedy NMM over IoS 0.5, the border rule, at ``conf``).
+        shards: read only these shards (file names from `sitesight.sliced.store.shard_index`): the
+            frames of a partition, as a Ray task reads them.
+        sliced: post-process as a sliced run (True) or take the boxes as final (False); None: sliced
+            when any stored box came from a slice (a partition passes the whole run's answer).
 
     Returns:
         ``(keys (F,) object, image_wh (F, 2) int64, FlatDetections)`` over the processed frames in
@@ -216,7 +222,7 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         InputError: not a run folder, an invalid manifest or an unreadable shard.
     """
     run_dir = Path(run_dir)
-    _, metas, table = read_shards(run_dir)
+    _, metas, table = read_shards(run_dir, shards)
     frames: dict[int, tuple[str, tuple[int, int]]] = {}
     skipped = 0
     for meta in metas:
@@ -232,9 +238,8 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
     wh = np.array([frames[i][1] for i in order], np.int64).reshape(-1, 2)
     if table is None or table.num_rows == 0:
         return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
-    source = table.column("source").to_numpy()
-    if (source >= 0).any():
-        return keys, wh, _sliced(run_dir, conf, probs_name, spec)
+    if sliced if sliced is not None else bool((table.column("source").to_numpy() >= 0).any()):
+        return keys, wh, _sliced(run_dir, conf, probs_name, spec, shards)
     image_id = table.column("image_id").to_numpy()
     score = table.column("score").to_numpy().astype(np.float32)
     keep = (score >= conf) & np.isin(image_id, order)
@@ -251,11 +256,12 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
     return keys, wh, flat
 
 
-def _sliced(run_dir: Path, conf: float, probs_name: str | None, spec: PostprocessSpec | None) -> FlatDetections:
+def _sliced(run_dir: Path, conf: float, probs_name: str | None, spec: PostprocessSpec | None,
+            shards: Sequence[str] | None = None) -> FlatDetections:
     from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.store import load_run
 
-    final = postprocess(load_run(run_dir), spec or PostprocessSpec(conf=conf))
+    final = postprocess(load_run(run_dir, shards=shards), spec or PostprocessSpec(conf=conf))
     return FlatDetections.from_detections(final.detections(), probs_name=probs_name)
 
 
