@@ -67,3 +67,81 @@ def test_2000_person_report_is_small_and_opens_fast(tmp_path: Path) -> None:
     proc, seconds = run_chromium(out, "--dump-dom")
     assert proc.returncode == 0
     assert seconds - empty < 2.0
+
+
+HARNESS = """<!DOCTYPE html><html><body><pre id="result">pending</pre><iframe id="page" src="%s" width="1280" height="900"></iframe>
+<script>
+function out(value) { document.getElementById("result").textContent = JSON.stringify(value); }
+window.addEventListener("load", async function () {  // the page's load waits for the iframe's
+  try {
+    const frame = document.getElementById("page"), d = frame.contentDocument, w = frame.contentWindow;
+    const r = {};
+    const first = d.querySelector("section.run");
+    const afterTitle = first.querySelector("h2").nextElementSibling;
+    r.first_is_headline = afterTitle !== null && afterTitle.hasAttribute("data-headline");
+    r.sections_with_headline_first = Array.from(d.querySelectorAll("section.run")).map(function (s) {
+      const e = s.querySelector("h2").nextElementSibling; return e !== null && e.hasAttribute("data-headline"); });
+    const g = d.querySelector("[data-gallery]");
+    const cards = g.querySelectorAll(".gcard");
+    r.cards = cards.length;
+    r.shown_all = Number(g.getAttribute("data-shown"));
+    const type = g.querySelector("select[data-filter=type]");
+    type.value = type.options[type.options.length - 1].value;
+    type.dispatchEvent(new w.Event("change"));
+    r.type_value = type.value;
+    r.shown_type = Number(g.getAttribute("data-shown"));
+    r.hidden_type = g.querySelectorAll(".gcard[hidden]").length;
+    type.value = ""; type.dispatchEvent(new w.Event("change"));
+    const score = g.querySelector("input[data-filter=score]");
+    score.value = "0.9"; score.dispatchEvent(new w.Event("input"));
+    r.shown_score = Number(g.getAttribute("data-shown"));
+    score.value = "0"; score.dispatchEvent(new w.Event("input"));
+    const visible = Array.from(cards).filter(function (c) { return !c.hidden; });
+    visible[0].focus();
+    visible[0].dispatchEvent(new w.KeyboardEvent("keydown", {key: "ArrowRight", bubbles: true}));
+    r.focus_moved = d.activeElement === visible[1];
+    visible[1].dispatchEvent(new w.KeyboardEvent("keydown", {key: "Enter", bubbles: true}));
+    r.enlarged = visible[1].classList.contains("big");
+    const imgs = Array.from(d.querySelectorAll("img"));
+    r.images = imgs.length;
+    // a load (not decode()): a pending image load holds Chromium's virtual time, so the dump waits for it
+    const sizes = await Promise.all(imgs.map(function (img) {
+      return new Promise(function (done) {
+        const copy = new Image();
+        copy.onload = function () { done(copy.naturalWidth); };
+        copy.onerror = function () { done(0); };
+        copy.src = img.src; }); }));
+    r.broken = sizes.filter(function (s) { return s < 8; }).length;
+    r.verdict = (d.querySelector("[data-verdict]") || {getAttribute: function () { return null; }}).getAttribute("data-verdict");
+    out(r);
+  } catch (e) { out({error: String(e)}); }
+});
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def gallery_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gallery")
+    frames = write_frames(root / "frames", 6)
+    runs = [detection_run(root, frames, name="v9", noise=0.12), detection_run(root, frames, name="v10", seed=1, noise=0.03, sweep=False)]
+    return build_report(runs, root / "report.html")
+
+
+def test_gallery_filters_keys_images_and_headline_in_chromium(gallery_report: Path) -> None:
+    import json
+
+    harness = gallery_report.with_name("harness.html")
+    harness.write_text(HARNESS % gallery_report.name)
+    proc, _ = run_chromium(harness, "--dump-dom", "--virtual-time-budget=30000", "--allow-file-access-from-files")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert console_errors(proc.stderr) == []
+    text = proc.stdout[proc.stdout.index('id="result">') + len('id="result">'):]
+    r = json.loads(text[: text.index("</pre>")].replace("&quot;", '"'))
+    assert "error" not in r, r
+    assert r["first_is_headline"] and all(r["sections_with_headline_first"])
+    assert r["cards"] > 5 and r["shown_all"] == r["cards"]
+    assert 0 < r["shown_type"] < r["cards"] and r["hidden_type"] == r["cards"] - r["shown_type"]  # a filter changes the count
+    assert r["shown_score"] < r["cards"]
+    assert r["focus_moved"] and r["enlarged"]
+    assert r["images"] > 20 and r["broken"] == 0
+    assert r["verdict"] in ("better", "worse", "no detectable difference")
