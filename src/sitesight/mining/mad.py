@@ -48,7 +48,7 @@ from sitesight.mining.pool import Pool
 from sitesight.mining.select import Diversity, random_control, select_top
 from sitesight.mining.verdict import Verdict, verdict
 
-__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "pool_hashes", "verdict_dir", "MINED_FORMAT"]
+__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT"]
 
 log = logging.getLogger(__name__)
 MINED_FORMAT = "sitesight-mined"
@@ -104,6 +104,7 @@ def mine_pool(
     confident: Mapping[str, ConfidentPoint] | None = None,
     hashes: np.ndarray | None = None,
     seed: int = 0,
+    scored: Sequence[PairDiscrepancy] | None = None,
 ) -> MiningResult:
     """Score every model pair of ``pool``, select each pair's hardest frames, write ``out_dir``.
 
@@ -118,6 +119,9 @@ def mine_pool(
             model's own from its scores on the pool (`confident_points`). Recorded in the manifest.
         hashes: ``(F,)`` uint64 perceptual hashes for near-duplicate suppression, or None.
         seed: seed of the random control set.
+        scored: the pairs' discrepancies when already computed (`all_pairs` with these ``confident``
+            points, e.g. per frame on a Ray cluster); ``pool`` then needs boxes only on the frames that
+            get selected and on the control frames (for ``why.json`` and ``boxes.parquet``).
     """
     names = list(pool.runs)
     if len(names) < 2:
@@ -130,25 +134,16 @@ def mine_pool(
         raise InputError(f"no confident point for model(s) {missing}", where="confident")
     for name in names:
         log.info("model %s: confident yes >= %.3f, no < %.3f (%s)", name, points[name].hi, points[name].lo, points[name].source)
-    scored = all_pairs(pool, weights=weights, rules=rules, conf_hi={n: p.hi for n, p in points.items()},
-                       conf_lo={n: p.lo for n, p in points.items()})
-    per_pair = max(1, budget // len(scored))
+    if scored is None:
+        scored = all_pairs(pool, weights=weights, rules=rules, conf_hi={n: p.hi for n, p in points.items()},
+                           conf_lo={n: p.lo for n, p in points.items()})
+    selections, skipped, mined, control = select_pairs(scored, pool.camera, pool.timestamp, budget=budget, diversity=diversity,
+                                                        both_confident=both_confident, hashes=hashes, seed=seed)
     warnings: list[str] = []
-    taken = np.zeros(pool.n_frames, bool)
-    selections: dict[str, np.ndarray] = {}
-    skipped: dict[str, dict[str, int]] = {}
     for pd in scored:
-        eligible = (pd.confident > 0) if both_confident else None
-        sel = select_top(pd.total, budget=per_pair, camera=pool.camera, timestamp=pool.timestamp, diversity=diversity,
-                         hashes=hashes, eligible=eligible)
-        selections[pd.name] = sel.frames
-        skipped[pd.name] = sel.skipped
-        taken[sel.frames] = True
-        if sel.frames.size == 0:
-            warnings.append(_why_empty(pd, sel.skipped, points, both_confident, pool.n_frames))
+        if selections[pd.name].size == 0:
+            warnings.append(_why_empty(pd, skipped[pd.name], points, both_confident, pool.n_frames))
             log.warning("%s", warnings[-1])
-    mined = np.flatnonzero(taken)
-    control = random_control(pool.n_frames, int(mined.size), exclude=mined, seed=seed)
     rows, why = [], []
     for pd in scored:
         for f in selections[pd.name].tolist():
@@ -191,6 +186,39 @@ def mine_pool(
     write_run_info(out, kind="mining", artefacts={"ranking": out / "ranking.csv"}, name=out.name,
                    config={"models": names, "budget": budget, "pairs": list(selections), "weights": asdict(weights)})
     return MiningResult(out, selections, control, {pd.name: pd for pd in scored}, points, tuple(warnings))
+
+
+def select_pairs(
+    scored: Sequence[PairDiscrepancy],
+    camera: np.ndarray,
+    timestamp: np.ndarray,
+    *,
+    budget: int,
+    diversity: Diversity,
+    both_confident: bool,
+    hashes: np.ndarray | None,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]], np.ndarray, np.ndarray]:
+    """Each pair's hardest frames (``budget // pairs`` each, `select_top`), and the random control set.
+
+    Returns:
+        ``(selections, skipped, mined, control)``: pair name → frame indices and → skip counts; the
+        union of the selections; as many random other frames (``seed``).
+    """
+    n_frames = int(camera.shape[0])
+    per_pair = max(1, budget // len(scored))
+    taken = np.zeros(n_frames, bool)
+    selections: dict[str, np.ndarray] = {}
+    skipped: dict[str, dict[str, int]] = {}
+    for pd in scored:
+        eligible = (pd.confident > 0) if both_confident else None
+        sel = select_top(pd.total, budget=per_pair, camera=camera, timestamp=timestamp, diversity=diversity,
+                         hashes=hashes, eligible=eligible)
+        selections[pd.name] = sel.frames
+        skipped[pd.name] = sel.skipped
+        taken[sel.frames] = True
+    mined = np.flatnonzero(taken)
+    return selections, skipped, mined, random_control(n_frames, int(mined.size), exclude=mined, seed=seed)
 
 
 def _why_empty(pd: PairDiscrepancy, skipped: Mapping[str, int], points: Mapping[str, ConfidentPoint], both_confident: bool,
