@@ -48,7 +48,7 @@ from sitesight.mining.pool import Pool
 from sitesight.mining.select import Diversity, random_control, select_top
 from sitesight.mining.verdict import Verdict, verdict
 
-__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT"]
+__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "finish_mined", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT"]
 
 log = logging.getLogger(__name__)
 MINED_FORMAT = "sitesight-mined"
@@ -302,13 +302,22 @@ def mine_runs(
         handoff: class names and the CVAT package settings.
         near_duplicates: hash every pool frame (reads the images) and suppress near duplicates.
     """
-    from sitesight.mining.handoff import package_mined
     from sitesight.mining.pool import load_pool
 
     pool = load_pool(runs, class_names=handoff.class_names)
     hashes = pool_hashes(pool, seed=seed) if near_duplicates else None
     result = mine_pool(pool, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
                        confident=confident_points(pool, operating=operating), hashes=hashes, seed=seed)
+    return finish_mined(result, pool, runs, handoff)
+
+
+def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str], handoff: Handoff) -> MiningResult:
+    """`mine_runs`' last step: record the run folders in the manifest and package the CVAT tasks.
+
+    ``pool`` needs boxes only on the mined and control frames.
+    """
+    from sitesight.mining.handoff import package_mined
+
     manifest_path = result.out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["runs"] = {name: str(Path(path).resolve()) for name, path in runs.items()}
