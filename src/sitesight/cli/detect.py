@@ -61,14 +61,13 @@ def detect(
     sizes = {"imgsz": imgsz, "full_imgsz": full_imgsz if full_imgsz is not None else imgsz}
     if engine == "local":
         detector = build_detector(model, conf=conf, device=device, half=half)
+    names = [c.strip() for c in classes.split(",")] if classes else None
     with progress_reporter("detect", len(refs), unit="frames", console=console) as progress:
         if engine == "local":
-            names = [c.strip() for c in classes.split(",")] if classes else None
             summary = detect_to_run(refs, detector, out, on_progress=progress.advance, class_names=names, **run_kwargs, **sizes)
         else:
-            if any(v is not None for v in sizes.values()):
-                raise InputError("--imgsz / --full-imgsz work with --engine local only", where="--imgsz")
-            summary = _detect_ray(refs, out, (conf, device, half), ray_address, ray_workers, run_kwargs, progress.advance)
+            summary = _detect_ray(refs, out, (conf, device, half), ray_address, ray_workers,
+                                  {**run_kwargs, **sizes, "class_names": names}, progress.advance)
         progress.skip(summary.already_done)
     for s in summary.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.key}: {s.reason}")
