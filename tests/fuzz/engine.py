@@ -118,15 +118,17 @@ def _shared(*parts: str) -> bytes | None:
         return None
 
 
-def seeds(use_shared: bool = True) -> dict[str, list[bytes]]:
-    """Seed files per reader: the built-in ones plus small real files when ../shared/data is present."""
+def seeds(builtin: bool = True, shared: bool = True) -> dict[str, list[bytes]]:
+    """Seed files per reader: the built-in ones and/or small real files from ../shared/data (when present)."""
     out = {
         "cvat": [BUILTIN_CVAT], "coco": [BUILTIN_COCO], "coco_results": [BUILTIN_RESULTS], "eval_gt": [BUILTIN_COCO],
         "eval_results": [BUILTIN_RESULTS], "voc": [BUILTIN_VOC], "yolo_yaml": [BUILTIN_YAML], "yolo_labels": [BUILTIN_LABELS],
         "cls_csv": [BUILTIN_CLS_CSV], "anomaly_csv": [BUILTIN_ANOMALY_CSV], "manifest": [], "shard": [], "image": [tiny_png()],
         "exclusions": [BUILTIN_EXCLUSIONS], "checkpoint_meta": [b'{"kind": "classifier", "class_names": ["a", "b"], "backbone": "resnet18"}'],
     }  # fmt: skip
-    if use_shared and SHARED_DATA.is_dir():
+    if not builtin:
+        out = {reader: [] for reader in out}
+    if shared and SHARED_DATA.is_dir():
         extra = {
             "cvat": [("cvat", "points_desc_ids", "annotations.xml"), ("cvat", "polyline_with_images", "annotations.xml"),
                      ("cvat", "datumaro_cvat_dataset", "for_images", "export_project", "annotations.xml"),
@@ -136,7 +138,7 @@ def seeds(use_shared: bool = True) -> dict[str, list[bytes]]:
                      ("images", "terrain2_coco.json"), ("cvat", "points_desc_ids", "annotations.json")],
             "eval_gt": [("images", "terrain2_coco.json"), ("cvat", "points_desc_ids", "annotations.json")],
             "voc": [("voc", "hardhat_voc", "dataset", "annotations", f"hard_hat_workers{i}.xml") for i in (0, 1, 22, 126)],
-            "yolo_yaml": [("yolo", "coco8", "data.yaml")],
+            "yolo_yaml": [("yolo", "helmet_roboflow", "data.yaml"), ("yolo", "helmet_roboflow", "helmet detection.v3i.yolov5pytorch", "data.yaml")],
             "image": [("images", "zidane.jpg")],
         }  # fmt: skip
         for reader, paths in extra.items():
@@ -606,7 +608,8 @@ def _preload(readers: list[str]) -> None:
 
 def _worker(conn, seed_lists: dict[str, list[bytes]], base_seed: int, memory_bytes: int, readers: list[str]) -> None:
     _preload(readers)
-    seed_lists = {**seed_lists, **dict(zip(("manifest", "shard"), ([data] for data in _run_seed()), strict=True))}
+    if "manifest" in seed_lists:  # run seeds are written by the store itself, here
+        seed_lists = {**seed_lists, **dict(zip(("manifest", "shard"), ([data] for data in _run_seed()), strict=True))}
     if memory_bytes and _vm_size():
         try:
             resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + memory_bytes, resource.RLIM_INFINITY))
@@ -623,7 +626,7 @@ def _worker(conn, seed_lists: dict[str, list[bytes]], base_seed: int, memory_byt
 
 
 def _tasks(readers: list[str], total: int, seed_lists: dict[str, list[bytes]]) -> Iterator[tuple[str, int]]:
-    active = [r for r in readers if seed_lists.get(r) or r in ("manifest", "shard")]
+    active = [r for r in readers if seed_lists.get(r)]
     for i in range(total):
         yield active[i % len(active)], i // len(active)
 
@@ -635,14 +638,27 @@ def campaign(
     base_seed: int = 0,
     time_limit: float = 10.0,
     memory_bytes: int = 2 << 30,
-    use_shared: bool = True,
+    builtin: bool = True,
+    shared: bool = True,
     progress: Callable[[Report], None] | None = None,
 ) -> Report:
-    """Feed ``total`` inputs, round-robin over ``readers``, through one worker process at a time."""
-    seed_lists = seeds(use_shared)
-    # Run seeds are built by the store in the worker: give the two readers a placeholder seed.
-    for r in ("manifest", "shard"):
-        seed_lists[r] = seed_lists[r] or [b""]
+    """Feed ``total`` inputs, round-robin over ``readers`` with seeds, through one worker process at a time.
+
+    Args:
+        total: inputs to feed.
+        readers: names from `READERS` (default: all).
+        base_seed: the generator seed; the same seed feeds the same inputs.
+        time_limit: seconds per input before the worker is killed (a "hang").
+        memory_bytes: address space an input may add to the worker (over it: MemoryError, a "crash").
+        builtin, shared: seed from the built-in files and/or the real files in ../shared/data.
+        progress: called with the report every 1,000 inputs.
+    """
+    seed_lists = seeds(builtin, shared)
+    if builtin:  # run seeds are written by the store itself, in the worker: placeholders here
+        seed_lists["manifest"] = seed_lists["shard"] = [b""]
+    else:
+        seed_lists.pop("manifest", None)
+        seed_lists.pop("shard", None)
     readers = readers or list(READERS)
     report = Report()
     ctx = mp.get_context("fork")

@@ -132,7 +132,7 @@ def load_coco(path: Path | str, *, image_root: Path | str | None = None) -> Load
         name = img["file_name"]
         if not isinstance(name, str) or not name or "\x00" in name or len(name) > 4096:
             raise InputError(f"expected a file name, got {show(name)}", path, where + ".file_name")
-        if image_root is None and not (root / name).exists() and (root / "images" / name).exists():
+        if image_root is None and not os.path.exists(root / name) and os.path.exists(root / "images" / name):
             name = f"images/{name}"
         images[image_id] = ImageRows(path=name, image_wh=wh, image_id=image_id)
     names = {cid: categories[cid] for cid in category_ids}
@@ -241,9 +241,9 @@ def _image_root(doc: dict, path: Path) -> Path:
     hint = info.get("image_root") if isinstance(info, dict) else None
     images = doc.get("images")
     first = images[0].get("file_name") if isinstance(images, list) and images and isinstance(images[0], dict) else None
-    if isinstance(hint, str) and isinstance(first, str) and not (path.parent / first).exists():
+    if isinstance(hint, str) and isinstance(first, str) and not os.path.exists(path.parent / first):
         candidate = Path(os.path.normpath(path.parent.absolute() / hint))
-        if (candidate / first).exists():
+        if os.path.exists(candidate / first):  # (False, not an error, for a name too long)
             return candidate
     return path.parent
 

@@ -250,6 +250,8 @@ def _parse_label_file(path: Path, image_wh: tuple[int, int], rows: ImageRows, na
             raise InputError(f"expected 'class cx cy w h', got {line.strip()[:80]!r}", path, f"line {n}") from None
         if cls >= MAX_CLASSES:
             raise InputError(f"class id {cls} is over the supported {MAX_CLASSES} classes", path, f"line {n}")
+        if values.size and np.isfinite(values).all() and np.abs(values).max() > 1e3:
+            raise InputError(f"normalised coordinates far outside 0..1 in {line.strip()[:80]!r}", path, f"line {n}")
         if cls < 0 or values.size < 4 or (values.size > 5 and values.size % 2) or not np.isfinite(values).all():
             raise InputError(f"expected 'class cx cy w h' (or a polygon), got {line.strip()[:80]!r}", path, f"line {n}")
         if values.size in (4, 5):
