@@ -85,3 +85,26 @@ def test_cli_eval_det_engine_ray_writes_the_local_json(ray_session, tmp_path):
     local = (tmp_path / "local.json").read_text()
     assert local == (tmp_path / "ray.json").read_text() and '"tp": ' in local
     assert main([*common[:5], str(tmp_path / "gt.json"), "--engine", "ray"]) == 2  # a results file is read locally
+
+
+def test_mine_on_ray_writes_the_local_mined_folder(ray_session, tmp_path):
+    import json
+
+    from sitesight.engines.ray_mine import mine_runs_ray
+    from sitesight.mining.mad import Handoff, mine_runs
+
+    # two "models" over the same 40 frames, sharded differently (the runs are co-partitioned by frame)
+    stored_run_and_labels(tmp_path / "a", 40, seed=5, frames_per_shard=4)
+    stored_run_and_labels(tmp_path / "b", 40, seed=6, frames_per_shard=3)
+    runs = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    common = {"budget": 8, "handoff": Handoff(class_names=("person", "helmet", "head"), package=False), "seed": 3}
+    local = mine_runs(runs, tmp_path / "local", **common)
+    ray = mine_runs_ray(runs, tmp_path / "ray", frames_per_task=7, options=RayOptions(), **common)
+    assert ray.mined.tolist() == local.mined.tolist() and ray.control.tolist() == local.control.tolist()
+    assert local.mined.size >= 4
+    for name in ("ranking.csv", "why.json", "control.csv", "scores.parquet", "boxes.parquet"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "ray")]
+    for m in manifests:
+        m.pop("created")
+    assert manifests[0] == manifests[1]

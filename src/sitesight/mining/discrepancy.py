@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sitesight.boxes import aligned_iou
 from sitesight.mining.pool import FlatDetections, Pool
 
 __all__ = ["DiscrepancyWeights", "CrossTaskRules", "PairDiscrepancy", "js_divergence", "greedy_match",
@@ -201,23 +202,14 @@ def _dense(offsets: np.ndarray, xyxy: np.ndarray, frames: np.ndarray) -> tuple[n
 
 def _iou_test(thr: float) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     def test(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-        h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
-        union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = inter / union
+        iou = aligned_iou(a, b)  # padding rows (NaN boxes) come out 0
         return iou >= thr, iou
 
     return test
 
 
 def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0).astype(np.float32)
+    return aligned_iou(np.asarray(a, np.float32), np.asarray(b, np.float32))
 
 
 def greedy_match(ia: np.ndarray, ib: np.ndarray, weight: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
@@ -292,6 +284,8 @@ def _head_parts(x: FlatDetections, y: FlatDetections, persons: np.ndarray, rules
 
     part_score = y.score[parts]
     for ip, iq, _ in frame_pair_hits(p_off, x.xyxy[persons], q_off, y.xyxy[parts], inside):
+        if ip.size == 0:  # a block of frames with no hit (np.r_[True, ...] below needs one)
+            continue
         order = np.lexsort((-part_score[iq], ip))
         ip, iq = ip[order], iq[order]
         first = np.r_[True, ip[1:] != ip[:-1]]
