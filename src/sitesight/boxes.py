@@ -26,6 +26,8 @@ __all__ = [
     "pairwise_intersection",
     "pairwise_iou",
     "pairwise_ios",
+    "aligned_iou",
+    "aligned_ios",
     "expand_boxes",
 ]
 
@@ -126,6 +128,34 @@ def pairwise_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     smaller = np.minimum(box_area(a)[:, None], box_area(b)[None, :])
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(smaller > 0, inter / smaller, 0.0).astype(np.float32)
+
+
+def _aligned(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection and both areas of corresponding boxes ``a[..., :]``, ``b[..., :]`` (broadcast)."""
+    a, b = np.asarray(a), np.asarray(b)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    return w * h, area_a, area_b
+
+
+def aligned_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of corresponding boxes: ``(..., 4)`` with ``(..., 4)`` → ``(...)``, in the inputs' float
+    precision with the arithmetic of `pairwise_iou` (so float32 boxes give `pairwise_iou`'s values); 0
+    where the union is empty."""
+    inter, area_a, area_b = _aligned(a, b)
+    union = area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0).astype(inter.dtype if inter.dtype.kind == "f" else np.float64)
+
+
+def aligned_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller area of corresponding boxes (see `aligned_iou`); 0 where that is empty."""
+    inter, area_a, area_b = _aligned(a, b)
+    smaller = np.minimum(area_a, area_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(smaller > 0, inter / smaller, 0.0).astype(inter.dtype if inter.dtype.kind == "f" else np.float64)
 
 
 def expand_boxes(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitesight.boxes import box_area, pairwise_ios
+from sitesight.boxes import aligned_ios, box_area, pairwise_ios
 from sitesight.detections import Detections
 
 __all__ = ["GateParams", "GateResult", "GateCandidates", "gate", "gate_mask", "gate_candidates", "gate_mask_frames",
@@ -233,16 +233,10 @@ def _near_frames(detections: Detections, frame: np.ndarray, candidates: GateCand
     if not p.class_agnostic:
         same &= c.class_id[cand_idx] == detections.class_id[det_idx]
     det_idx, cand_idx = det_idx[same], cand_idx[same]
-    center, area = _center_area(det)
+    center = (det[:, :2] + det[:, 2:]) / 2  # as `gate_mask` computes it
     d = center[det_idx] - c.center[cand_idx]
     near = (d[:, 0] ** 2 + d[:, 1] ** 2) <= p.r * p.r
-    a, b = det[det_idx], c.xyxy[cand_idx]
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = w * h
-    smaller = np.minimum(area[det_idx], c.area[cand_idx])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        near |= np.where(smaller > 0, inter / smaller, 0) >= p.ios
+    near |= aligned_ios(det[det_idx], c.xyxy[cand_idx]) >= p.ios  # `pairwise_ios`'s arithmetic, pair by pair
     return np.bincount(det_idx[near], minlength=len(det)) > 0
 
 
