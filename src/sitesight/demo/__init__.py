@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from sitesight.demo.compare_step import step_compare
 from sitesight.demo.context import DemoContext
 from sitesight.demo.data_steps import step_curation, step_formats, step_synth
 from sitesight.demo.detection_steps import step_detector, step_evaluation, step_mining, step_sliced
@@ -33,6 +34,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("curation: dedup, leak-free split, CVAT tasks", step_curation),
     ("RoI attribute head: safety rope on synth workers", step_roi_head),
     ("mining: MAD hard samples between stand-in models with planted weaknesses, verdict", step_mining),
+    ("compare: is B really better than A? paired bootstrap verdict between two runs of the demo", step_compare),
     ("anomaly detection: autoencoder vs feature memory on synthetic screws, normal-only thresholds", step_anomaly),
     ("report: one HTML page over every run above (keep this step last)", step_report),
 ]
