@@ -108,3 +108,7 @@ def test_mine_on_ray_writes_the_local_mined_folder(ray_session, tmp_path):
     for m in manifests:
         m.pop("created")
     assert manifests[0] == manifests[1]
+    from sitesight.cli.main import main
+
+    cli = ["mine", "--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--out", str(tmp_path / "cli")]
+    assert main([*cli, "--engine", "ray", "--dedup-images"]) == 2  # hashing every image is a local job

@@ -80,6 +80,8 @@ def mine(
     preannotate: str = typer.Option(None, "--preannotate", help="Model whose boxes pre-annotate the CVAT tasks."),
     package: bool = typer.Option(True, "--package/--no-package", help="Write CVAT task parts of the mined and control frames."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control set."),
+    engine: str = typer.Option("local", "--engine", help="local | ray: per-frame discrepancies in Ray tasks, boxes read only for the picked frames (pip install 'sitesight[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
     """Score every pair of models on the pool, pick the frames they disagree on most, package them for CVAT."""
     if ctx.invoked_subcommand is not None:
@@ -94,10 +96,21 @@ def mine(
     if out is None:
         raise InputError("--out MINED/ is required", where="--out")
     handoff = Handoff(class_names=tuple(c.strip() for c in classes.split(",") if c.strip()), package=package, preannotate=preannotate)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray" and near_duplicates:
+        raise typer.BadParameter("--dedup-images reads every image: use --engine local (or dedup the captures first: data dedup --engine ray)")
+    options = {"budget": budget, "weights": DiscrepancyWeights(**_weights(weights)), "handoff": handoff, "seed": seed,
+               "diversity": Diversity(window_s=window, max_per_window=per_window), "both_confident": both_confident,
+               "operating": _operating(operating or [], runs)}
     with console.status(f"mining {len(runs)} runs"):
-        result = mine_runs(runs, out, budget=budget, weights=DiscrepancyWeights(**_weights(weights)),
-                           diversity=Diversity(window_s=window, max_per_window=per_window), both_confident=both_confident,
-                           operating=_operating(operating or [], runs), handoff=handoff, near_duplicates=near_duplicates, seed=seed)
+        if engine == "ray":
+            from sitesight.engines.ray import RayOptions
+            from sitesight.engines.ray_mine import mine_runs_ray
+
+            result = mine_runs_ray(runs, out, options=RayOptions(address=ray_address), **options)
+        else:
+            result = mine_runs(runs, out, near_duplicates=near_duplicates, **options)
     points = Table("model", "confident yes >=", "confident no <", "from")
     for name, p in result.confident.items():
         points.add_row(name, f"{p.hi:.3f}", f"{p.lo:.3f}", p.source)
