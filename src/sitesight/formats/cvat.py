@@ -302,6 +302,8 @@ class _FileParser:
             if tag == "cuboid":
                 xs = [num(shape, k, where) for k in _CUBOID_KEYS]
                 return min(xs[0::2]), min(xs[1::2]), max(xs[0::2]), max(xs[1::2])
+        except InputError:
+            raise
         except ValueError as exc:
             raise self.fail(f"bad geometry: {exc}", where) from None
         self.issues.append(Issue("warning", "unknown_shape", f"shape <{tag}> ignored", str(self.path), where))
