@@ -5,7 +5,9 @@ Every writer in sitesight goes through `atomic_path` (or the `write_text` / `wri
 never crosses file systems), is flushed and fsync'd, and is then renamed over the final name with
 `os.replace` (atomic on POSIX and Windows). On any error, or a KeyboardInterrupt, the temporary
 file is removed and the final name keeps what it held before. A SIGKILL can leave a temporary
-file behind (nothing can run then); its name starts with ``.tmp-`` and `remove_stale` sweeps them.
+file behind (nothing can run then): its name, ``.tmp-<pid>-<random>-<final name>``, says which
+process wrote it, and the next write of the same final name removes those of dead processes
+(`remove_stale` sweeps a whole folder).
 
 Example:
     >>> from sitesight.atomic import atomic_path, write_json
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -33,7 +36,29 @@ TMP_PREFIX = ".tmp-"
 
 def _tmp_name(path: Path) -> Path:
     # Bounded: a 255-byte final name must not make the temporary name too long for the file system.
-    return path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{path.name[:120]}")
+    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}-{path.name[:120]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporaries of ``path`` left by writers that were killed (their process is gone)."""
+    try:
+        for tmp in path.parent.glob(f"{TMP_PREFIX}*-*-{glob.escape(path.name[:120])}"):
+            pid = tmp.name[len(TMP_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    except OSError:
+        pass
 
 
 def fsync_path(path: Path | str) -> None:
@@ -65,6 +90,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
     tmp = _tmp_name(path)
     try:
         yield tmp

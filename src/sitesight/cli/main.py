@@ -113,6 +113,7 @@ def _command_name(args: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    _terminate_as_interrupt()
     args = sys.argv[1:] if argv is None else argv
     name = _command_name(args)
     if name is not None:
@@ -145,6 +146,25 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error_line(exc)} (unexpected; rerun with --debug for the traceback)", err=True)
         return 1
     return 0
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (``kill``, a scheduler's timeout) unwinds like Ctrl-C, so writers remove their
+    temporary files and leave no partial file under a final name."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+
+    def _raise(signum, frame):  # noqa: ANN001, ARG001
+        raise KeyboardInterrupt
+
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _raise)
+    except (ValueError, OSError):
+        pass
 
 
 def error_line(exc: BaseException) -> str:
