@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sitesight import atomic
 from sitesight.cli import spec_options as so
+from sitesight.progress import make_console
 
 eval_app = typer.Typer(name="eval", help="Evaluate detections, classifiers and anomaly scores.", no_args_is_help=True)
 
-console = Console()
+console = make_console()
 JSON_HELP = "Also write the full result as JSON here."
 
 
@@ -215,7 +215,8 @@ def det(
             from sitesight.engines.ray import RayOptions
             from sitesight.engines.ray_eval import evaluate_det_ray
 
-            out = evaluate_det_ray(gt, pred, options=RayOptions(address=ray_address), **det_kwargs)
+            out = evaluate_det_ray(gt, pred, options=RayOptions(address=ray_address), ap=ap, pixel_inclusive=pixel_inclusive,
+                                   **det_kwargs)
         else:
             out = evaluate_det(gt, pred, ignore_unknown=ignore_unknown, ap=ap, pixel_inclusive=pixel_inclusive, **det_kwargs)
     _coverage_line(out)

@@ -32,7 +32,7 @@ from sitesight.engines.ray import RayOptions, connect, quiet_data_context
 from sitesight.engines.ray_runs import frames_only_run, shard_groups
 from sitesight.errors import InputError
 from sitesight.identity import AGNOSTIC_NAME, align_frames
-from sitesight.sliced.evaluate import GroundTruth, Scored, read_ground_truth
+from sitesight.sliced.evaluate import GroundTruth, Scored, coco_report, det_report, read_ground_truth
 from sitesight.sliced.postprocess import postprocess
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import load_run
@@ -120,17 +120,15 @@ def evaluate_det_ray(
     target_recall: float | None = None,
     include_unscored_gt: bool = False,
     fmt: str | None = None,
+    ap: str = "coco",
+    pixel_inclusive: bool = False,
     options: RayOptions = RayOptions(),
 ) -> dict[str, Any]:
     """`sitesight.sliced.evaluate.evaluate_det` of a run folder with `scored_ray`: the same report."""
-    from sitesight.evaluation.inputs import detection_report
-
     spec = spec or PostprocessSpec(conf=0.5)
     s = scored_ray(gt, run_dir, spec=spec, include_unscored_gt=include_unscored_gt, fmt=fmt, options=options)
-    out = detection_report(s.gts, s.preds, class_names=s.class_names, iou=iou, conf=spec.conf, thresholds=thresholds,
-                           target_recall=target_recall)
-    out.update(s.record())
-    return out
+    return det_report(s, conf=spec.conf, iou=iou, thresholds=thresholds, target_recall=target_recall, ap=ap,
+                      pixel_inclusive=pixel_inclusive)
 
 
 def evaluate_coco_pred_ray(
@@ -145,8 +143,5 @@ def evaluate_coco_pred_ray(
     **coco_options: Any,
 ) -> tuple[Any, Scored]:
     """`sitesight.sliced.evaluate.evaluate_coco_pred` of a run folder with `scored_ray`: the same result."""
-    from sitesight.evaluation.coco import evaluate_coco
-
     s = scored_ray(gt, run_dir, spec=spec, include_unscored_gt=include_unscored_gt, fmt=fmt, options=options)
-    frame_wh = s.image_wh if relative_area else None
-    return evaluate_coco(s.gts, s.preds, class_names=s.class_names, frame_wh=frame_wh, **coco_options), s
+    return coco_report(s, relative_area=relative_area, **coco_options), s

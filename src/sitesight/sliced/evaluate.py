@@ -32,7 +32,8 @@ from sitesight.identity import AGNOSTIC_NAME, Coverage, align_frames
 from sitesight.sliced.postprocess import postprocess
 from sitesight.sliced.spec import PostprocessSpec
 
-__all__ = ["GroundTruth", "Scored", "read_ground_truth", "scored", "evaluate_det", "evaluate_coco_pred", "is_run"]
+__all__ = ["GroundTruth", "Scored", "read_ground_truth", "scored", "evaluate_det", "det_report", "evaluate_coco_pred",
+           "coco_report", "is_run"]
 
 
 @dataclass(frozen=True)
@@ -193,12 +194,27 @@ def evaluate_det(
     `scored` frames, plus the coverage and the spec, and ``out["ap"]``: AP per class at ``iou`` over
     every prediction by ``ap`` (``coco`` 101-point, ``voc07`` 11-point, ``voc12`` all-point; see
     `sitesight.evaluation.voc.average_precision`; ``pixel_inclusive`` = the VOC devkit's +1 boxes)."""
+    spec = spec or PostprocessSpec(conf=0.5)
+    s = scored(gt, pred, spec=spec, include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown, fmt=fmt)
+    return det_report(s, conf=spec.conf, iou=iou, thresholds=thresholds, target_recall=target_recall, ap=ap,
+                      pixel_inclusive=pixel_inclusive)
+
+
+def det_report(
+    s: Scored,
+    *,
+    conf: float,
+    iou: float = 0.5,
+    thresholds: Sequence[float] | np.ndarray = (),
+    target_recall: float | None = None,
+    ap: str = "coco",
+    pixel_inclusive: bool = False,
+) -> dict[str, Any]:
+    """`evaluate_det`'s report of already `scored` frames (also what the Ray engine calls)."""
     from sitesight.evaluation.inputs import detection_report
     from sitesight.evaluation.voc import average_precision
 
-    spec = spec or PostprocessSpec(conf=0.5)
-    s = scored(gt, pred, spec=spec, include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown, fmt=fmt)
-    out = detection_report(s.gts, s.preds, class_names=s.class_names, iou=iou, conf=spec.conf, thresholds=thresholds,
+    out = detection_report(s.gts, s.preds, class_names=s.class_names, iou=iou, conf=conf, thresholds=thresholds,
                            target_recall=target_recall)
     out["ap"] = average_precision(s.gts, s.preds, class_names=s.class_names, iou=iou, method=ap,
                                   pixel_inclusive=pixel_inclusive, image_keys=s.paths)  # fmt: skip
@@ -220,8 +236,14 @@ def evaluate_coco_pred(
     """COCO AP of a run (or results file) against any ground truth: `sitesight.evaluation.coco.evaluate_coco`
     over the `scored` frames. ``relative_area`` reads area ranges as fractions of each frame;
     ``coco_options`` go to `evaluate_coco` (area ranges, max dets...)."""
+    s = scored(gt, pred, spec=spec, include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown, fmt=fmt)
+    return coco_report(s, relative_area=relative_area, **coco_options), s
+
+
+def coco_report(s: Scored, *, relative_area: bool = False, **coco_options: Any) -> Any:
+    """`evaluate_coco_pred`'s `sitesight.evaluation.coco.CocoResult` of already `scored` frames (also
+    what the Ray engine calls)."""
     from sitesight.evaluation.coco import evaluate_coco
 
-    s = scored(gt, pred, spec=spec, include_unscored_gt=include_unscored_gt, ignore_unknown=ignore_unknown, fmt=fmt)
     frame_wh = s.image_wh if relative_area else None
-    return evaluate_coco(s.gts, s.preds, class_names=s.class_names, frame_wh=frame_wh, **coco_options), s
+    return evaluate_coco(s.gts, s.preds, class_names=s.class_names, frame_wh=frame_wh, **coco_options)
