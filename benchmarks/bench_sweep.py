@@ -26,6 +26,7 @@ from sitesight.sliced.standin import standin_raw
 from sitesight.sliced.store import load_run, write_run
 from sitesight.sliced.sweep import sweep_run
 from sitesight.synth import iter_site_frames
+from sitesight.synth.site import SITE_CLASSES
 
 
 def main() -> None:
@@ -39,7 +40,8 @@ def main() -> None:
     raws = [standin_raw(s.gt, s.image_wh, rng=rng) for s in dataset]
     with tempfile.TemporaryDirectory() as tmp:
         write_run(Path(tmp) / "run", [(f"frame{i:05d}.jpg", s.image_wh) for i, s in enumerate(dataset)], raws,
-                  model="stand-in", parameters=run_parameters((640, 640), (0.2, 0.2), True))
+                  model="stand-in", parameters=run_parameters((640, 640), (0.2, 0.2), True),
+                  class_names=SITE_CLASSES)
         print(f"prepared {args.frames} frames, {sum(map(len, raws))} raw boxes in {time.perf_counter() - t0:.1f} s")
         merges = [MergeSpec(m, k, t) for m, k, t in [
             ("nms", "iou", 0.5), ("nms", "ios", 0.5), ("greedy_nmm", "iou", 0.5), ("greedy_nmm", "ios", 0.5),
@@ -53,7 +55,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 wall, cpu = time.perf_counter(), time.process_time()
                 run = load_run(Path(tmp) / "run")
-                result = sweep_run(run, gts, merges=merges, confs=confs, gates=gates, num_classes=3)
+                result = sweep_run(run, gts, merges=merges, confs=confs, gates=gates, class_names=SITE_CLASSES)
                 walls.append(time.perf_counter() - wall)
                 cpus.append(time.process_time() - cpu)
             best = result.rows[result.best]
