@@ -52,6 +52,8 @@ __all__ = ["RayOptions", "require_ray", "connect", "detect_to_run_ray"]
 
 log = logging.getLogger(__name__)
 
+MAX_BLOCKS = 1024  # input blocks of a Ray dataset: enough to keep any cluster's decode slots busy
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -268,7 +270,8 @@ def detect_to_run_ray(
     if chunks:
         items = [{"index": [i for i, _ in c], "key": [k for _, k in c]} for c in chunks]
         with quiet_data_context():
-            ds = ray.data.from_items(items, override_num_blocks=len(items))
+            # a block per chunk up to MAX_BLOCKS (10 M frames are 1.25 M chunks: Ray would drown in blocks)
+            ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
             ds = ds.map_batches(decode_chunks, batch_size=1, batch_format="pyarrow", num_cpus=options.decode_cpus)
             ds = ds.map_batches(
                 SlicedDetectorWorker,

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from sitesight.curation.captures import Capture
 from sitesight.curation.dedup import DedupDecision, DedupResult, Region, dedup_frames
-from sitesight.engines.ray import RayOptions, connect, quiet_data_context
+from sitesight.engines.ray import MAX_BLOCKS, RayOptions, connect, quiet_data_context
 
 __all__ = ["dedup_frames_ray"]
 
@@ -74,7 +74,7 @@ def dedup_frames_ray(
         fn_kwargs = {"options": {"max_distance": max_distance, "ignore_regions": list(ignore_regions),
                                  "workers": workers, "draft": draft}}
         with quiet_data_context():
-            ds = ray.data.from_items(items, override_num_blocks=len(items))
+            ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
             for row in ds.map_batches(_dedup_camera, fn_kwargs=fn_kwargs, batch_size=1, batch_format="pyarrow").iter_rows():
                 part = json.loads(row["result"])
                 results[part["camera"]] = part

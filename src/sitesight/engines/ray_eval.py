@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
-from sitesight.engines.ray import RayOptions, connect, quiet_data_context
+from sitesight.engines.ray import MAX_BLOCKS, RayOptions, connect, quiet_data_context
 from sitesight.engines.ray_runs import frames_only_run, shard_groups
 from sitesight.errors import InputError
 from sitesight.identity import AGNOSTIC_NAME, align_frames
@@ -88,7 +88,7 @@ def scored_ray(
                      "class_names": None if agnostic else tuple(dataset.class_names)}
         groups = shard_groups(index, wanted, frames_per_task)
         with quiet_data_context():
-            ds = ray.data.from_items([{"shards": g} for g in groups], override_num_blocks=len(groups))
+            ds = ray.data.from_items([{"shards": g} for g in groups], override_num_blocks=min(len(groups), MAX_BLOCKS))
             for row in ds.map_batches(_final_part, fn_kwargs=fn_kwargs, batch_size=1, batch_format="pyarrow").iter_rows():
                 part = pickle.loads(row["final"])
                 by_index.update((i, Detections(xyxy=xyxy, score=score, class_id=cls, attributes=attributes))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sitesight.engines.ray import RayOptions, connect, quiet_data_context
+from sitesight.engines.ray import MAX_BLOCKS, RayOptions, connect, quiet_data_context
 from sitesight.engines.ray_runs import frames_only_run
 from sitesight.errors import InputError
 from sitesight.mining.confident import confident_points
@@ -83,7 +83,7 @@ def _mine_part(batch: pa.Table, runs: dict[str, str], sliced: dict[str, bool], c
 def _pass(ray: Any, items: list[dict[str, Any]], fn_kwargs: dict[str, Any], rows: int, n_frames: int) -> np.ndarray:
     """One pass of `_mine_part` over the groups; ``(rows, n_frames)`` float64 in pool order."""
     out = np.zeros((rows, n_frames))
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
     for row in ds.map_batches(_mine_part, fn_kwargs=fn_kwargs, batch_size=1, batch_format="pyarrow").iter_rows():
         values = np.asarray(row["values"], np.float64).reshape(rows, -1)
         out[:, row["start"] : row["start"] + values.shape[1]] = values

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
-from sitesight.engines.ray import RayOptions, connect, quiet_data_context
+from sitesight.engines.ray import MAX_BLOCKS, RayOptions, connect, quiet_data_context
 from sitesight.errors import InputError
 from sitesight.evaluation.detection import Counts
 from sitesight.sliced.border import MergeSpec
@@ -103,7 +103,7 @@ def _sweep_part(batch: pa.Table, run_dir: str, gt_by_index: dict[int, Detections
 
 def _run_tasks(ray: Any, groups: list[list[str]], fn: Callable, fn_kwargs: dict[str, Any]) -> Any:
     """``fn`` over the shard groups as Ray Data tasks (one group per call); yields its output rows."""
-    ds = ray.data.from_items([{"shards": g} for g in groups], override_num_blocks=len(groups))
+    ds = ray.data.from_items([{"shards": g} for g in groups], override_num_blocks=min(len(groups), MAX_BLOCKS))
     return ds.map_batches(fn, fn_kwargs=fn_kwargs, batch_size=1, batch_format="pyarrow").iter_rows()
 
 
