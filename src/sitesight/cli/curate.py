@@ -13,14 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sitesight import atomic
 from sitesight.cli.data import data_app
 from sitesight.errors import InputError
+from sitesight.pathsafe import safe_component
+from sitesight.progress import make_console
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 FORMATS_HELP = "Output format: cvat, coco, yolo or voc."
 
 
@@ -180,6 +181,8 @@ def split(
         fractions = {k.strip(): float(v) for k, v in (f.split("=", 1) for f in fraction)}
     except ValueError:
         raise InputError(f"--fraction: expected name=share, got {fraction}") from None
+    for name in fractions:  # each becomes a folder (or a yolo split): never a path out of OUT
+        safe_component(name, what="--fraction subset name")
     keys = [g for g in group_by if g != "none"]
     dataset = _read(src)
     with _progress("hashing", len(dataset) if "phash" in keys else 0) as advance:
