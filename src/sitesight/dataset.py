@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -163,6 +164,21 @@ class Dataset:
     def box_count(self) -> int:
         """Total ground-truth boxes."""
         return sum(len(s.gt) for s in self.samples)
+
+    def to_pandas(self) -> Any:
+        """One row per ground-truth box: ``frame`` (sample index), ``image`` (path), ``subset``,
+        ``width``, ``height``, ``x1 y1 x2 y2``, ``class_id``, ``class_name``, one column per
+        attribute. Samples without boxes have no row. Needs pandas."""
+        from sitesight.interop import detections_frame
+
+        frame = detections_frame([s.gt for s in self.samples], keys=[str(s.path) for s in self.samples],
+                                 class_names=self.class_names, score=False)  # fmt: skip
+        rows = frame["frame"].to_numpy()
+        frame.insert(2, "subset", np.asarray([s.subset for s in self.samples], dtype=object)[rows] if len(rows) else [])
+        wh = np.asarray([s.image_wh for s in self.samples], np.int64).reshape(-1, 2)
+        frame.insert(3, "width", wh[rows, 0] if len(rows) else np.zeros(0, np.int64))
+        frame.insert(4, "height", wh[rows, 1] if len(rows) else np.zeros(0, np.int64))
+        return frame
 
     def class_counts(self) -> dict[str, int]:
         """Boxes per class name, every class listed (zero included)."""

@@ -209,6 +209,21 @@ class Detections:
         """Highest score first; ties keep their original order (stable)."""
         return self[np.argsort(-self.score, kind="stable")]
 
+    # -- other libraries ------------------------------------------------------------------------
+
+    @classmethod
+    def from_supervision(cls, sv_det: Any, *, class_names: Sequence[str] | None = None) -> Detections:
+        """From a ``supervision.Detections`` (see `sitesight.interop.from_supervision`)."""
+        from sitesight.interop import from_supervision
+
+        return from_supervision(sv_det, class_names=class_names)
+
+    def to_supervision(self, *, class_names: Sequence[str] | None = None) -> Any:
+        """As a ``supervision.Detections`` (see `sitesight.interop.to_supervision`)."""
+        from sitesight.interop import to_supervision
+
+        return to_supervision(self, class_names=class_names)
+
 
 def _array_equal(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape:

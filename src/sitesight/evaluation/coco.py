@@ -82,6 +82,12 @@ class CocoResult:
         """The 12 stats under their names (AP, AP50, ..., ARl)."""
         return {k: float(v) for k, v in zip(STAT_NAMES, self.stats, strict=True)}
 
+    def to_pandas(self) -> Any:
+        """Per-class table (index ``class``; AP, AP50, AP75, APs, APm, APl, AR100; -1 = undefined); needs pandas."""
+        from sitesight.interop import records_frame
+
+        return records_frame({k: dict(v) for k, v in self.per_class.items()}, index_name="class")
+
     def pr_curve(self, class_index: int, iou: float = 0.5, area: str = "all") -> tuple[np.ndarray, np.ndarray]:
         """``(recall (101,), precision (101,))`` of one class at one IoU threshold (max_dets[-1])."""
         t = int(np.argmin(np.abs(self.iou_thresholds - iou)))

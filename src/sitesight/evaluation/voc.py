@@ -49,6 +49,12 @@ class VocResult:
     pixel_inclusive: bool
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # class → gt, tp, fp
 
+    def to_pandas(self) -> Any:
+        """Per-class table (index ``class``; ``ap``, ``gt``, ``tp``, ``fp``); needs pandas."""
+        from sitesight.interop import records_frame
+
+        return records_frame({k: {"ap": self.per_class[k], **self.counts.get(k, {})} for k in self.per_class}, index_name="class")
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "iou": self.iou, "pixel_inclusive": self.pixel_inclusive,
                 "map": self.map, "per_class": dict(self.per_class), "counts": dict(self.counts)}  # fmt: skip

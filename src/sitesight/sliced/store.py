@@ -127,6 +127,13 @@ class Run:
         root = self.manifest.get("root")
         return None if root is None else Path(root)
 
+    def to_pandas(self) -> Any:
+        """One row per stored raw box: ``frame``, ``key``, ``x1 y1 x2 y2``, ``score``, ``class_id``,
+        ``class_name`` (when recorded), ``source`` and the other stored columns (needs pandas)."""
+        from sitesight.interop import detections_frame
+
+        return detections_frame(self.raw, keys=[f.key for f in self.frames], class_names=self.class_names, key_name="key")
+
     def with_class_names(self, class_names: Sequence[str]) -> Run:
         """The same run with the model's class names given (for a run that did not record them)."""
         return Run(self.run_dir, {**self.manifest, "class_names": [str(n) for n in class_names]}, self.frames, self.raw,
