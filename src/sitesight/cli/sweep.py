@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sitesight.cli import spec_options as so
+from sitesight.progress import make_console, progress_reporter
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
@@ -57,24 +56,22 @@ def sweep(
     dataset = read_dataset(gt)
     grid = {"merges": merges, "confs": confs, "gates": gates, "class_names": dataset.class_names, "iou": iou,
             "class_map": parse_class_map(class_map), "class_agnostic": class_agnostic, "border": border}
-    console = Console()
+    console = make_console()
     total = len(merges) * len(gates) * len(confs)
-    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
+    with progress_reporter("sweep", None if engine == "ray" else total, unit="frames" if engine == "ray" else "settings",
+                           console=make_console(stderr=True)) as progress:
         if engine == "ray":  # frames are the unit of work there: the bar counts labelled frames
             from sitesight.engines.ray import RayOptions
             from sitesight.engines.ray_runs import sweep_run_ray
 
-            task = progress.add_task("sweep", total=None)
-            result = sweep_run_ray(run_dir, dataset, options=RayOptions(address=ray_address),
-                                   on_progress=lambda n: progress.advance(task, n), **grid)
+            result = sweep_run_ray(run_dir, dataset, options=RayOptions(address=ray_address), on_progress=progress.advance, **grid)
         else:
             run = load_run(run_dir)
             gts = align_gt(run, dataset)
             covered = sum(g is not None for g in gts)
             console.print(f"frames: run {len(gts)}, ground truth {len(dataset)}, both {covered}, ground-truth only "
                           f"{len(dataset) - covered}, run only {len(gts) - covered}")
-            task = progress.add_task("sweep", total=total)
-            result = sweep_run(run, gts, on_progress=lambda n: progress.advance(task, n), **grid)
+            result = sweep_run(run, gts, on_progress=progress.advance, **grid)
     table = Table(title=f"{total} combinations over {result.frames} frames (IoU {iou:g})")
     for name in ("", "method", "metric", "thr", "conf", "gate", "P", "R", "F1", "TP", "FP", "FN", "gated"):
         table.add_column(name, justify="left" if name in ("method", "metric", "gate") else "right")
@@ -83,7 +80,30 @@ def sweep(
                       r.gate or "-", f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", str(r.tp), str(r.fp),
                       str(r.fn), str(r.gate_removed), style="bold green" if i == result.best else None)
     console.print(table)
+    _print_gate_effect(console, result)
     path = result.save(out or run_dir / "sweep.csv")
     b = result.rows[result.best]
     console.print(f"best (*): {b.method}/{b.metric}@{b.threshold:g} conf {b.conf:.2f} gate {b.gate or '-'} → "
                   f"F1 {b.f1:.3f}; table saved to {path} (reuse it: --spec {path}:best)")
+
+
+def _print_gate_effect(console, result) -> None:  # noqa: ANN001 - rich Console, SweepResult
+    """Per gate setting, at its best row: the boxes it removed per size bucket, TP (cost) / FP (gain)."""
+    from sitesight.sliced.gate import size_bucket_names
+
+    if not result.gate_effect:
+        return
+    best_per_gate: dict[str, int] = {}
+    for i in result.gate_effect:
+        g = result.rows[i].gate
+        if g not in best_per_gate or result.rows[i].f1 > result.rows[best_per_gate[g]].f1:
+            best_per_gate[g] = i
+    table = Table(title="gate effect per object size (longer box side) at each gate's best row: TP removed / FP removed")
+    table.add_column("gate", justify="left")
+    table.add_column("F1", justify="right")
+    for name in size_bucket_names():
+        table.add_column(name, justify="right")
+    for g, i in best_per_gate.items():
+        effect = result.gate_effect[i]
+        table.add_row(g, f"{result.rows[i].f1:.3f}", *(f"{tp} / {fp}" for tp, fp in effect.tolist()))
+    console.print(table)

@@ -35,7 +35,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from sitesight.evaluation.matching import BoxTable, match_boxes, pair_ious, tabl
 from sitesight.identity import align_frames, format_class_map, parse_class_map
 from sitesight.ranges import parse_range  # re-exported: callers import it from here
 from sitesight.sliced.border import MergeSpec, merge_by_confidence
-from sitesight.sliced.gate import GateParams
+from sitesight.sliced.gate import GateParams, size_bucket, size_bucket_names
 from sitesight.sliced.postprocess import gate_keep, prepare, target_classes
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import Run
@@ -78,6 +78,8 @@ class SweepRow:
     border: int = 1
     class_map: str = ""
     class_agnostic: int = 0
+    gate_tp_removed: int = 0
+    gate_fp_removed: int = 0
 
     def spec(self) -> PostprocessSpec:
         """The `PostprocessSpec` of this row (``postprocess(run, row.spec())`` gives its detections)."""
@@ -86,16 +88,26 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """All rows of a sweep; ``best`` indexes the row with the highest F1 (first on ties)."""
+    """All rows of a sweep; ``best`` indexes the row with the highest F1 (first on ties).
+
+    ``gate_effect[i]`` (gated rows only): ``(B, 2)`` int64, per size bucket of the box's longer side
+    (`sitesight.sliced.gate.size_bucket_names`) the boxes the gate removed that were true / false
+    positives of the same merge and confidence without the gate: where the gate helps (FP removed)
+    and where it costs (TP removed, e.g. small objects only the slices see).
+    """
 
     rows: tuple[SweepRow, ...]
     best: int
     frames: int
     iou: float
+    gate_effect: dict[int, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """Plain values for JSON."""
-        return {"frames": self.frames, "iou": self.iou, "best": self.best, "rows": [asdict(r) for r in self.rows]}
+        return {"frames": self.frames, "iou": self.iou, "best": self.best, "rows": [asdict(r) for r in self.rows],
+                "size_buckets": size_bucket_names(),
+                "gate_effect": {str(i): {"tp_removed": e[:, 0].tolist(), "fp_removed": e[:, 1].tolist()}
+                                for i, e in self.gate_effect.items()}}
 
     def save(self, path: Path | str) -> Path:
         """Write the table as ``.csv`` (a ``best`` column marks the best row) or ``.json``."""
@@ -187,21 +199,32 @@ def sweep_run(
     cache: dict = {}
     extra = {"border": int(border), "class_map": format_class_map(class_map), "class_agnostic": int(class_agnostic)}
     rows: dict[tuple[int, int, int], SweepRow] = {}
+    effects: dict[tuple[int, int, int], np.ndarray] = {}
+    n_buckets = len(size_bucket_names())
     for m, spec in enumerate(merges):
         by_conf = merge_by_confidence(prepared.annotated, confs, spec)
         for c, (conf, merged) in enumerate(zip(confs, by_conf, strict=True)):
             frame = merged.attributes["frame"]
             pred = BoxTable.build(frame, merged.class_id, merged.xyxy, score=merged.score)
             pairs = _gt_pairs(pred, gt, iou)
+            ungated = None
             for g, gate in enumerate(gates):
                 keep = gate_keep(prepared, merged, gate, cache)
                 tp, fp, fn = _counts(pred, gt, keep, pairs, iou, n_gt)
-                rows[(m, g, c)] = _row(spec, conf, gate, Counts(tp, fp, fn), int((~keep).sum()), extra)
+                if gate is not None:  # what it removed, judged by the same merge and confidence without a gate
+                    if ungated is None:
+                        ungated = (*_match_flags(pred, gt, pairs, iou), size_bucket(merged.xyxy))
+                    is_tp, counted, bucket = ungated
+                    removed = ~keep & counted
+                    effects[(m, g, c)] = np.stack([np.bincount(bucket[removed & is_tp], minlength=n_buckets),
+                                                   np.bincount(bucket[removed & ~is_tp], minlength=n_buckets)], axis=1)
+                rows[(m, g, c)] = _row(spec, conf, gate, Counts(tp, fp, fn), int((~keep).sum()), extra, effects.get((m, g, c)))
                 if on_progress is not None:
                     on_progress(1)
-    ordered = [rows[key] for key in sorted(rows)]
+    keys = sorted(rows)
+    ordered = [rows[key] for key in keys]
     best = int(np.argmax([r.f1 for r in ordered])) if ordered else -1
-    return SweepResult(tuple(ordered), best, len(used), iou)
+    return SweepResult(tuple(ordered), best, len(used), iou, {i: effects[k] for i, k in enumerate(keys) if k in effects})
 
 
 def _check_classes(gt: BoxTable, num_classes: int) -> None:
@@ -261,18 +284,7 @@ def _counts(
         return 0, n_pred, n_gt
     p_rows, p_node = np.unique(p, return_inverse=True)
     g_rows, g_node = np.unique(g, return_inverse=True)
-    a, b = p_node.ravel(), g_node.ravel() + len(p_rows)
-    label = np.arange(len(p_rows) + len(g_rows))
-    while True:  # connected components: smallest node id, spread along pairs and pointer jumps
-        low = np.minimum(label[a], label[b])
-        new = label.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        new = new[new]
-        if np.array_equal(new, label):
-            break
-        label = new
-    component = np.unique(label, return_inverse=True)[1].ravel()
+    component = _components(p_node.ravel(), g_node.ravel() + len(p_rows), len(p_rows) + len(g_rows))
     sub_pred = pred.take(p_rows).with_columns(image=component[: len(p_rows)])
     sub_gt = gt.take(g_rows).with_columns(image=component[len(p_rows) :])
     m = match_boxes(sub_gt, sub_pred, iou_thresholds=[iou], max_det=None)
@@ -282,7 +294,45 @@ def _counts(
     return tp, n_pred - tp - ignored, n_gt - tp
 
 
-def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, removed: int, extra: dict) -> SweepRow:
+def _match_flags(pred: BoxTable, gt: BoxTable, pairs: tuple[np.ndarray, np.ndarray] | None, iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` bool true positives and ``(N,)`` bool counted (not matched to crowd) of all of ``pred`` at
+    ``iou``: the matching `_counts` does with every box kept, per box."""
+    n = len(pred)
+    is_tp, counted = np.zeros(n, bool), np.ones(n, bool)
+    if pairs is None:
+        m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
+        rows = m.pred_index
+    else:
+        if len(pairs[0]) == 0:
+            return is_tp, counted
+        p_rows, p_node = np.unique(pairs[0], return_inverse=True)
+        g_rows, g_node = np.unique(pairs[1], return_inverse=True)
+        component = _components(p_node.ravel(), g_node.ravel() + len(p_rows), len(p_rows) + len(g_rows))
+        m = match_boxes(gt.take(g_rows).with_columns(image=component[len(p_rows) :]),
+                        pred.take(p_rows).with_columns(image=component[: len(p_rows)]), iou_thresholds=[iou], max_det=None)
+        rows = p_rows[m.pred_index]
+    counted[rows] = ~m.pred_ignored[0, 0]
+    is_tp[rows] = (m.pred_gt[0, 0] >= 0) & counted[rows]
+    return is_tp, counted
+
+
+def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """``(n,)`` int64 connected-component id of every node of the graph with edges ``a[k]``-``b[k]``."""
+    label = np.arange(n)
+    while True:  # smallest node id, spread along edges and pointer jumps
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    return np.unique(label, return_inverse=True)[1].ravel()
+
+
+def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, removed: int, extra: dict,
+         effect: np.ndarray | None = None) -> SweepRow:
     return SweepRow(
         method=spec.method,
         metric=spec.metric,
@@ -297,4 +347,6 @@ def _row(spec: MergeSpec, conf: float, gate: GateParams | None, op: Counts, remo
         f1=float(op.f1),
         gate_removed=removed,
         **extra,
+        gate_tp_removed=0 if effect is None else int(effect[:, 0].sum()),
+        gate_fp_removed=0 if effect is None else int(effect[:, 1].sum()),
     )
