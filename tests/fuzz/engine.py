@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory-backed scratch where there is one
 
 HOSTILE_NUMBERS = [
     "nan", "NaN", "inf", "-inf", "Infinity", "-Infinity", "1e309", "-1e309", "1e-400", "-1", "-0", "0", "-99999",
@@ -564,7 +565,7 @@ def run_one(reader: str, data: bytes) -> tuple[str, str]:
     """Call one reader on one input in this process; ``(outcome, detail)``."""
     from sitesight.errors import InputError
 
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-", dir=_SCRATCH))
     try:
         bad = READERS[reader](folder, data)
         return ("garbage", bad) if bad else ("ok", "")
@@ -615,6 +616,7 @@ def _worker(conn, seed_lists: dict[str, list[bytes]], base_seed: int, memory_byt
             resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + memory_bytes, resource.RLIM_INFINITY))
         except (ValueError, OSError):
             pass
+    conn.send("ready")  # start-up (imports, run seeds) is not part of any input's time
     while True:
         task = conn.recv()
         if task is None:
@@ -670,6 +672,8 @@ def campaign(
         p = ctx.Process(target=_worker, args=(child, seed_lists, base_seed, memory_bytes, readers), daemon=True)
         p.start()
         child.close()
+        if not parent.poll(300) or parent.recv() != "ready":
+            raise RuntimeError("fuzz worker did not start")
         return p, parent
 
     try:
