@@ -90,8 +90,11 @@ def _box_issues(dataset: Dataset, index: int, tolerance: float, duplicate_iou: f
     def where(i: int) -> str:
         return f"box #{i} {names[int(gt.class_id[i])]!r} {[round(float(v), 2) for v in xyxy[i]]}"
 
-    for i in np.flatnonzero((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1])):
-        issues.append(Issue("error", "zero_area", "box has zero width or height", path, where(i)))
+    finite = np.isfinite(xyxy).all(axis=1)
+    for i in np.flatnonzero(~finite):  # (readers refuse these; a dataset built in code may hold them)
+        issues.append(Issue("error", "non_finite_box", "box has a NaN or infinite coordinate", path, where(i)))
+    for i in np.flatnonzero(finite & ((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))):
+        issues.append(Issue("error", "zero_area", "box has zero or negative width or height", path, where(i)))
     if (w, h) == (0, 0):
         issues.append(Issue("warning", "size_unknown", "image size unknown; boxes not checked against it", path))
     else:

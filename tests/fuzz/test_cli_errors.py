@@ -117,3 +117,18 @@ def test_error_line_of_library_exceptions_drops_class_names():
     assert error_line(FileNotFoundError(2, "No such file or directory", "/data/x.json")) == "/data/x.json: no such file or directory"
     assert error_line(ValueError("ArrowInvalid: Parquet magic bytes not found")) == "Parquet magic bytes not found"
     assert len(error_line(ValueError("y" * 10_000))) <= 400
+
+
+def test_validate_flags_non_finite_and_degenerate_boxes():
+    """A dataset built in code (readers refuse these) still gets every bad box flagged."""
+    import numpy as np
+
+    from sitesight.dataset import Dataset, Sample
+    from sitesight.detections import Detections
+    from sitesight.validation import validate_dataset
+
+    xyxy = np.array([[1, 1, 5, 5], [np.nan, 1, 5, 5], [1, 1, np.inf, 5], [5, 1, 1, 5], [1, 3, 5, 3]], np.float32)
+    ds = Dataset(class_names=("p",), samples=(Sample(path="a.png", image_wh=(10, 10), gt=Detections(xyxy=xyxy, class_id=[0] * 5)),))
+    issues = validate_dataset(ds, check_images=False)
+    flagged = {(i.code, i.where.split()[1]) for i in issues if i.code in ("non_finite_box", "zero_area")}
+    assert flagged == {("non_finite_box", "#1"), ("non_finite_box", "#2"), ("zero_area", "#3"), ("zero_area", "#4")}
