@@ -206,7 +206,9 @@ def test_cli_compare_csvs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rng = np.random.default_rng(5)
     labels = rng.random(200) < 0.3
     for name, lift in (("a", 0.5), ("b", 2.5)):
-        rows = ["image,label,score"] + [f"img{i}.png,{'anomalous' if y else 'normal'},{rng.normal(0, 1) + lift * y:.4f}" for i, y in enumerate(labels)]
+        # the layout `sitesight predict anomaly` writes
+        rows = ["path,label,defect,score,flagged"] + [f"img{i}.png,{'anomalous' if y else 'normal'},,{rng.normal(0, 1) + lift * y:.4f},"
+                                                       for i, y in enumerate(labels)]
         (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--resamples", "300", "--out", str(tmp_path / "an.json")]) == 0
     doc = json.loads((tmp_path / "an.json").read_text())

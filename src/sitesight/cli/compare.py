@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from sitesight.progress import make_console
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
@@ -19,8 +20,8 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 
 @app.command("compare")
 def compare(
-    a: Path = typer.Argument(..., help="Model A (the current one): a detection run folder or COCO results .json, or a classification / anomaly predictions CSV or run folder."),
-    b: Path = typer.Argument(..., help="Model B (the candidate), of the same kind as A."),
+    a: Path = typer.Argument(..., metavar="A", help="Model A (the current one): a detection run folder or COCO results .json, or a classification / anomaly predictions CSV or run folder."),
+    b: Path = typer.Argument(..., metavar="B", help="Model B (the candidate), of the same kind as A."),
     gt: Path | None = typer.Option(None, "--gt", help="Ground truth (any format) — needed for detections."),
     spec: str | None = typer.Option(None, "--spec", help="Post-processing spec for both runs (RUN/sweep.csv:best, a row, JSON). Default: each run's own sweep.csv best row, else the default spec at its best-F1 confidence."),
     spec_a: str | None = typer.Option(None, "--spec-a", help="Spec for A only (overrides --spec)."),
@@ -38,7 +39,7 @@ def compare(
     and a verdict: better, worse, or no detectable difference (and how many more frames would tell)."""
     from sitesight.compare.inputs import compare_paths
 
-    console = Console(stderr=False, highlight=False)
+    console = make_console()
     with console.status("matching both models once, then resampling…"):
         cmp = compare_paths(a, b, gt=gt, spec=spec, spec_a=spec_a, spec_b=spec_b, conf=conf, metric=metric,
                             false_alarm_rate=far, n_resamples=resamples, seed=seed)

@@ -76,10 +76,12 @@ def resample_weights(
     done = 0
     while done < n_resamples:
         b = min(chunk, n_resamples - done)
-        # position j of a resample draws a unit uniformly from position j's stratum
-        draw = start + (rng.random((b, n_units), dtype=np.float32) * size).astype(np.int64)
-        np.minimum(draw, start + size - 1, out=draw)  # float32 rounding can reach the upper end
-        picked = order[draw]
+        if strata is None:
+            picked = rng.integers(0, n_units, size=(b, n_units), dtype=np.int32)
+        else:  # position j of a resample draws a unit uniformly from position j's stratum
+            draw = start + (rng.random((b, n_units), dtype=np.float32) * size).astype(np.int64)
+            np.minimum(draw, start + size - 1, out=draw)  # float32 rounding can reach the upper end
+            picked = order[draw]
         weights = np.empty((b, n_units), np.float32)
         for i in range(b):  # per-row bincount stays in cache (one global bincount is 10x slower)
             weights[i] = np.bincount(picked[i], minlength=n_units)

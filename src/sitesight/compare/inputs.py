@@ -54,7 +54,8 @@ def input_kind(path: Path) -> str:
     if path.suffix.lower() == ".csv":
         with open(path, encoding="utf-8", errors="replace") as fh:
             header = [h.strip() for h in fh.readline().split(",")]
-        if "label" in header and "score" in header and not any(h not in ("image", "path", "label", "score", "heatmap") for h in header):
+        anomaly_columns = ("image", "path", "label", "score", "heatmap", "defect", "flagged")  # what predict anomaly writes
+        if "label" in header and "score" in header and all(h in anomaly_columns for h in header):
             return "anomaly"
         if "label" in header:
             return "classification"
