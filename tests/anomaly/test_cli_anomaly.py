@@ -106,6 +106,12 @@ def test_eval_and_report_read_the_prediction_folder(memory_run, tmp_path, capsys
     assert run.kind == "anomaly" and {"scores", "summary", "heatmaps"} <= set(run.artefacts)
     html = build_report([pred], tmp_path / "r.html").read_text()
     assert "normals FAR 1%" in html and "data:image/jpeg" in html
+    # the report shows pixel AUROC, false alarms on every normal set, and marks the test-label-tuned row
+    summary = json.loads((pred / "summary.json").read_text())
+    assert "pixel AUROC" in html and "False alarms on every normal set" in html and "best F1 (tuned on test labels) *" in html
+    normals = [r for r in rows if r["label"] == "normal"]
+    unseen = summary["false_alarms"]["normals in this folder (unseen)"]
+    assert unseen["n"] == len(normals) and unseen["flagged"] == sum(float(r["score"]) >= summary["threshold"] for r in normals)
 
 
 def test_autoencoder_cli_writes_history_and_warns_on_few_normals(parts_dir, tmp_path, capsys):

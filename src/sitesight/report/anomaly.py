@@ -88,6 +88,18 @@ def _thresholds(run: ReportRun) -> dict[str, float]:
     return out
 
 
+def _summary(run: ReportRun) -> dict[str, Any]:
+    """The run's ``summary.json`` (`sitesight predict anomaly`), or {} without one."""
+    path = run.artefact("summary")
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _picture(path: Path | None, width: int = 1000) -> str | None:
     """A PNG the run drew itself (e.g. ``heatmaps.png``), downscaled and re-encoded as JPEG."""
     if path is None or not path.is_file():
@@ -128,9 +140,12 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
     results = []
     if y.any() and (~y).any():
         best = anomaly_metrics(y, s)
-        thresholds = {**thresholds, "best F1 (on these labels)": best.threshold}
+        tuned = "best F1 (tuned on test labels)"
+        thresholds = {**thresholds, tuned: best.threshold}
         for name, t in thresholds.items():
-            results.append({"name": name, **anomaly_metrics(y, s, threshold=t).to_dict()})
+            m = anomaly_metrics(y, s, threshold=t).to_dict()
+            results.append({"name": name, **m, "false_alarm_rate": m["fp"] / (m["fp"] + m["tn"]) if m["fp"] + m["tn"] else None,
+                            "tuned_on_test_labels": name == tuned})
     base = Path(str(run.artefact("scores"))).parent
     order = np.argsort(-scores, kind="stable")[:top_k]
     cards = []
@@ -151,7 +166,10 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
     given = _thresholds(run)
     op_name = next(iter(given), None)
     headline = anomaly_headline(run.name, labels, scores, given.get(op_name) if op_name else None, op_name or "")
-    return {"kind": "anomaly", "name": run.name, "headline": headline, "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),
+    summary = _summary(run)
+    return {"kind": "anomaly", "name": run.name, "headline": headline,
+            "pixel_auroc": summary.get("pixel_auroc") if isinstance(summary.get("pixel_auroc"), (int, float)) else None,
+            "false_alarms": [{"set": k, **v} for k, v in (summary.get("false_alarms") or {}).items() if isinstance(v, dict)], "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),
             "n_unlabelled": int(np.sum(labels < 0)), "thresholds": results, "hist_png": hist, "top": cards,
             "heatmaps_png": _picture(run.artefact("heatmaps")),
             "config_json": json.dumps(run.config, indent=1, default=str) if run.config else ""}
