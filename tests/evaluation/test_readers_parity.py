@@ -210,3 +210,29 @@ def test_yolo_data_yaml_with_train_equal_val_reads_each_image_once(tmp_path):
         out = tmp_path / f"c_{train.replace('/', '_')}.json"
         assert main(["data", "convert", str(data_yaml), str(out), "--to", "coco"]) == 0
         assert len(json.loads(out.read_text())["images"]) == len(truth)
+
+
+def test_eval_coco_class_agnostic_equals_pycocotools_use_cats_0(tmp_path):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(21)
+    gt, results = _gt_and_results(rng, [4, 9, 30])
+    for r in results[::3]:  # some results name another class than their object: scored anyway without classes
+        r["category_id"] = 9 if r["category_id"] != 9 else 4
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(tmp_path / "gt.json"))
+        ev = COCOeval(coco_gt, coco_gt.loadRes(str(tmp_path / "res.json")), "bbox")
+        ev.params.useCats = 0
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    out = tmp_path / "c.json"
+    assert main(["eval", "coco", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "res.json"), "--class-agnostic",
+                 "--json", str(out)]) == 0
+    np.testing.assert_allclose(json.loads(out.read_text())["stats"], ev.stats, atol=1e-12)

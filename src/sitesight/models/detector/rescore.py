@@ -120,7 +120,7 @@ def rescore_run(
     else:
         per_class = np.broadcast_to(np.asarray(alphas, np.float64), (k,)).copy()
     model = f"{run.manifest.get('model', '?')} + iou_head {Path(head_path).name} (alphas {per_class.round(2).tolist()})"
-    done = open_run(out_dir, list(run.manifest["frames"]), model=model, parameters=run.parameters)
+    done = open_run(out_dir, list(run.manifest["frames"]), model=model, parameters=run.parameters, class_names=run.class_names)
     todo = [(rec, raw) for rec, raw in zip(run.frames, run.raw, strict=True) if rec.index not in done]
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
