@@ -11,17 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sitesight.cli.predict import predict_app
 from sitesight.cli.train import train_app
 from sitesight.errors import InputError
+from sitesight.progress import make_console
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
-console = Console()
+console = make_console()
 
 
 @contextmanager

@@ -7,7 +7,6 @@ Datasets are read with `sitesight.formats.read_dataset` (format auto-detected) a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sitesight import atomic
+from sitesight.cli import jsonout
 from sitesight.cli.data import data_app
 from sitesight.errors import InputError
 from sitesight.pathsafe import safe_component
@@ -74,6 +74,7 @@ def dedup(
     delete: bool = typer.Option(False, "--delete", help="Delete dropped frames from disk. Off by default."),
     engine: str = typer.Option("local", "--engine", help="local | ray (one Ray task per camera; pip install 'sitesight[ray]')."),
     ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Drop frozen frames: per camera in time order, compare each frame with the last kept one."""
     from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
@@ -95,7 +96,7 @@ def dedup(
     summary = result.summary()
     if delete:
         summary["deleted"] = remove_dropped(result)
-    typer.echo(json.dumps(summary))
+    jsonout.emit_summary(summary, json_out)
     if result.skipped:
         console.print(f"[yellow]{len(result.skipped)} unreadable frames skipped; listed in {report}[/yellow]")
 
@@ -108,6 +109,7 @@ def sample(
     exclude: Path = typer.Option(None, "--exclude", help="File of frames (paths or names) or epoch timestamps never to pick."),
     max_frames: int = typer.Option(None, "--max-frames", help="Cut the interleaved list to this many frames."),
     pattern: str = typer.Option(None, "--pattern", help="File-name regex with named groups camera and ts."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """One frame per N seconds per camera, cameras interleaved, skipping excluded frames."""
     from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
@@ -118,7 +120,7 @@ def sample(
                            exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out, "".join(f"{c.path}\n" for c in picks))
-    typer.echo(json.dumps({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}))
+    jsonout.emit_summary({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}, json_out)
 
 
 @data_app.command("filter")
@@ -132,6 +134,7 @@ def filter_labels(
     min_frames: int = typer.Option(3, "--min-frames", help="Recurring: seen in at least this many frames of a camera."),
     remap: list[str] = typer.Option([], "--remap", help="old=new (new empty drops the class). Repeatable."),
     attr_rule: list[str] = typer.Option([], "--attr-rule", help="class:attribute=value->new_class. Repeatable."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Apply label filters in this order: attribute → class rules, class remapping, fixed-location filter."""
     from sitesight.curation.filters import (
@@ -154,8 +157,8 @@ def filter_labels(
     if fixed_location:
         dataset, dropped = drop_fixed_location(dataset, max_w=max_w, max_h=max_h, min_frames=min_frames)
     _write(dataset, dst, to)
-    typer.echo(json.dumps({"boxes_in": before, "boxes_out": dataset.box_count(), "fixed_location_dropped": dropped,
-                           "classes": list(dataset.class_names)}))
+    jsonout.emit_summary({"boxes_in": before, "boxes_out": dataset.box_count(), "fixed_location_dropped": dropped,
+                           "classes": list(dataset.class_names)}, json_out)
 
 
 @data_app.command("split")
@@ -169,6 +172,7 @@ def split(
     time_window: float = typer.Option(60.0, "--time-window", help="Seconds for --group-by time."),
     hash_distance: int = typer.Option(4, "--hash-distance", min=0, max=64, help="Bits (of 64) within which --group-by phash calls two pictures the same."),
     seed: int = typer.Option(0, "--seed", help="Shuffling seed."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Stratified split where no camera / time window / source photo straddles two subsets.
 
@@ -199,7 +203,7 @@ def split(
         summary["subsets"][name]["boxes"] = part.class_counts()
     if summary["missing"]:
         console.print(f"[yellow]{summary['missing']} images lack that grouping information; each stands alone[/yellow]")
-    typer.echo(json.dumps(summary))
+    jsonout.emit_summary(summary, json_out)
 
 
 @data_app.command("mix")
@@ -208,6 +212,7 @@ def mix(
     source: list[str] = typer.Option(..., "--source", help="[name=]path[:n=COUNT][:xREPEAT], e.g. site=site.xml:x8. Repeatable."),
     to: str = typer.Option(None, "--to", help=FORMATS_HELP + " Omit to write only the manifest and list."),
     seed: int = typer.Option(0, "--seed", help="Seed for subsampling and shuffling."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Build a training set from several sources with per-source ratios, recorded in manifest.json."""
     from sitesight.curation.mix import MixSource, mix_datasets, parse_source_spec, write_manifest
@@ -221,7 +226,7 @@ def mix(
     atomic.write_text(out / "images.txt", "".join(f"{s.path}\n" for s in mixed.samples))
     if to:
         _write(mixed, out / "dataset", to)
-    typer.echo(json.dumps({"images_out": manifest["images_out"], "sources": {r["name"]: r["images_out"] for r in manifest["sources"]}}))
+    jsonout.emit_summary({"images_out": manifest["images_out"], "sources": {r["name"]: r["images_out"] for r in manifest["sources"]}}, json_out)
 
 
 @data_app.command("tile")
@@ -233,6 +238,7 @@ def tile(
     overlap: float = typer.Option(0.2, "--overlap", help="Overlap between tiles as a fraction of the tile."),
     min_area_ratio: float = typer.Option(0.1, "--min-area-ratio", help="Keep a clipped box when this share of it remains."),
     keep_empty: bool = typer.Option(True, "--keep-empty/--no-empty", help="Also write tiles without boxes."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Cut a labelled set into overlapping tiles with clipped boxes (for training on slices)."""
     from sitesight.curation.tiling import tile_dataset
@@ -242,7 +248,7 @@ def tile(
         tiled = tile_dataset(dataset, out / "tiles", slice_wh=_wh(slice_size), overlap_ratio=(overlap, overlap),
                              min_area_ratio=min_area_ratio, keep_empty=keep_empty, progress=advance)
     _write(tiled, out / "dataset", to)
-    typer.echo(json.dumps({"frames": len(dataset), "tiles": len(tiled), "boxes": tiled.box_count()}))
+    jsonout.emit_summary({"frames": len(dataset), "tiles": len(tiled), "boxes": tiled.box_count()}, json_out)
 
 
 @data_app.command("package")
@@ -255,6 +261,7 @@ def package(
     images: bool = typer.Option(False, "--images", help="SRC is a folder or .txt list of images without labels."),
     label: list[str] = typer.Option([], "--label", help="With --images: a label to declare in the task. Repeatable."),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Also pack images the labels place outside the dataset folder (refused by default)."),
+    json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
     """Split images into CVAT task packages (images + annotations.xml CVAT imports)."""
     from sitesight.curation.packaging import images_dataset, package_cvat_tasks
@@ -263,4 +270,4 @@ def package(
     with _progress("packaging", len(dataset)) as advance:
         parts = package_cvat_tasks(dataset, out, max_images=max_images, as_zip=as_zip, prefix=prefix, progress=advance,
                                    allow_outside=allow_outside_root)  # fmt: skip
-    typer.echo(json.dumps({"images": len(dataset), "parts": [str(p) for p in parts]}))
+    jsonout.emit_summary({"images": len(dataset), "parts": [str(p) for p in parts]}, json_out)

@@ -14,16 +14,21 @@ import typer
 from rich.table import Table
 
 from sitesight import atomic
+from sitesight.cli import jsonout
 from sitesight.cli import spec_options as so
 from sitesight.progress import make_console
 
 eval_app = typer.Typer(name="eval", help="Evaluate detections, classifiers and anomaly scores.", no_args_is_help=True)
 
 console = make_console()
-JSON_HELP = "Also write the full result as JSON here."
+JSON_HELP = "Also write the full result as JSON to this file ('-': to standard output, instead of the tables)."
 
 
 def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if jsonout.to_stdout(path):  # --json -: the tables were silenced, the JSON alone goes to stdout
+        console.quiet = False
+        typer.echo(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+        return
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
@@ -115,6 +120,7 @@ def coco(
     A run folder is post-processed (default conf 0.05, greedy_nmm/ios@0.5) and scored on the frames
     both sides cover (--include-unscored-gt for all ground-truth frames).
     """
+    console.quiet = jsonout.to_stdout(json_out)  # --json -: only the JSON on stdout
     from sitesight.evaluation.coco import COCO_AREA_RANGES, STAT_NAMES
     from sitesight.evaluation.coco_files import evaluate_coco_files
 
@@ -201,6 +207,7 @@ def det(
     row and this command agree when given the same options, e.g. --spec RUN/sweep.csv:best), scored
     on the frames both sides cover unless --include-unscored-gt.
     """
+    console.quiet = jsonout.to_stdout(json_out)  # --json -: only the JSON on stdout
     from sitesight.evaluation.detection import parse_sweep
     from sitesight.sliced.evaluate import evaluate_det
     from sitesight.sliced.spec import PostprocessSpec
@@ -250,6 +257,7 @@ def cls(
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Per-class AP/precision/recall/F1/support, accuracy, confusion, macro over active and all classes."""
+    console.quiet = jsonout.to_stdout(json_out)  # --json -: only the JSON on stdout
     from sitesight.evaluation.inputs import evaluate_cls_csv
 
     result = evaluate_cls_csv(pred)
@@ -271,6 +279,7 @@ def anomaly(
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Image-level AUROC, AUPR and precision/recall/F1 at a threshold."""
+    console.quiet = jsonout.to_stdout(json_out)  # --json -: only the JSON on stdout
     from sitesight.evaluation.inputs import evaluate_anomaly_csv
 
     result = evaluate_anomaly_csv(scores, threshold=threshold)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from sitesight.progress import make_console
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
@@ -25,7 +26,7 @@ def report(
     """Write one offline HTML report (metrics, plots, crops) for one or more runs."""
     from sitesight.report import build_report
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("reading runs")
         path = build_report(runs, out, title=title, gt=gt, samples_per_class=samples_per_class,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from sitesight.cli import jsonout
 from sitesight.cli import spec_options as so
 from sitesight.progress import make_console, progress_reporter
 
@@ -31,6 +32,7 @@ def sweep(
     border: bool = typer.Option(True, "--border/--no-border", help="Slice-border rule: drop cut boxes an uncut twin covers."),
     iou: float = typer.Option(0.5, "--iou", help="IoU at which a detection matches ground truth."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the table (.csv or .json); default RUN/sweep.csv."),
+    json_out: Path | None = jsonout.JSON_OPTION,
     engine: str = typer.Option("local", "--engine", help="local | ray (tasks over the run's shards; pip install 'sitesight[ray]')."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
 ) -> None:
@@ -57,6 +59,7 @@ def sweep(
     grid = {"merges": merges, "confs": confs, "gates": gates, "class_names": dataset.class_names, "iou": iou,
             "class_map": parse_class_map(class_map), "class_agnostic": class_agnostic, "border": border}
     console = make_console()
+    console.quiet = jsonout.to_stdout(json_out)
     total = len(merges) * len(gates) * len(confs)
     with progress_reporter("sweep", None if engine == "ray" else total, unit="frames" if engine == "ray" else "settings",
                            console=make_console(stderr=True)) as progress:
@@ -85,6 +88,7 @@ def sweep(
     b = result.rows[result.best]
     console.print(f"best (*): {b.method}/{b.metric}@{b.threshold:g} conf {b.conf:.2f} gate {b.gate or '-'} → "
                   f"F1 {b.f1:.3f}; table saved to {path} (reuse it: --spec {path}:best)")
+    jsonout.emit(json_out, {**result.to_dict(), "table": str(path)})
 
 
 def _print_gate_effect(console, result) -> None:  # noqa: ANN001 - rich Console, SweepResult

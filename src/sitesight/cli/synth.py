@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
 from sitesight.errors import InputError
+from sitesight.progress import make_console
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
 
-console = Console()
+console = make_console()
 ANNOTATION_FORMATS = ("cvat", "coco", "yolo", "voc", "none")
 
 
