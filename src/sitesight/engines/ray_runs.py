@@ -97,7 +97,8 @@ def _sweep_part(batch: pa.Table, run_dir: str, gt_by_index: dict[int, Detections
     for shards in batch.column("shards").to_pylist():
         run, gts = _part_run(run_dir, shards, gt_by_index)
         result = sweep_run(run, gts, **kwargs)
-        out.append(json.dumps({"frames": result.frames, "rows": [dataclasses.asdict(r) for r in result.rows]}))
+        out.append(json.dumps({"frames": result.frames, "rows": [dataclasses.asdict(r) for r in result.rows],
+                               "gate_effect": {str(i): e.tolist() for i, e in result.gate_effect.items()}}))
     return pa.table({"result": pa.array(out, pa.string())})
 
 
@@ -146,24 +147,34 @@ def sweep_run_ray(
     kwargs = {"merges": list(merges), "confs": list(confs), "gates": list(gates), "class_names": class_names,
               "class_map": class_map, "class_agnostic": class_agnostic, "border": border, "num_classes": num_classes,
               "iou": iou}
-    totals: np.ndarray | None = None
-    template: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    effect: dict[int, np.ndarray] = {}
     frames = 0
     with quiet_data_context():
         fn_kwargs = {"run_dir": str(Path(run_dir).resolve()), "gt_by_index": gt_by_index, "kwargs": kwargs}
         for row in _run_tasks(ray, groups, _sweep_part, fn_kwargs):
             part = json.loads(row["result"])
-            counts = np.array([[r["tp"], r["fp"], r["fn"], r["gate_removed"]] for r in part["rows"]], np.int64)
-            totals = counts if totals is None else totals + counts
-            template = template or part["rows"]
+            rows = part["rows"] if not rows else [_add_counts(a, b) for a, b in zip(rows, part["rows"], strict=True)]
+            for i, e in part["gate_effect"].items():
+                effect[int(i)] = effect.get(int(i), 0) + np.asarray(e, np.int64)
             frames += part["frames"]
             if on_progress is not None:
                 on_progress(part["frames"])
-    assert totals is not None and frames == n_labelled, (frames, n_labelled)
-    rows = []
-    for r, (tp, fp, fn, removed) in zip(template, totals.tolist(), strict=True):
-        op = Counts(tp, fp, fn)
-        rows.append(SweepRow(**{**r, "tp": tp, "fp": fp, "fn": fn, "gate_removed": removed, "precision": float(op.precision),
-                                "recall": float(op.recall), "f1": float(op.f1)}))
-    best = int(np.argmax([r.f1 for r in rows])) if rows else -1
-    return SweepResult(tuple(rows), best, frames, iou)
+    assert frames == n_labelled, (frames, n_labelled)
+    out = []
+    for r in rows:
+        op = Counts(r["tp"], r["fp"], r["fn"])
+        out.append(SweepRow(**{**r, "precision": float(op.precision), "recall": float(op.recall), "f1": float(op.f1)}))
+    best = int(np.argmax([r.f1 for r in out])) if out else -1
+    return SweepResult(tuple(out), best, frames, iou, effect)
+
+
+# what names a sweep row (the same in every partition) and what is derived from its counts
+_ROW_KEYS = ("method", "metric", "threshold", "conf", "gate", "border", "class_map", "class_agnostic")
+_ROW_RATES = ("precision", "recall", "f1")
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two partitions' rows of one combination: every count added (TP, FP, FN, gate removals, ...)."""
+    assert all(a[k] == b[k] for k in _ROW_KEYS), (a, b)
+    return {k: v if k in _ROW_KEYS or k in _ROW_RATES else v + b[k] for k, v in a.items()}
