@@ -145,3 +145,43 @@ def test_gallery_filters_keys_images_and_headline_in_chromium(gallery_report: Pa
     assert r["focus_moved"] and r["enlarged"]
     assert r["images"] > 20 and r["broken"] == 0
     assert r["verdict"] in ("better", "worse", "no detectable difference")
+
+
+def test_2000_person_detection_report_with_gallery_is_small_and_opens_fast(tmp_path: Path) -> None:
+    """A detection run with 2,000 workers over 20 1080p frames (misses, false alarms, duplicates): the
+    report with its error gallery stays within the budgets (≤ 10 MB, ≤ 2 s to open beyond an empty page)."""
+    import numpy as np
+
+    from sitesight import Detections
+    from sitesight.dataset import Dataset, Sample
+    from sitesight.formats.coco import write_coco, write_coco_results
+    from sitesight.report import write_run_info
+
+    frames = write_frames(tmp_path / "frames", 20, wh=(1920, 1080))
+    rng = np.random.default_rng(0)
+    samples, preds = [], []
+    for i, p in enumerate(frames):
+        xy = rng.uniform(0, [1850, 960], (100, 2))
+        gt = np.c_[xy, xy + rng.uniform([12, 30], [60, 120], (100, 2))]
+        samples.append(Sample(path=p, image_wh=(1920, 1080), gt=Detections(xyxy=gt, class_id=np.zeros(100, np.int64)), image_id=i + 1))
+        keep = rng.random(100) > 0.2
+        wh = np.tile(gt[keep, 2:] - gt[keep, :2], 2)
+        fp = rng.uniform(0, 1800, (15, 2))
+        xyxy = np.r_[gt[keep] + rng.normal(0, 0.1, wh.shape) * wh, np.c_[fp, fp + 40]]
+        preds.append(Detections(xyxy=xyxy, score=rng.uniform(0.2, 1.0, len(xyxy)), class_id=np.zeros(len(xyxy), np.int64)))
+    ds = Dataset(class_names=("person",), samples=tuple(samples))
+    run = tmp_path / "big_det"
+    run.mkdir()
+    gt_path = write_coco(ds, tmp_path / "gt.json")
+    res = write_coco_results(ds, preds, run / "results.json")
+    write_run_info(run, kind="detection", artefacts={"gt": gt_path, "predictions": res})
+    out = build_report([run], tmp_path / "big_det.html")
+    assert out.stat().st_size < 10e6
+    page = parse(out)
+    assert len(page.images) > 100  # the gallery's crops
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body>x</body></html>")
+    empty = min(run_chromium(blank, "--dump-dom")[1] for _ in range(2))
+    proc, seconds = run_chromium(out, "--dump-dom")
+    assert proc.returncode == 0 and console_errors(proc.stderr) == []
+    assert seconds - empty < 2.0
