@@ -51,8 +51,13 @@ def read_train_val(data: Path, val: Path | None, fmt: str | None, *, val_fractio
 @train_app.command("roi")
 def train_roi(
     data: Path = typer.Argument(..., help="Training set: CVAT/COCO/YOLO/VOC file or folder."),
-    val: Path = typer.Option(None, "--val", help="Validation set; default: a grouped split of DATA."),
+    val: Path = typer.Option(None, "--val", help="Validation set (picks the best epoch); default: a grouped split of DATA."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of DATA's frames for validation when --val is absent."),
+    test: Path = typer.Option(None, "--test", help="Test set, scored once with the best epoch; default: a split of DATA when --val is absent."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, help="Share of DATA's frames for the test split when --val is absent "
+                                        "(0: the validation set is scored, which also picked the epoch: optimistic)."),
+    expand: str = typer.Option("auto", "--expand", help="Box expansion before pooling, x=WIDTH_FACTOR,top=H_ABOVE,bottom=H_BELOW (fractions of "
+                               "the box height); auto: x=1,top=0.2,bottom=1.5 for person boxes (rope below), x=1.1,top=0.1,bottom=0.1 otherwise (head/helmet)."),
     fmt: str = typer.Option(None, "--format", help="cvat, coco, yolo or voc (default: detected)."),
     box_class: str = typer.Option(None, "--box-class", help="Class whose boxes carry the attribute (default: the only class whose boxes carry it)."),
     attribute: str = typer.Option(None, "--attribute", help="Box attribute to learn, missing = unknown (default: the only attribute the boxes carry)."),
@@ -80,29 +85,50 @@ def train_roi(
 
     One line per epoch goes to stderr; the summary (JSON) to stdout.
     """
-    from sitesight.models.attribute import default_frame_wh, roi_target, train_and_evaluate_roi
+    from sitesight.models.attribute import box_expansion, default_frame_wh, roi_target, train_and_evaluate_roi
     from sitesight.models.augment import Augment
     from sitesight.models.data import attribute_classes
     from sitesight.models.roi_head import RoIHeadConfig
     from sitesight.models.train import FitConfig
 
-    train_ds, val_ds = read_train_val(data, val, fmt, val_fraction=val_fraction, seed=seed)
+    test_ds = None
+    if val is None and test is None and test_fraction > 0:
+        from sitesight.curation.split import split_dataset
+        from sitesight.formats import read_dataset
+
+        if val_fraction + test_fraction >= 1:
+            raise InputError(f"--val-fraction {val_fraction:g} + --test-fraction {test_fraction:g} leave nothing to train on", where="--test-fraction")
+        parts = split_dataset(read_dataset(data, fmt), fractions={"train": 1 - val_fraction - test_fraction, "val": val_fraction,
+                                                                 "test": test_fraction}, group_by=(), seed=seed)
+        train_ds, val_ds, test_ds = parts["train"], parts["val"], parts["test"]
+    else:
+        train_ds, val_ds = read_train_val(data, val, fmt, val_fraction=val_fraction, seed=seed)
+        if test is not None:
+            from sitesight.formats import read_dataset
+
+            test_ds = read_dataset(test, fmt)
     if limit:
         train_ds, val_ds = (d.with_samples(d.samples[:limit]) for d in (train_ds, val_ds))
+        test_ds = None if test_ds is None else test_ds.with_samples(test_ds.samples[:limit])
     box_class, attribute = roi_target(train_ds, box_class=box_class, attribute=attribute)
     names = attribute_classes(train_ds, attribute)
     weights_tuple = _floats(class_weights, "--class-weights") or (1.0,) + (1.5,) * (len(names) - 1)
     frame_wh = default_frame_wh(train_ds) if frame_size == "auto" else _wh(frame_size)
-    config = RoIHeadConfig(backbone=backbone, class_names=names, frame_wh=frame_wh, attribute=attribute, box_class=box_class)
+    config = RoIHeadConfig(backbone=backbone, class_names=names, frame_wh=frame_wh, attribute=attribute, box_class=box_class,
+                           expansion=box_expansion(expand, box_class))
     fit_config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr_scale=backbone_lr_scale, patience=patience,
                            class_weights=weights_tuple, device=device, amp=amp, compile=compile_model, num_workers=workers, seed=seed)
     if weights is not None:
         from sitesight.models.backbone import load_weights_file
 
         load_weights_file(weights)  # fail before training when the file is unreadable
-    summary = train_and_evaluate_roi(train_ds, val_ds, config=config, fit_config=fit_config, out_dir=out, augment=Augment() if augment else None,
-                                     resume=resume, weights=weights, pretrained=pretrained)
+    summary = train_and_evaluate_roi(train_ds, val_ds, test=test_ds, config=config, fit_config=fit_config, out_dir=out,
+                                     augment=Augment() if augment else None, resume=resume, weights=weights, pretrained=pretrained)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k not in ("metrics", "history")}, indent=1))
+    b = summary["baselines"]
+    typer.echo(f"{summary['evaluated_on']}: macro F1 {summary['macro_f1']:.3f}, accuracy {summary['accuracy']:.3f} | majority "
+               f"({b['majority']['predicts']}) macro F1 {b['majority']['macro_f1']:.3f}, accuracy {b['majority']['accuracy']:.3f} | "
+               f"prior macro F1 {b['prior']['macro_f1']:.3f} ({summary['selection']})", err=True)
 
 
 @train_app.command("cls")
