@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -40,6 +41,7 @@ INTERVAL_ENV = "SITESIGHT_PROGRESS_INTERVAL"  # seconds between plain progress l
 DEFAULT_INTERVAL = 5.0
 
 
+@functools.cache
 def _console_class() -> type:
     from rich.console import Console
 
