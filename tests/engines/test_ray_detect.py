@@ -111,11 +111,16 @@ def test_cli_detect_engine_ray_exports_what_the_local_engine_exports(ray_session
     write_frames(tmp_path / "frames", 5, wh=(200, 150), seed=7)
     common = [str(tmp_path / "frames"), "--model", f"onnx:{model}", "--slice", "96", "--conf", "0.3"]
     assert main(["detect", *common, "--out", str(tmp_path / "local")]) == 0
-    assert main(["detect", *common, "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0
+    # the Ray run reads the frames as storage URLs: file:// takes the pyarrow-filesystem path s3:// and gs:// take
+    ray_frames = [f"file://{tmp_path / 'frames'}", *common[1:]]
+    assert main(["detect", *ray_frames, "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0
     assert "5 frames processed" in capsys.readouterr().err
     for name in ("local", "ray"):
         assert main(["export", str(tmp_path / name), "--coco", str(tmp_path / f"{name}.json"), "--conf", "0.5"]) == 0
     local, ray = (tmp_path / "local.json").read_bytes(), (tmp_path / "ray.json").read_bytes()
     assert len(local) > 100 and local == ray
     assert main(["detect", *common, "--out", str(tmp_path / "x"), "--engine", "spark"]) == 2
+    assert main(["detect", *ray_frames, "--out", str(tmp_path / "x")]) == 2  # URLs need the Ray engine
+    keys = load_run(tmp_path / "ray").manifest["frames"]
+    assert keys == [f"file://{p}" for p in load_run(tmp_path / "local").manifest["frames"]]
     assert np.all([d.equals(e) for d, e in zip(load_run(tmp_path / "local").raw, load_run(tmp_path / "ray").raw, strict=True)])

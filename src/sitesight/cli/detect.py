@@ -22,7 +22,7 @@ def _bad(message: str) -> typer.BadParameter:
 
 @app.command("detect")
 def detect(
-    frames: list[str] = typer.Argument(..., help="Image files, folders, glob patterns or video files."),
+    frames: list[str] = typer.Argument(..., help="Image files, folders, glob patterns or video files; with --engine ray also storage URLs (s3://bucket/prefix/, gs://...)."),
     model: str = typer.Option(..., "--model", "-m", help="Detector spec: yolo:W.pt | torchvision:ARCH:W.pt | onnx:M.onnx | iouaware:CKPT.safetensors (sitesight train det) | replay:RESULTS.json[:IMAGES.json]"),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (Parquet shards + manifest.json)."),
     slice_size: int = typer.Option(640, "--slice", min=1, help="Square slice side in pixels."),
@@ -55,7 +55,14 @@ def detect(
         raise InputError("run folder already holds a run; pass --resume or choose a new --out", out)
     if engine not in ("local", "ray"):
         raise _bad(f"--engine must be local or ray, got {engine!r}")
-    refs = list_frames(frames, video_step=video_step)
+    if any("://" in f for f in frames):  # frames on object storage (s3://, gs://, ...): read by the Ray workers
+        if engine != "ray" or not all("://" in f for f in frames):
+            raise _bad("storage URLs (s3://, gs://, file://) need --engine ray, and then every FRAMES argument is one")
+        from sitesight.engines.storage import list_uri_frames
+
+        refs = list_uri_frames(frames)
+    else:
+        refs = list_frames(frames, video_step=video_step)
     run_kwargs = {"model": model, "slice_wh": (slice_size, slice_size), "overlap_ratio": (overlap, overlap),
                   "batch_size": batch, "full_frame": full_frame}
     sizes = {"imgsz": imgsz, "full_imgsz": full_imgsz if full_imgsz is not None else imgsz}

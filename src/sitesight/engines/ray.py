@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sitesight.errors import MissingExtraError
+from sitesight.errors import InputError, MissingExtraError
 from sitesight.sliced.frames import FrameRef, iter_frames
 from sitesight.sliced.predict import Detector, DetectSummary, predict_sliced, run_parameters
 from sitesight.sliced.store import MANIFEST, FrameRecord, SkippedFrame, library_versions, open_run, write_shard
@@ -129,7 +129,7 @@ def decode_chunks(batch: pa.Table) -> pa.Table:
     out: dict[str, list] = {"index": [], "key": [], "width": [], "height": [], "error": [], "pixels": []}
     for indices, keys in zip(batch.column("index").to_pylist(), batch.column("key").to_pylist(), strict=True):
         widths, heights, errors, parts = [], [], [], []
-        for _, rgb, error in iter_frames([FrameRef.from_key(k) for k in keys]):
+        for rgb, error in _decoded(keys):
             if error is not None:
                 widths.append(0), heights.append(0), errors.append(str(error))
                 continue
@@ -146,6 +146,24 @@ def decode_chunks(batch: pa.Table) -> pa.Table:
         "error": pa.array(out["error"], pa.list_(pa.string())),
         "pixels": pa.array(out["pixels"], pa.large_binary()),
     })
+
+
+def _decoded(keys: Sequence[str]) -> Iterator[tuple[np.ndarray | None, InputError | None]]:
+    """``(rgb, None)`` or ``(None, error)`` per key: files through `iter_frames` (a video's frames in one
+    pass), URLs through `sitesight.engines.storage.read_uri_frame`."""
+    from sitesight.engines.storage import is_uri, read_uri_frame
+
+    if not any(is_uri(k) for k in keys):
+        yield from ((rgb, error) for _, rgb, error in iter_frames([FrameRef.from_key(k) for k in keys]))
+        return
+    for key in keys:
+        if not is_uri(key):
+            yield from ((rgb, error) for _, rgb, error in iter_frames([FrameRef.from_key(key)]))
+            continue
+        try:
+            yield read_uri_frame(key), None
+        except InputError as exc:
+            yield None, exc
 
 
 def _unpack(row: dict[str, Any], pixels: memoryview) -> tuple[list[tuple[FrameRecord, np.ndarray]], list[SkippedFrame]]:
@@ -221,7 +239,7 @@ def _pool(ray: Any, options: RayOptions) -> tuple[int, float]:
 
 
 def detect_to_run_ray(
-    refs: Sequence[FrameRef],
+    refs: Sequence[FrameRef | str],
     factory: Callable[[], Detector],
     run_dir: Path | str,
     *,
@@ -240,7 +258,8 @@ def detect_to_run_ray(
     """`sitesight.sliced.predict.detect_to_run` on Ray Data: the same run folder, resumable the same way.
 
     Args:
-        refs: frames to process (`sitesight.sliced.frames.list_frames`); every worker must reach their paths.
+        refs: frames to process (`sitesight.sliced.frames.list_frames`; every worker must reach their
+            paths), or frame URLs on object storage (`sitesight.engines.storage.list_uri_frames`).
         factory: builds the detector callable; called once inside each detector actor.
         run_dir: output folder on storage every worker reaches (created, or resumed).
         model, slice_wh, overlap_ratio, batch_size, full_frame, imgsz, full_imgsz, frames_per_shard: as in
@@ -256,13 +275,14 @@ def detect_to_run_ray(
     start = time.perf_counter()
     ray = connect(options.address)
     run_dir = Path(run_dir).resolve()
+    keys = [r if isinstance(r, str) else r.key for r in refs]
     workers, gpus = _pool(ray, options)
     if class_names is None and not (run_dir / MANIFEST).exists():  # a resumed run keeps the names it recorded
         class_names = ray.get(ray.remote(_detector_class_names).options(num_gpus=gpus or None).remote(factory))
-    done = open_run(run_dir, [r.key for r in refs], model=model,
+    done = open_run(run_dir, keys, model=model,
                     parameters=run_parameters(slice_wh, overlap_ratio, full_frame, imgsz, full_imgsz),
                     versions=library_versions(), class_names=class_names)
-    todo = [(i, r.key) for i, r in enumerate(refs) if i not in done]
+    todo = [(i, k) for i, k in enumerate(keys) if i not in done]
     chunks = [todo[k : k + frames_per_shard] for k in range(0, len(todo), frames_per_shard)]
     skipped: list[SkippedFrame] = []
     processed = boxes = 0
@@ -291,7 +311,7 @@ def detect_to_run_ray(
                     skipped.append(SkippedFrame(-1, key, reason))
                 if on_progress is not None:
                     on_progress(int(row["frames"]))
-    index_of = {r.key: i for i, r in enumerate(refs)}
+    index_of = {k: i for i, k in enumerate(keys)}
     skipped = sorted((SkippedFrame(index_of[s.key], s.key, s.reason) for s in skipped), key=lambda s: s.index)
     return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes,
                          time.perf_counter() - start, model_seconds)
