@@ -70,7 +70,13 @@ class Estimate:
             return f"Δ{self.metric}: undefined ({self.verdict})"
         text = f"Δ{self.metric} {self.delta:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}]: {self.verdict}"
         if self.verdict == VERDICTS[2]:
-            text += f" (about {self.more_frames:,} more {unit} needed to detect a difference this size)" if self.more_frames is not None else " (no difference observed)"
+            used = None if self.frames_needed is None or self.more_frames is None else self.frames_needed - self.more_frames
+            if self.more_frames is None:
+                text += " (no difference observed)"
+            elif used and self.frames_needed is not None and self.frames_needed > 100 * used:
+                text += f" (over 100x these {unit} would be needed: the difference is negligible)"
+            else:
+                text += f" (about {self.more_frames:,} more {unit} needed to detect a difference this size)"
         return text
 
 

@@ -79,8 +79,14 @@ def detection_headline(data: Any, name: str) -> dict[str, Any]:
                        cameras=data.cameras, n_resamples=N_RESAMPLES)
     by = {r["metric"]: r for r in rows + rows_ap}
     missed = {**by["missed"], "of": n_gt}
+    notes = []
+    if data.spec and "method" in data.spec:
+        from sitesight.report.detection import AP_CONF
+
+        notes.append(f"precision, recall, F1 and misses: the run post-processed with this spec; AP and the curves: with the same "
+                     f"merge over every detection down to confidence {AP_CONF:g}")
     return {"model": data.model or name, "data": data_lines, "operating": operating,
-            "metrics": [by["precision"], by["recall"], by["F1"], by["AP"], by["AP50"]], "missed": missed, "notes": []}
+            "metrics": [by["precision"], by["recall"], by["F1"], by["AP"], by["AP50"]], "missed": missed, "notes": notes}
 
 
 def classification_headline(name: str, model: str | None, y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str],
