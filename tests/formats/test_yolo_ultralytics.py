@@ -3,7 +3,10 @@ checker as written, from a working directory other than the dataset's."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,28 @@ from sitesight.cli.main import main
 from sitesight.formats import read_dataset
 from sitesight.formats.coco import write_coco
 
-ul_utils = pytest.importorskip("ultralytics.data.utils", reason="the [yolo] extra (ultralytics) is not installed")
+# Ultralytics runs in a child process: importing it registers PIL plugins (HEIF) in the importing
+# process, which would change how other tests' images open.
+if importlib.util.find_spec("ultralytics") is None:
+    pytest.skip("the [yolo] extra (ultralytics) is not installed", allow_module_level=True)
+
+_CHECK = """
+import json, sys
+from pathlib import Path
+import ultralytics.data.utils as u
+u.check_font = lambda *a, **k: None  # offline: no font download
+out = []
+for yaml_path in sys.argv[1:]:
+    data = u.check_det_dataset(yaml_path, autodownload=False)
+    labels = {}
+    for key in ("train", "val", "test"):
+        for folder in [data[key]] if isinstance(data.get(key), str) else data.get(key) or []:
+            images = sorted(str(p) for p in Path(folder).iterdir())
+            labels[folder] = [Path(p).is_file() for p in u.img2label_paths(images)]
+    out.append({"names": {str(k): v for k, v in data["names"].items()}, "nc": data["nc"],
+                **{k: data.get(k) for k in ("train", "val", "test")}, "labels": labels})
+print(json.dumps(out))
+"""
 
 CLASSES = ("worker", "helmet", "vest")
 
@@ -35,39 +59,34 @@ def _source(tmp_path: Path) -> Path:
     return write_coco(ds, tmp_path / "frames" / "annotations.json")
 
 
-def _check(data_yaml: Path, elsewhere: Path, monkeypatch) -> dict:
-    monkeypatch.setattr(ul_utils, "check_font", lambda *a, **k: None)  # offline: no font download
-    monkeypatch.chdir(elsewhere)
-    data = ul_utils.check_det_dataset(str(data_yaml), autodownload=False)
-    assert data["names"] == dict(enumerate(CLASSES)) and data["nc"] == len(CLASSES)
-    for key in ("train", "val", "test"):
-        for folder in [data[key]] if isinstance(data.get(key), str) else data.get(key) or []:
-            assert Path(folder).is_dir() and Path(folder).is_relative_to(data_yaml.parent.resolve()), (key, folder)
-            images = sorted(p for p in Path(folder).iterdir())
-            labels = ul_utils.img2label_paths([str(p) for p in images])
-            assert all(Path(label).is_file() for label in labels), f"{key}: label files missing beside {folder}"
-    return data
+def _check(yamls: list[Path], elsewhere: Path) -> list[dict]:
+    """Ultralytics' ``check_det_dataset`` on each ``data.yaml``, in one process started in ``elsewhere``."""
+    out = subprocess.run([sys.executable, "-c", _CHECK, *map(str, yamls)], cwd=elsewhere, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    for data_yaml, data in zip(yamls, results, strict=True):
+        assert data["names"] == {str(i): n for i, n in enumerate(CLASSES)} and data["nc"] == len(CLASSES)
+        for key in ("train", "val", "test"):
+            for folder in [data[key]] if isinstance(data.get(key), str) else data.get(key) or []:
+                assert Path(folder).is_dir() and Path(folder).is_relative_to(data_yaml.parent.resolve()), (key, folder)
+                assert all(data["labels"][folder]), f"{key}: label files missing beside {folder}"
+    return results
 
 
-def test_convert_tile_split_mix_write_datasets_ultralytics_accepts(tmp_path, monkeypatch, capsys):
+def test_convert_tile_split_mix_write_datasets_ultralytics_accepts(tmp_path, capsys):
     src = _source(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
     assert main(["data", "convert", str(src), str(tmp_path / "conv"), "--to", "yolo"]) == 0
-    data = _check(tmp_path / "conv" / "data.yaml", elsewhere, monkeypatch)
-    assert data["val"] == data["train"]  # no val subset in the source: val is the training folder, announced
     assert len(read_dataset(tmp_path / "conv" / "data.yaml")) == 10  # read once, not once per yaml key
 
     assert main(["data", "tile", str(src), str(tmp_path / "tiles"), "--slice", "160x160", "--overlap", "0",
                  "--to", "yolo"]) == 0
-    _check(tmp_path / "tiles" / "dataset" / "data.yaml", elsewhere, monkeypatch)
 
     # 8 groups (4 cameras) into train/val/test: one root, every subset inside, images hard-linked
     assert main(["data", "split", str(src), str(tmp_path / "split"), "--to", "yolo", "--link", "hardlink",
                  "--fraction", "train=0.5", "--fraction", "val=0.25", "--fraction", "test=0.25"]) == 0
-    data = _check(tmp_path / "split" / "data.yaml", elsewhere, monkeypatch)
-    assert {Path(data[k]).name for k in ("train", "val", "test")} == {"train", "val", "test"}
     linked = next((tmp_path / "split" / "images" / "train").iterdir())
     assert linked.stat().st_nlink == 2 and (tmp_path / "frames" / linked.name).samefile(linked)
     back = read_dataset(tmp_path / "split" / "data.yaml")
@@ -77,10 +96,14 @@ def test_convert_tile_split_mix_write_datasets_ultralytics_accepts(tmp_path, mon
     one_cam = tmp_path / "one_cam"
     assert main(["data", "split", str(src), str(one_cam), "--to", "yolo", "--link", "symlink", "--group-by", "camera",
                  "--fraction", "train=0.98", "--fraction", "val=0.01", "--fraction", "test=0.01"]) == 0
-    _check(one_cam / "data.yaml", elsewhere, monkeypatch)
 
     capsys.readouterr()
     assert main(["data", "mix", str(tmp_path / "mix"), "--source", f"a={src}:n=4", "--source", f"b={src}:x2",
                  "--to", "yolo"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images_out"] == 24
-    _check(tmp_path / "mix" / "dataset" / "data.yaml", elsewhere, monkeypatch)
+
+    conv, _, split, _, _ = _check([tmp_path / "conv" / "data.yaml", tmp_path / "tiles" / "dataset" / "data.yaml",
+                                   tmp_path / "split" / "data.yaml", one_cam / "data.yaml",
+                                   tmp_path / "mix" / "dataset" / "data.yaml"], elsewhere)
+    assert conv["val"] == conv["train"]  # no val subset in the source: val is the training folder, announced
+    assert {Path(split[k]).name for k in ("train", "val", "test")} == {"train", "val", "test"}
