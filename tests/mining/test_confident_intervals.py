@@ -17,7 +17,7 @@ from sitesight.cli.main import main
 from sitesight.errors import InputError
 from sitesight.mining import Diversity, mine_pool, pool_from_detections, random_control, verdict
 from sitesight.mining.confident import ConfidentPoint, confident_points, operating_conf
-from sitesight.mining.verdict import bootstrap_f1_diff
+from sitesight.mining.verdict import bootstrap_f1_diff, image_errors
 
 from .planted import CLASSES, planted_pool
 
@@ -128,6 +128,16 @@ def test_verdict_interval_excludes_zero_for_the_planted_weaknesses(planted_mined
         assert 0 < lo <= v.drop[m] <= hi and v.conclusive[m], (m, v.drop_ci[m])
     ab = next(pv for pv in v.pairs if (pv.a, pv.b) == ("A", "C"))
     assert ab.f1_a_minus_b_ci[1] < 0  # C beats A on their mined set, with the interval below 0
+    # the pair's paired interval against scipy's paired percentile bootstrap on the same images
+    frames = result.pairs["A~C"]
+    ea, ec = (image_errors([p.gts[f] for f in frames], [preds[m][f] for f in frames], conf=0.35) for m in ("A", "C"))
+
+    def f1_diff(ta, fa, na, tc, fc, nc, axis=-1):
+        return 2 * ta.sum(axis) / (2 * ta.sum(axis) + fa.sum(axis) + na.sum(axis)) - 2 * tc.sum(axis) / (2 * tc.sum(axis) + fc.sum(axis) + nc.sum(axis))
+
+    data = tuple(e[k] for e in (ea, ec) for k in ("tp", "fp", "fn"))
+    ref = stats.bootstrap(data, f1_diff, paired=True, vectorized=True, n_resamples=5000, method="percentile", random_state=0).confidence_interval
+    assert ab.f1_a_minus_b_ci == pytest.approx((ref.low, ref.high), abs=0.02)
     d = v.to_dict()
     assert d["f1_random_minus_mined"]["A"] == pytest.approx(v.control_f1["A"] - v.mined_f1["A"])
     assert "> 0: the mined frames are harder" in d["drop_reads"] and "drop" not in d

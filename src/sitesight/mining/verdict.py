@@ -18,10 +18,11 @@ with fewer errors wins the image, equal errors tie. Then:
 * **drop**: each model's F1 on the union of its mined sets next to its F1 on a random control set
   of the same pool (`sitesight.mining.select.random_control`); the drop is
   ``F1(random) - F1(mined)``, positive when the mined frames are harder for the model.
-* **intervals**: a percentile bootstrap over images (``n_boot`` resamples, `bootstrap_f1_diff`).
-  The mined and the random set are independent samples, so each is resampled on its own; a pair's
-  ``F1_a - F1_b`` on its mined set is paired (both models on the same resampled images). F1 is
-  pooled over the resampled images, as the point estimate is.
+* **intervals**: a percentile bootstrap over images (``n_boot`` resamples). The mined and the random
+  set are independent samples, so each is resampled on its own (`bootstrap_f1_diff`); a pair's
+  ``F1_a - F1_b`` on its mined set is paired (both models on the same resampled images: the paired
+  bootstrap of `sitesight.compare.bootstrap.paired_bootstrap`). F1 is pooled over the resampled
+  images, as the point estimate is.
 * **warnings**: fewer than ``min_frames`` labelled frames in a mined or the random set ("too few
   labelled frames"), and a drop whose interval contains 0 (the sets do not support a conclusion).
   A drop is ``conclusive`` only with enough frames on both sides and an interval that excludes 0.
@@ -121,6 +122,25 @@ def bootstrap_f1_diff(
     diff = f1s(err_x, rows_x, wx) - f1s(err_y, rows_y, wy)
     alpha = (1 - level) / 2
     low, high = np.quantile(diff, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def _paired_f1_ci(err_a: Mapping[str, np.ndarray], err_b: Mapping[str, np.ndarray], rows: np.ndarray, *, n_boot: int,
+                  seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Interval of ``F1_a - F1_b`` on the same images ``rows`` (`sitesight.compare.bootstrap.paired_bootstrap`)."""
+    from sitesight.compare.bootstrap import paired_bootstrap
+
+    if rows.size == 0:
+        return float("nan"), float("nan")
+
+    def table(err: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.stack([err[k][rows] for k in ("tp", "fp", "fn")], axis=1).astype(np.float32)
+
+    def f1(sums: np.ndarray) -> np.ndarray:
+        return _f1_of_counts(sums[:, 0], sums[:, 1], sums[:, 2])[:, None]
+
+    _, _, deltas = paired_bootstrap(table(err_a), table(err_b), f1, f1, n_resamples=n_boot, seed=seed)
+    low, high = np.quantile(-deltas[:, 0], [(1 - level) / 2, 1 - (1 - level) / 2])  # deltas are B - A
     return float(low), float(high)
 
 
@@ -285,7 +305,7 @@ def verdict(
         eb = errors[b]["fp"][r] + errors[b]["fn"][r]
         wa, wb = int((ea < eb).sum()), int((eb < ea).sum())
         ties = int(r.size - wa - wb)
-        ci = bootstrap_f1_diff(errors[a], r, errors[b], r, paired=True, n_boot=n_boot, seed=seed)
+        ci = _paired_f1_ci(errors[a], errors[b], r, n_boot=n_boot, seed=seed)
         pv = PairVerdict(a, b, int(r.size), _f1(errors[a], r), _f1(errors[b], r), wa, wb, ties, ci)
         pairs.append(pv)
         i, j = index[a], index[b]
