@@ -43,12 +43,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "average_precision": ("sitesight.evaluation.voc", "average_precision"),
     "sweep": ("sitesight.sliced.sweep", "sweep_run"),
     "report": ("sitesight.report.html", "build_report"),
+    "compare": ("sitesight.compare.inputs", "compare_paths"),
 }
 
 __all__ = [  # = the keys of _LAZY (a test checks), spelled out for linters and IDEs
     "AttributeSpec", "Dataset", "Sample", "Detections", "InputError", "merge", "slice_grid", "Run", "load_run",
     "write_run", "read_dataset", "write_dataset", "PostprocessSpec", "postprocess", "evaluate", "evaluate_coco",
-    "average_precision", "sweep", "report", "__version__",
+    "average_precision", "sweep", "report", "compare", "__version__",
 ]  # fmt: skip
 
 
@@ -66,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from sitesight.compare.inputs import compare_paths as compare
     from sitesight.dataset import AttributeSpec, Dataset, Sample
     from sitesight.detections import Detections
     from sitesight.errors import InputError
