@@ -62,6 +62,8 @@ def test_operating_point_from_number_spec_and_sweep_table(tmp_path):
     assert operating_conf(tmp_path / "spec.json")[0] == 0.4
     (tmp_path / "sweep.json").write_text(json.dumps({"best": 1, "rows": [{"conf": 0.2}, {"conf": 0.45}]}))
     assert operating_conf(tmp_path / "sweep.json")[0] == 0.45
+    (tmp_path / "sweep.csv").write_text("method,metric,threshold,conf,gate,f1,best\nnms,iou,0.5,0.2,,0.5,0\nnms,iou,0.5,0.3,,0.7,1\n")
+    assert operating_conf(f"{tmp_path / 'sweep.csv'}:best")[0] == 0.3 and operating_conf(f"{tmp_path / 'sweep.csv'}:0")[0] == 0.2
     (tmp_path / "bad.json").write_text(json.dumps({"x": 1}))
     with pytest.raises(InputError, match="no 'conf'"):
         operating_conf(tmp_path / "bad.json")

@@ -73,7 +73,7 @@ def mine(
     window: float = typer.Option(3600.0, "--window", help="Time window in seconds for the per-camera cap."),
     per_window: int = typer.Option(3, "--per-window", min=1, help="At most this many frames per camera and time window."),
     both_confident: bool = typer.Option(True, "--both-confident/--any-dispute", help="Only frames with a dispute both models are sure about (MAD)."),
-    operating: list[str] = typer.Option(None, "--operating-point", help="NAME=CONF or NAME=SPEC.json: the model's operating confidence; "
+    operating: list[str] = typer.Option(None, "--operating-point", help="NAME=CONF, NAME=SPEC.json or NAME=RUN/sweep.csv:best: the model's operating confidence; "
                                         "'confident' is >= CONF (yes) / < CONF/2 (no). Default per model: 0.6/0.3 of its own top score."),
     near_duplicates: bool = typer.Option(False, "--dedup-images", help="Hash every frame (reads images) and drop near duplicates."),
     classes: str = typer.Option("", "--classes", help="Comma-separated class names of the models' class ids, e.g. person,helmet,head."),

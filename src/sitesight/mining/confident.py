@@ -61,10 +61,11 @@ class ConfidentPoint:
 
 
 def operating_conf(value: str | float | Path) -> tuple[float, str]:
-    """A model's operating confidence from a number or a JSON spec file, and where it came from.
+    """A model's operating confidence from a number, a JSON spec file or a sweep row, and where it came from.
 
     A JSON file may hold ``conf`` at the top level, under ``spec``/``postprocess``, or be a sweep
-    table (``rows`` + ``best``: the best row's ``conf``).
+    table (``rows`` + ``best``: the best row's ``conf``); anything else is a ``--spec`` reference
+    (``RUN/sweep.csv:best``, ``TABLE.csv:ROW``, JSON text: `sitesight.sliced.spec.parse_spec`).
 
     Raises:
         InputError: not a number and not a readable JSON file with a confidence.
@@ -75,6 +76,11 @@ def operating_conf(value: str | float | Path) -> tuple[float, str]:
     except (TypeError, ValueError):
         pass
     path = Path(value)
+    if path.suffix.lower() != ".json" or not path.is_file():  # a sweep table row (RUN/sweep.csv:best) or JSON text
+        from sitesight.sliced.spec import parse_spec
+
+        conf = float(parse_spec(str(value)).conf)
+        return conf, f"operating point conf={conf:g} from {value}"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
