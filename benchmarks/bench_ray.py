@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--model-ms", type=float, default=100.0, help="stand-in model cost per frame (ms)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs given to the local Ray")
     args = parser.parse_args()
+    if args.frames < 64:  # Ray hands finished shards back in bunches: the first-to-last slope needs many
+        parser.error("--frames must be >= 64 (8 shards) for a steady cost per frame")
     seconds_per_image = args.model_ms / 1000 / IMAGES_PER_FRAME
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
