@@ -25,3 +25,18 @@ def test_urls_list_and_decode_like_local_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no image under this URL"):
         list_uri_frames([f"file://{tmp_path / 'empty'}"])
+
+
+def test_missing_ray_extra_names_the_pip_line(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from sitesight.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on a machine without the [ray] extra
+    write_frames(tmp_path / "frames", 1)
+    assert main(["detect", str(tmp_path / "frames"), "--model", "onnx:" + str(tmp_path / "m.onnx"), "--out",
+                 str(tmp_path / "run"), "--engine", "ray"]) == 1  # the spec is checked first: no such model file
+    (tmp_path / "m.onnx").write_bytes(b"")
+    assert main(["detect", str(tmp_path / "frames"), "--model", "onnx:" + str(tmp_path / "m.onnx"), "--out",
+                 str(tmp_path / "run"), "--engine", "ray"]) == 1
+    assert "pip install 'sitesight[ray]'" in capsys.readouterr().err
