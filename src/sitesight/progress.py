@@ -127,6 +127,7 @@ class ProgressReporter:
         self.interval = _interval_from_env() if interval is None else float(interval)
         self._console = console if console is not None or not enabled else make_console(stderr=True)
         self._lock = threading.Lock()
+        self._line_lock = threading.Lock()  # the ticker and advance() never print the same moment twice
         self._start = time.monotonic()
         self._base = 0  # units already done before this run (resume): left out of the rate
         self._last_line = -math.inf
@@ -219,15 +220,18 @@ class ProgressReporter:
             rate = self.rate()
             self._rich.update(self._task, completed=self.done, total=self.total, description=self.description,
                               rate=f"{rate:.2f} {self.unit}/s" if rate > 0 else "")
-        elif self.interval == 0 or time.monotonic() - self._last_line >= self.interval:
-            self._print(self._line())
-            self._last_line = time.monotonic()
+        else:
+            self._timed_line(every_step=self.interval == 0)
+
+    def _timed_line(self, every_step: bool = False) -> None:
+        with self._line_lock:
+            if every_step or time.monotonic() - self._last_line >= self.interval:
+                self._print(self._line())
+                self._last_line = time.monotonic()
 
     def _tick(self) -> None:
         while not self._stop.wait(min(self.interval, 1.0)):
-            if time.monotonic() - self._last_line >= self.interval:
-                self._print(self._line())
-                self._last_line = time.monotonic()
+            self._timed_line()
 
     def _line(self, final: bool = False) -> str:
         with self._lock:
