@@ -96,14 +96,17 @@ def read_flat_results(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
                 n = 4 if key == "bbox" else 1
                 columns[key] = [_column_numpy(table.column(col + 1 + width - n + i)) for i in range(n)]
             col += 1 + width
-    for key in _RESULT_KEYS:
-        values = tail[key] if key == "bbox" else [tail[key]]
-        parts = columns[key] or [np.zeros(0)] * len(values)
-        columns[key] = [np.append(p, v) for p, v in zip(parts, values, strict=True)]
-    bbox = np.column_stack(columns["bbox"]).astype(np.float64, copy=False)
+    try:  # the last object's values: anything numpy cannot hold exactly goes to the checked slow path
+        for key in _RESULT_KEYS:
+            values = tail[key] if key == "bbox" else [tail[key]]
+            parts = columns[key] or [np.zeros(0)] * len(values)
+            columns[key] = [np.append(p, v) for p, v in zip(parts, values, strict=True)]
+        bbox = np.column_stack(columns["bbox"]).astype(np.float64, copy=False)
+        ids, cats = (columns[k][0].astype(np.int64, copy=False) for k in ("image_id", "category_id"))
+    except (OverflowError, ValueError, TypeError):
+        return None
     if not np.all(np.isfinite(bbox)):
         return None
-    ids, cats = (columns[k][0].astype(np.int64, copy=False) for k in ("image_id", "category_id"))
     return ids, cats, bbox, columns["score"][0].astype(np.float64, copy=False)
 
 
