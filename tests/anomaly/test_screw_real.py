@@ -26,6 +26,7 @@ from sitesight.models.anomaly.pipeline import predict_anomaly, train_anomaly  # 
 from sitesight.models.anomaly.tiles import tile_images  # noqa: E402
 
 AUGMENTED = r"^(?:rotated_\d+_|hflipped_)?(.+)$"
+pytestmark = pytest.mark.slow  # ~1 min of CPU (fit on ~200 tiles, score ~300)
 
 
 @pytest.fixture(scope="module")
