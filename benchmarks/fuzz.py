@@ -36,7 +36,12 @@ def main() -> int:
     args = parser.parse_args()
     start = time.perf_counter()
 
+    shown = [0]
+
     def progress(report) -> None:  # noqa: ANN001
+        for failure in report.failures[shown[0] :]:
+            print(f"  ! {failure}", file=sys.stderr, flush=True)
+        shown[0] = len(report.failures)
         done = report.total
         print(f"  {done:>7} inputs, {time.perf_counter() - start:6.0f} s: crash {report.counts['crash']}, "
               f"hang {report.counts['hang']}, garbage {report.counts['garbage']}", file=sys.stderr, flush=True)  # fmt: skip
