@@ -132,3 +132,14 @@ def test_validate_flags_non_finite_and_degenerate_boxes():
     issues = validate_dataset(ds, check_images=False)
     flagged = {(i.code, i.where.split()[1]) for i in issues if i.code in ("non_finite_box", "zero_area")}
     assert flagged == {("non_finite_box", "#1"), ("non_finite_box", "#2"), ("zero_area", "#3"), ("zero_area", "#4")}
+
+
+def test_convert_never_writes_negative_or_non_finite_coco_boxes(tmp_path, capsys):
+    """An inverted CVAT box (xbr < xtl) reads (validate flags it); COCO output refuses it, naming the image."""
+    src = tmp_path / "inv.xml"
+    src.write_text(CVAT_HEAD + '<image id="0" name="a.png" width="8" height="6"><box label="p" xtl="5" ytl="1" xbr="2" ybr="4"/></image></annotations>')
+    code = main(["data", "convert", str(src), str(tmp_path / "out.json"), "--to", "coco"])
+    err = capsys.readouterr().err
+    assert code == 1 and "a.png" in err and "negative" in err and not (tmp_path / "out.json").exists(), err
+    assert main(["data", "validate", str(src), "--no-images"]) == 1
+    assert "zero_area" in capsys.readouterr().out

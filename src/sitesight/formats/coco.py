@@ -324,6 +324,17 @@ def _schema_doc(dataset: Dataset) -> list[dict[str, Any]]:
     return [_spec_doc(s) for s in dataset.attribute_schema.values()]
 
 
+def _check_writable(xywh: np.ndarray, image: object, score: np.ndarray | None) -> None:
+    """Nothing non-finite and no negative width reaches a COCO file (sitesight itself would refuse it)."""
+    bad = ~np.isfinite(xywh).all(axis=1) | (xywh[:, 2] < 0) | (xywh[:, 3] < 0)
+    if score is not None and len(score) == len(bad):
+        bad |= ~np.isfinite(score)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InputError(f"box #{k} of {str(image)[:120]} is not writable as COCO (x, y, w, h) {xywh[k].round(3).tolist()}: "
+                         "NaN, infinite or negative size; `sitesight data validate` lists such boxes")
+
+
 def write_coco(dataset: Dataset, path: Path | str, *, category_ids: Sequence[int] | None = None) -> Path:
     """Write COCO instances JSON (``iscrowd``, ``area`` and string attributes kept).
 
@@ -340,6 +351,7 @@ def write_coco(dataset: Dataset, path: Path | str, *, category_ids: Sequence[int
     for sample, image_id in zip(dataset.samples, image_ids, strict=True):
         gt = sample.gt
         xywh = np.concatenate([gt.xyxy[:, :2], gt.xyxy[:, 2:] - gt.xyxy[:, :2]], axis=1).astype(np.float64)
+        _check_writable(xywh, sample.path, gt.score)
         crowd = gt.attributes.get("iscrowd")
         area = gt.attributes.get("coco_area")
         for i in range(len(gt)):
@@ -528,6 +540,7 @@ def write_coco_results(
     results = []
     for image_id, det, name in zip(coco_image_ids(dataset), preds, names, strict=True):
         xywh = np.concatenate([det.xyxy[:, :2], det.xyxy[:, 2:] - det.xyxy[:, :2]], axis=1).astype(np.float64)
+        _check_writable(xywh, f"image_id {image_id}", det.score)
         for i in range(len(det)):
             c = int(det.class_id[i])
             box = [float(v) for v in xywh[i]] if decimals is None else [round(float(v), decimals) for v in xywh[i]]
