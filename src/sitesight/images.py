@@ -219,7 +219,14 @@ def place_image(
         try:
             os.link(src, dst)
         except OSError:  # another file system (EXDEV) or no link support: a copy is the same file
-            shutil.copy2(src, dst)
+            _copy(src, dst)
     else:
-        shutil.copy2(src, dst)
+        _copy(src, dst)
     return True
+
+
+def _copy(src: Path, dst: Path) -> None:
+    from sitesight.atomic import atomic_path
+
+    with atomic_path(dst) as tmp:  # a kill mid-copy never leaves half an image under its name
+        shutil.copy2(src, tmp)
