@@ -1,4 +1,4 @@
-"""Models on torch: backbones, the RoI attribute head, image classifiers, their training loop.
+"""Models on torch: backbones, the RoI attribute head, image classifiers, detectors, their training loops.
 
 Everything torch lives in this package, behind the ``[torch]`` extra. Importing
 ``sitesight.models`` only checks that torch, torchvision and timm are installed (raising
@@ -14,11 +14,13 @@ from typing import Any
 
 from sitesight.errors import MissingExtraError
 
-__all__ = ["require_torch", "build_backbone", "load_weights_file"]
+__all__ = ["require_torch", "build_backbone", "load_weights_file", "load_checkpoint", "MODEL_BUILDERS"]
 
 _LAZY = {
     "build_backbone": "sitesight.models.backbone",
     "load_weights_file": "sitesight.models.backbone",
+    "load_checkpoint": "sitesight.models.checkpoint",  # any sitesight checkpoint, whatever its kind
+    "MODEL_BUILDERS": "sitesight.models.checkpoint",
 }
 
 
