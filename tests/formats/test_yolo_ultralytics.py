@@ -1,4 +1,4 @@
-"""Every YOLO dataset sitesight writes (convert, tile, split, mix) loads in Ultralytics' own dataset
+"""Every YOLO dataset sitesight writes (convert, tile, split, mix, synth) loads in Ultralytics' own dataset
 checker as written, from a working directory other than the dataset's."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sitesight import Dataset, Detections, Sample
 from sitesight.cli.main import main
 from sitesight.formats import read_dataset
 from sitesight.formats.coco import write_coco
+from sitesight.synth import SITE_CLASSES
 
 # Ultralytics runs in a child process: importing it registers PIL plugins (HEIF) in the importing
 # process, which would change how other tests' images open.
@@ -59,13 +60,14 @@ def _source(tmp_path: Path) -> Path:
     return write_coco(ds, tmp_path / "frames" / "annotations.json")
 
 
-def _check(yamls: list[Path], elsewhere: Path) -> list[dict]:
+def _check(yamls: list[Path], elsewhere: Path, names: dict[Path, tuple[str, ...]] | None = None) -> list[dict]:
     """Ultralytics' ``check_det_dataset`` on each ``data.yaml``, in one process started in ``elsewhere``."""
     out = subprocess.run([sys.executable, "-c", _CHECK, *map(str, yamls)], cwd=elsewhere, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     for data_yaml, data in zip(yamls, results, strict=True):
-        assert data["names"] == {str(i): n for i, n in enumerate(CLASSES)} and data["nc"] == len(CLASSES)
+        expected = (names or {}).get(data_yaml, CLASSES)
+        assert data["names"] == {str(i): n for i, n in enumerate(expected)} and data["nc"] == len(expected)
         for key in ("train", "val", "test"):
             for folder in [data[key]] if isinstance(data.get(key), str) else data.get(key) or []:
                 assert Path(folder).is_dir() and Path(folder).is_relative_to(data_yaml.parent.resolve()), (key, folder)
@@ -73,7 +75,7 @@ def _check(yamls: list[Path], elsewhere: Path) -> list[dict]:
     return results
 
 
-def test_convert_tile_split_mix_write_datasets_ultralytics_accepts(tmp_path, capsys):
+def test_convert_tile_split_mix_synth_write_datasets_ultralytics_accepts(tmp_path, capsys):
     src = _source(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -102,8 +104,11 @@ def test_convert_tile_split_mix_write_datasets_ultralytics_accepts(tmp_path, cap
                  "--to", "yolo"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images_out"] == 24
 
-    conv, _, split, _, _ = _check([tmp_path / "conv" / "data.yaml", tmp_path / "tiles" / "dataset" / "data.yaml",
-                                   tmp_path / "split" / "data.yaml", one_cam / "data.yaml",
-                                   tmp_path / "mix" / "dataset" / "data.yaml"], elsewhere)
+    assert main(["synth", str(tmp_path / "synth"), "--frames", "2", "--size", "320x240", "--format", "yolo"]) == 0
+
+    conv, _, split, _, _, _ = _check([tmp_path / "conv" / "data.yaml", tmp_path / "tiles" / "dataset" / "data.yaml",
+                                      tmp_path / "split" / "data.yaml", one_cam / "data.yaml",
+                                      tmp_path / "mix" / "dataset" / "data.yaml", tmp_path / "synth" / "yolo" / "data.yaml"],
+                                     elsewhere, names={tmp_path / "synth" / "yolo" / "data.yaml": SITE_CLASSES})  # fmt: skip
     assert conv["val"] == conv["train"]  # no val subset in the source: val is the training folder, announced
     assert {Path(split[k]).name for k in ("train", "val", "test")} == {"train", "val", "test"}
