@@ -69,6 +69,14 @@ def test_dataset_and_run_to_pandas(tmp_path):
     assert len(rdf) == 12 and rdf.groupby("key").size().to_dict() == {"f1.jpg": 2, "f2.jpg": 4, "f3.jpg": 6}
     assert rdf.class_name.tolist() == df.class_name.tolist()
 
+    import sitesight
+
+    run = sitesight.load_run(tmp_path / "run")
+    sweep = sitesight.sweep(run, sitesight.align_gt(run, ds), merges=sitesight.merge_grid(["nms"], ["iou"], [0.5]),
+                            confs=[0.1, 0.5], class_names=ds.class_names)
+    table = sweep.to_pandas()
+    assert len(table) == 2 and table["best"].sum() == 1 and table["f1"].tolist() == [r.f1 for r in sweep.rows]
+
 
 def test_eval_results_to_pandas():
     from sitesight.evaluation.coco import evaluate_coco

@@ -42,6 +42,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "evaluate_coco": ("sitesight.evaluation.coco", "evaluate_coco"),
     "average_precision": ("sitesight.evaluation.voc", "average_precision"),
     "sweep": ("sitesight.sliced.sweep", "sweep_run"),
+    "align_gt": ("sitesight.sliced.sweep", "align_gt"),
+    "merge_grid": ("sitesight.sliced.sweep", "merge_grid"),
     "report": ("sitesight.report.html", "build_report"),
     "compare": ("sitesight.compare.inputs", "compare_paths"),
 }
@@ -49,7 +51,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ = [  # = the keys of _LAZY (a test checks), spelled out for linters and IDEs
     "AttributeSpec", "Dataset", "Sample", "Detections", "InputError", "merge", "slice_grid", "Run", "load_run",
     "write_run", "read_dataset", "write_dataset", "PostprocessSpec", "postprocess", "evaluate", "evaluate_coco",
-    "average_precision", "sweep", "report", "compare", "__version__",
+    "average_precision", "sweep", "align_gt", "merge_grid", "report", "compare", "__version__",
 ]  # fmt: skip
 
 
@@ -81,4 +83,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from sitesight.sliced.slicing import slice_grid
     from sitesight.sliced.spec import PostprocessSpec
     from sitesight.sliced.store import Run, load_run, write_run
+    from sitesight.sliced.sweep import align_gt, merge_grid
     from sitesight.sliced.sweep import sweep_run as sweep

@@ -37,6 +37,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +102,14 @@ class SweepResult:
     frames: int
     iou: float
     gate_effect: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def to_pandas(self) -> Any:
+        """One row per combination (the `SweepRow` fields) and a ``best`` column; needs pandas."""
+        from sitesight.interop import records_frame
+
+        frame = records_frame([asdict(r) for r in self.rows])
+        frame["best"] = [i == self.best for i in range(len(self.rows))]
+        return frame
 
     def to_dict(self) -> dict[str, object]:
         """Plain values for JSON."""
