@@ -109,6 +109,10 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
+    def __reduce__(self) -> tuple:
+        # attributes are a read-only mapping proxy, which pickle refuses: rebuild from a plain dict
+        return (Detections, (self.xyxy, self.score, self.class_id, dict(self.attributes)))
+
     def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> Detections:
         """Select rows by integer, slice, integer array or boolean mask; always returns Detections."""
         if isinstance(index, (int, np.integer)):

@@ -182,5 +182,5 @@ def _sparse_pool(stub: Pool, runs: Mapping[str, str], sliced: Mapping[str, bool]
             continue
         sub = part.runs[name]
         counts[frames] = sub.counts()
-        flats[name] = dataclasses.replace(sub, offsets=np.r_[0, np.cumsum(counts)].astype(np.int64))
+        flats[name] = FlatDetections(np.r_[0, np.cumsum(counts)].astype(np.int64), sub.xyxy, sub.score, sub.class_id, sub.probs)
     return Pool(stub.keys, stub.image_wh, flats, stub.camera, stub.timestamp, stub.class_names)

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.frametable import FrameTable
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import read_shards
 
@@ -41,9 +42,9 @@ __all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_po
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
-class FlatDetections:
-    """One model's detections over ``F`` frames, flat.
+class FlatDetections(FrameTable):
+    """One model's detections over ``F`` frames: a `sitesight.frametable.FrameTable` (the one multi-frame
+    box table) built from offsets, with the attribute probabilities as ``attributes["probs"]``.
 
     Args:
         offsets: ``(F + 1,)`` int64, frame ``f`` owns rows ``offsets[f]:offsets[f + 1]``.
@@ -54,39 +55,45 @@ class FlatDetections:
             head), NaN rows for boxes without the attribute; None when the model has no such head.
     """
 
-    offsets: np.ndarray
-    xyxy: np.ndarray
-    score: np.ndarray
-    class_id: np.ndarray
-    probs: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        offsets = np.asarray(self.offsets, np.int64)
+    def __init__(self, offsets: np.ndarray, xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray,
+                 probs: np.ndarray | None = None) -> None:
+        offsets = np.asarray(offsets, np.int64)
         n = int(offsets[-1]) if offsets.size else 0
-        xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
-        score = np.asarray(self.score, np.float32)
-        class_id = np.asarray(self.class_id, np.int64)
+        xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        score = np.asarray(score, np.float32)
+        class_id = np.asarray(class_id, np.int64)
         if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
             raise ValueError("FlatDetections.offsets: expected a non-decreasing (F + 1,) array starting at 0")
         if xyxy.shape[0] != n or score.shape != (n,) or class_id.shape != (n,):
             raise ValueError(f"FlatDetections: offsets end at {n} but got xyxy {xyxy.shape}, score {score.shape}, class_id {class_id.shape}")
-        probs = None if self.probs is None else np.asarray(self.probs, np.float32)
+        probs = None if probs is None else np.asarray(probs, np.float32)
         if probs is not None and (probs.ndim != 2 or probs.shape[0] != n):
             raise ValueError(f"FlatDetections.probs: expected ({n}, K), got {probs.shape}")
-        for name, value in (("offsets", offsets), ("xyxy", xyxy), ("score", score), ("class_id", class_id), ("probs", probs)):
-            object.__setattr__(self, name, value)
+        frame = np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets))
+        boxes = Detections(xyxy=xyxy, score=score, class_id=class_id, attributes={} if probs is None else {"probs": probs})
+        super().__init__(frame, boxes, offsets.size - 1)
+        object.__setattr__(self, "_offsets", offsets)
 
     @property
-    def n_frames(self) -> int:
-        return int(self.offsets.size - 1)
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
+    def offsets(self) -> np.ndarray:
+        """``(F + 1,)`` int64 row offsets."""
+        return self._offsets  # type: ignore[attr-defined]
 
     @property
-    def frame(self) -> np.ndarray:
-        """``(N,)`` int64 frame index of every box."""
-        return np.repeat(np.arange(self.n_frames, dtype=np.int64), np.diff(self.offsets))
+    def xyxy(self) -> np.ndarray:
+        return self.boxes.xyxy
+
+    @property
+    def score(self) -> np.ndarray:
+        return self.boxes.score
+
+    @property
+    def class_id(self) -> np.ndarray:
+        return self.boxes.class_id
+
+    @property
+    def probs(self) -> np.ndarray | None:
+        return self.boxes.attributes.get("probs")
 
     def counts(self) -> np.ndarray:
         """``(F,)`` int64 boxes per frame."""
