@@ -180,6 +180,7 @@ def test_cli_compare_runs_verdict_json_and_page(two_runs: dict[str, Path], capsy
     text = capsys.readouterr().out
     assert code == 0, text
     assert "verdict: better" in text and "v10 is better than v9 on AP" in text
+    assert "AP[small]" in text and "F1[large]" in text  # per-size rows, brackets printed (not read as markup)
     doc = json.loads(out.read_text())
     assert doc["verdict"] == "better" and doc["settings"]["operating_points"]["v9"]["conf"] == 0.5
     # AP over every detection the spec keeps down to 0.05; F1 of the run post-processed at the operating point

@@ -183,6 +183,9 @@ def test_full_report_is_self_contained(runs: dict[str, Path], tmp_path: Path) ->
     text = out.read_text()
     assert "macro AP over 3 active classes" in text and "macro AP over all 3 classes" in text
     assert re.search(r"Mistake audit", text) and "Merge × gate sweep" in text and "Where they disagree" in text
+    # both comparisons (classification, detection) lead with the paired bootstrap verdict
+    for part in text.split('data-kind="comparison"')[1:]:
+        assert part.index("data-verdict=") < part.index("Point metrics side by side")
 
 
 def test_comparison_deltas_by_hand(runs: dict[str, Path]) -> None:

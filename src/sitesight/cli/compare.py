@@ -37,6 +37,8 @@ def compare(
 ) -> None:
     """Paired bootstrap over frames (and cameras) of ΔAP, ΔAP50, ΔF1 — or Δ macro F1, or ΔAUROC — with 95 % intervals
     and a verdict: better, worse, or no detectable difference (and how many more frames would tell)."""
+    from rich.markup import escape
+
     from sitesight.compare.inputs import compare_paths
 
     console = make_console()
@@ -44,21 +46,21 @@ def compare(
         cmp = compare_paths(a, b, gt=gt, spec=spec, spec_a=spec_a, spec_b=spec_b, conf=conf, metric=metric,
                             false_alarm_rate=far, n_resamples=resamples, seed=seed)
     colour = {"better": "green", "worse": "red"}.get(cmp.verdict, "yellow")
-    console.print(f"[bold {colour}]verdict: {cmp.verdict}[/] — {cmp.sentence()}")
-    console.print(f"data: {cmp.data_line()}")
+    console.print(f"[bold {colour}]verdict: {cmp.verdict}[/] — {escape(cmp.sentence())}")
+    console.print(f"data: {escape(cmp.data_line())}")
     ops = cmp.settings.get("operating_points")
     if ops:
         for name, op in ops.items():
-            console.print(f"operating point {name}: conf {op['conf']:.3g} ({op['source']})")
+            console.print(escape(f"operating point {name}: conf {op['conf']:.3g} ({op['source']})"))
     for note in cmp.notes:
-        console.print(f"note: {note}")
+        console.print(escape(f"note: {note}"))
     table = Table(title=f"B − A, 95 % intervals ({cmp.unit} bootstrap)")
-    for col in ("metric", cmp.a, cmp.b, "Δ", "95 % interval", "verdict", "more frames needed"):
+    for col in ("metric", escape(cmp.a), escape(cmp.b), "Δ", "95 % interval", "verdict", "more frames needed"):
         table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
     for e in cmp.estimates[:show]:
-        more = "–" if e.more_frames is None else f"{e.more_frames:,}" if e.verdict == "no detectable difference" else "0"
+        more = f"{e.more_frames:,}" if e.more_frames is not None and e.verdict == "no detectable difference" else "–"
         interval = "–" if e.lo is None else f"[{e.lo:+.3f}, {e.hi:+.3f}]"
-        table.add_row(e.metric, _fmt(e.a), _fmt(e.b), _fmt(e.delta, True), interval, e.verdict, more)
+        table.add_row(escape(e.metric), _fmt(e.a), _fmt(e.b), _fmt(e.delta, True), interval, e.verdict, more)
     console.print(table)
     cmp.write_json(out)
     console.print(f"json: {out}")

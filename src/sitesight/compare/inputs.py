@@ -184,6 +184,8 @@ def compare_paths(
     if kind_a != kind_b:
         raise InputError(f"cannot compare {kind_a} predictions ({a}) with {kind_b} predictions ({b})")
     labels = names or (a.stem if a.is_file() else a.name, b.stem if b.is_file() else b.name)
+    if labels[0] == labels[1] and a.is_file() and b.is_file() and a.parent.name != b.parent.name:
+        labels = (f"{a.parent.name}/{a.stem}", f"{b.parent.name}/{b.stem}")  # runs/v9/results.json vs runs/v10/results.json
     if labels[0] == labels[1]:
         labels = (f"A ({labels[0]})", f"B ({labels[1]})")
     kw: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "names": labels}

@@ -13,6 +13,8 @@ def step_compare(ctx: DemoContext) -> None:
     small workers) on the synth ground truth: ΔAP, ΔAP50, ΔF1 with 95 % intervals and the verdict,
     written as ``compare/compare.json`` and ``compare/compare.html`` (what ``sitesight compare A B --gt GT
     --html`` writes)."""
+    from rich.markup import escape
+
     from sitesight.compare.inputs import compare_paths
     from sitesight.formats.coco import write_coco
     from sitesight.report.verdict import write_comparison_page
@@ -30,10 +32,10 @@ def step_compare(ctx: DemoContext) -> None:
     cmp = compare_paths(a, b, gt=gt, n_resamples=2000, seed=ctx.seed, names=("A_blind_dark", "B_blind_small"))
     json_path = cmp.write_json(out / "compare.json")
     page = write_comparison_page(cmp, out / "compare.html")
-    ctx.console.print(f"  [bold]verdict: {cmp.verdict}[/bold] — {cmp.sentence()}")
-    ctx.console.print(f"  {cmp.data_line()}")
+    ctx.console.print(f"  [bold]verdict: {cmp.verdict}[/bold] — {escape(cmp.sentence())}")
+    ctx.console.print(f"  {escape(cmp.data_line())}")
     for e in cmp.estimates[:5]:
-        ctx.console.print(f"    {e.sentence()}", highlight=False)
+        ctx.console.print(f"    {escape(e.sentence())}", highlight=False)
     ctx.console.print(f"  → {json_path}, {page}  (same as: sitesight compare {a} {b} --gt {gt} --html {page})")
     ctx.results["compare"] = {"verdict": cmp.verdict, "primary": cmp.primary, "sentence": cmp.sentence(),
                               "json": str(json_path), "html": str(page), "a": str(a), "b": str(b)}
