@@ -47,9 +47,14 @@ def mask_rle_extent(rle: str, left: int, top: int, width: int) -> tuple[float, f
     """
     if width < 1:
         raise ValueError(f"mask width must be >= 1, got {width}")
-    counts = np.array(rle.replace(" ", "").split(","), dtype=np.int64)
+    try:
+        counts = np.array(rle.replace(" ", "").split(","), dtype=np.int64)
+    except OverflowError:
+        raise ValueError("run length too large") from None
     if counts.size and counts.min() < 0:
         raise ValueError("negative run length")
+    if counts.size and counts.max() > 1 << 40:  # (so that the running sum below cannot wrap around)
+        raise ValueError("run length too large")
     ends = np.cumsum(counts)
     starts = ends - counts
     fg = slice(1, None, 2)
