@@ -75,7 +75,7 @@ class Comparison:
         h = self.headline
         what = {"better": f"{self.b} is better than {self.a}", "worse": f"{self.b} is worse than {self.a}"}.get(
             h.verdict, f"no detectable difference between {self.a} and {self.b}" if h.verdict != "undefined" else f"{self.primary} is undefined")
-        return f"{what} on {self.primary}: {h.sentence(self.unit + 's')}"
+        return f"{what} on {self.primary}: {h.sentence()}"
 
     def data_line(self) -> str:
         cams = f"{self.n_cameras} cameras" if self.n_cameras else "camera unknown"
