@@ -154,7 +154,7 @@ def align_paths(
     Args:
         keys: frame keys (image paths, ``video#frame=N``), absolute or relative to ``key_root``.
         gt_paths: ground-truth image paths, absolute or relative to ``gt_root``.
-        key_root, gt_root: the folders the paths hang from (None: paths as given, made absolute).
+        key_root, gt_root: the folders the paths hang from (None: paths as given).
         what: how the frame side is named in errors.
 
     Raises:
@@ -190,9 +190,10 @@ def align_paths(
 
 
 def _relative(path: str, root: Path | str | None) -> str:
-    """``path`` relative to ``root`` when it lies inside (relative paths are taken as relative to it)."""
+    """``path`` relative to ``root`` when it lies inside (relative paths are taken as relative to it);
+    without a root a relative path stays as it is (relative to a root nobody named)."""
     if root is None:
-        return _full(path, None)
+        return path if not os.path.isabs(path) else _full(path, None)
     return relative_key(_full(path, root), root)
 
 

@@ -33,8 +33,8 @@ def step_report(ctx: DemoContext) -> None:
         if (Path(sliced["run"]) / "sweep.csv").is_file():
             artefacts["sweep"] = Path(sliced["run"]) / "sweep.csv"
         runs.append(write_run_info(folder / "sliced", kind="detection", name=f"sliced run ({'IoU-aware detector' if 'detector' in ctx.results else 'stand-in detector'})", artefacts=artefacts,
-                                   config={"conf": best["conf"], "iou": 0.5, "merge": {"method": best["method"], "threshold": best["threshold"]},
-                                           "note": "predictions merged per frame with the sweep's best merge setting"}).parent)
+                                   config={"conf": best["conf"], "iou": 0.5, "spec": best,
+                                           "note": "the run post-processed with the sweep's best row (its spec)"}).parent)
     runs += [Path(r["report_run"]) for r in ctx.results.values() if isinstance(r, dict) and r.get("report_run")]
     path = build_report(runs, ctx.out / "report.html", title=f"sitesight demo ({ctx.frames} synthetic frames, seed {ctx.seed})")
     ctx.console.print(f"  {len(runs)} runs → {path} ({path.stat().st_size / 1e6:.2f} MB)")
