@@ -171,7 +171,8 @@ def test_export_with_gt_from_converted_formats_loads_in_pycocotools_like_eval_co
     for s in truth.samples:
         g = s.gt
         jit = rng.normal(0, 2.0, g.xyxy.shape)
-        fp = np.c_[rng.uniform(0, 200, (2, 2)), rng.uniform(0, 200, (2, 2)) + 30]
+        corner = rng.uniform(0, 200, (2, 2))
+        fp = np.c_[corner, corner + rng.uniform(10, 40, (2, 2))]
         raws.append(type(g)(xyxy=np.r_[g.xyxy + jit, fp], score=rng.uniform(0.3, 1, len(g) + 2),
                             class_id=np.r_[1 - g.class_id, [0, 1]]))  # model order: person, car
     run = write_run(tmp_path / "run", [(str(tmp_path / "frames" / s.path), s.image_wh) for s in truth.samples], raws,
