@@ -120,3 +120,24 @@ def test_nothing_written_outside_the_output_folder(sandbox, kind, source, capsys
 
 def teardown_module() -> None:
     shutil.rmtree(ABSOLUTE, ignore_errors=True)
+
+
+def test_output_path_refuses_every_escape(tmp_path):
+    import os
+
+    from sitesight.errors import InputError
+    from sitesight.pathsafe import input_path, output_path, safe_component
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    os.symlink(tmp_path, out / "link")  # a link inside the output folder that points out of it
+    assert output_path(out, "sub/../a.jpg") == out / "a.jpg"
+    for bad in ("../a", "/etc/passwd", "C:\\x", "a\x00b", "", "..", "sub/../../a", "x" * 300, "link/a.jpg", "\\\\srv\\share"):
+        with pytest.raises(InputError):
+            output_path(out, bad, source="labels.xml")
+    for bad in ("a/b", "..", ".", "", "a\x00"):
+        with pytest.raises(InputError):
+            safe_component(bad)
+    with pytest.raises(InputError, match="allow-outside-root"):
+        input_path(out / "sub", "../../secret.txt")
+    assert input_path(out / "sub", "../../secret.txt", allow_outside=True) == out / "sub" / "../../secret.txt"
