@@ -192,6 +192,18 @@ def test_export_with_gt_from_converted_formats_loads_in_pycocotools_like_eval_co
     assert main(["eval", "coco", "--gt", str(gt_path), "--pred", str(run.run_dir), "--conf", "0.3", "--method", "nms",
                  "--metric", "iou", "--json", str(out)]) == 0
     np.testing.assert_allclose(json.loads(out.read_text())["stats"], ref, atol=1e-12)
+    # an export without --gt (ids of its own) is aligned by the file_name each result carries: scored against the
+    # original-format ground truth it gives what the run gives
+    bare = tmp_path / "bare.json"
+    assert main(["export", str(run.run_dir), "--coco", str(bare), "--conf", "0.3", "--method", "nms", "--metric", "iou"]) == 0
+    source = src if fmt == "cvat" else tmp_path / fmt
+    counts = []
+    for pred in (bare, run.run_dir):
+        assert main(["eval", "det", "--gt", str(source), "--pred", str(pred), "--conf", "0.3", "--method", "nms",
+                     "--metric", "iou", "--json", str(out)]) == 0
+        d = json.loads(out.read_text())
+        counts.append((d["tp"], d["fp"], d["fn"]))
+    assert counts[0] == counts[1] and counts[0][0] > 0
 
 
 def test_yolo_data_yaml_with_train_equal_val_reads_each_image_once(tmp_path):
