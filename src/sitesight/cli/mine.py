@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sitesight.cli import spec_options as so
 from sitesight.errors import InputError
 
 mine_app = typer.Typer(
@@ -82,6 +83,14 @@ def mine(
     seed: int = typer.Option(0, "--seed", help="Seed of the random control set."),
     engine: str = typer.Option("local", "--engine", help="local | ray: per-frame discrepancies in Ray tasks, boxes read only for the picked frames (pip install 'sitesight[ray]')."),
     ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: cluster to join (auto, ray://HEAD:10001); default starts a local Ray."),
+    spec: str = so.SPEC,
+    conf: float = typer.Option(None, "--conf", help="Lowest raw score kept (sliced runs: before merging); default 0.05."),
+    method: str = so.METHOD,
+    metric: str = so.METRIC,
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
 ) -> None:
     """Score every pair of models on the pool, pick the frames they disagree on most, package them for CVAT."""
     if ctx.invoked_subcommand is not None:
@@ -89,6 +98,7 @@ def mine(
     from sitesight.mining.discrepancy import DiscrepancyWeights
     from sitesight.mining.mad import Handoff, mine_runs
     from sitesight.mining.select import Diversity
+    from sitesight.sliced.spec import PostprocessSpec
 
     runs = _runs(run or [])
     if len(runs) < 2:
@@ -98,6 +108,9 @@ def mine(
     handoff = Handoff(class_names=tuple(c.strip() for c in classes.split(",") if c.strip()), package=package, preannotate=preannotate)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    spec_given = any(v is not None for v in (spec, conf, method, metric, threshold, gate, class_agnostic, border))
+    if engine == "ray" and spec_given:
+        raise typer.BadParameter("post-processing options (--spec --conf --method ...) work with --engine local")
     if engine == "ray" and near_duplicates:
         raise typer.BadParameter("--dedup-images reads every image: use --engine local (or dedup the captures first: data dedup --engine ray)")
     options = {"budget": budget, "weights": DiscrepancyWeights(**_weights(weights)), "handoff": handoff, "seed": seed,
@@ -110,7 +123,9 @@ def mine(
 
             result = mine_runs_ray(runs, out, options=RayOptions(address=ray_address), **options)
         else:
-            result = mine_runs(runs, out, near_duplicates=near_duplicates, **options)
+            pp = so.spec_of(spec, conf, method, metric, threshold, gate, None, class_agnostic, border,
+                            default=PostprocessSpec(conf=0.05)) if spec_given else None
+            result = mine_runs(runs, out, near_duplicates=near_duplicates, spec=pp, **options)
     points = Table("model", "confident yes >=", "confident no <", "from")
     for name, p in result.confident.items():
         points.add_row(name, f"{p.hi:.3f}", f"{p.lo:.3f}", p.source)

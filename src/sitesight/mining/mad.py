@@ -47,6 +47,7 @@ from sitesight.mining.handoff import disputes
 from sitesight.mining.pool import Pool
 from sitesight.mining.select import Diversity, random_control, select_top
 from sitesight.mining.verdict import Verdict, verdict
+from sitesight.sliced.spec import PostprocessSpec
 
 __all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "finish_mined", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT"]
 
@@ -290,6 +291,7 @@ def mine_runs(
     handoff: Handoff = Handoff(),
     near_duplicates: bool = False,
     seed: int = 0,
+    spec: PostprocessSpec | None = None,
 ) -> MiningResult:
     """Stored runs of several models → ``MINED/`` (`load_pool`, `mine_pool`, then `package_mined`).
 
@@ -301,18 +303,22 @@ def mine_runs(
             scores; the other models' come from their own scores (`sitesight.mining.confident`).
         handoff: class names and the CVAT package settings.
         near_duplicates: hash every pool frame (reads the images) and suppress near duplicates.
+        spec: how sliced runs become final detections (`sitesight.sliced.postprocess.postprocess`)
+            and the lowest score kept; default greedy NMM over IoS 0.5 at conf 0.05.
     """
     from sitesight.mining.pool import load_pool
 
-    pool = load_pool(runs, class_names=handoff.class_names)
+    pool = load_pool(runs, class_names=handoff.class_names, spec=spec, conf=0.05 if spec is None else spec.conf)
     hashes = pool_hashes(pool, seed=seed) if near_duplicates else None
     result = mine_pool(pool, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
                        confident=confident_points(pool, operating=operating), hashes=hashes, seed=seed)
-    return finish_mined(result, pool, runs, handoff)
+    return finish_mined(result, pool, runs, handoff, spec=spec)
 
 
-def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str], handoff: Handoff) -> MiningResult:
-    """`mine_runs`' last step: record the run folders in the manifest and package the CVAT tasks.
+def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str], handoff: Handoff,
+                 spec: PostprocessSpec | None = None) -> MiningResult:
+    """`mine_runs`' last step: record the run folders and the post-processing ``spec`` the pool was
+    read with in the manifest, and package the CVAT tasks.
 
     ``pool`` needs boxes only on the mined and control frames.
     """
@@ -321,6 +327,7 @@ def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str
     manifest_path = result.out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["runs"] = {name: str(Path(path).resolve()) for name, path in runs.items()}
+    manifest["spec"] = (spec or PostprocessSpec(conf=0.05)).to_dict()
     if handoff.package:
         frames = np.union1d(result.mined, result.control)
         parts = package_mined(pool, frames, result.out_dir / "cvat", preannotate=handoff.preannotate, conf=handoff.conf,
