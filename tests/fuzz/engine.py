@@ -321,8 +321,10 @@ def _finite_detections(det) -> str | None:
         return "non-finite score"
     for key, column in det.attributes.items():
         column = np.asarray(column)
-        if column.dtype.kind == "f" and key != "coco_area" and not np.isfinite(column).all():
-            return f"non-finite attribute {key}"
+        # NaN is the documented "absent on this box" marker of optional numeric fields (COCO area,
+        # numeric extra keys present on some boxes only); readers refuse a NaN written in a file.
+        if column.dtype.kind == "f" and np.isinf(column).any():
+            return f"infinite attribute {key}"
     return None
 
 
