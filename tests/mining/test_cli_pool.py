@@ -12,7 +12,7 @@ from sitesight import Dataset, Detections, Sample
 from sitesight.cli.main import main
 from sitesight.formats.coco import write_coco
 from sitesight.mining.pool import load_flat_run, load_pool
-from sitesight.sliced.border import MergeSpec, postprocess_run
+from sitesight.sliced.border import MergeSpec, postprocess_frame, slices_of
 from sitesight.sliced.standin import standin_raw
 from sitesight.sliced.store import load_run, write_run
 
@@ -61,9 +61,9 @@ def test_sliced_run_is_post_processed_like_the_exporter(tmp_path):
     write_run(tmp_path / "run", [(f"f{i}.jpg", (1920, 1080)) for i in range(3)], raws, model="stand-in", parameters=params)
     _, _, flat = load_flat_run(tmp_path / "run", conf=0.3)
     run = load_run(tmp_path / "run")
-    want, _ = postprocess_run(run.raw, [f.image_wh for f in run.frames], run.parameters, conf=0.3, merge_spec=MergeSpec())
-    for f in range(3):
-        np.testing.assert_allclose(flat.frame_detections(f).xyxy, want[f].xyxy)
+    for f, (rec, raw) in enumerate(zip(run.frames, run.raw, strict=True)):  # the per-frame reference
+        want, _ = postprocess_frame(raw, slices_of(rec.image_wh, run.parameters), rec.image_wh, conf=0.3, merge_spec=MergeSpec())
+        np.testing.assert_allclose(flat.frame_detections(f).xyxy, want.xyxy)
 
 
 def test_cli_mine_then_verdict(tmp_path, capsys):

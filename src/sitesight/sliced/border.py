@@ -13,8 +13,9 @@ Two things SAHI-style merging misses, done here on top of `sitesight.sliced.merg
   sources (slices or the full frame) found a matching raw box and ``m`` sources could have seen
   it (slices containing the box, plus the full frame). A box only one source could see keeps ``s``.
 
-`postprocess_frame` chains confidence filter → border rule → merge → fusion → gate; sweeps call
-it for every combination on stored raw boxes (see `sitesight.sliced.sweep`).
+`postprocess_frame` chains confidence filter → border rule → merge → fusion → gate for one frame:
+the per-frame reference of `sitesight.sliced.postprocess.postprocess`, which runs the same stages
+over every frame of a run at once (and is what every command calls).
 
 Example:
     >>> from sitesight import Detections
@@ -46,7 +47,6 @@ __all__ = [
     "fuse_scores",
     "merge_by_confidence",
     "postprocess_frame",
-    "postprocess_run",
     "slices_of",
 ]
 
@@ -317,24 +317,3 @@ def postprocess_frame(
     keep = gate_mask(merged, full, r=gate.r, conf=gate.conf, ios=gate.ios, class_agnostic=gate.class_agnostic,
                      min_size=gate.min_size, max_size=gate.max_size, image_wh=image_wh)
     return merged[keep], int((~keep).sum())
-
-
-def postprocess_run(
-    raws: Sequence[Detections],
-    image_whs: Sequence[tuple[int, int]],
-    parameters: Mapping[str, Any],
-    *,
-    conf: float,
-    merge_spec: MergeSpec = MergeSpec(),
-    border: bool = True,
-    fuse_weight: float = 0.0,
-    gate: GateParams | None = None,
-) -> tuple[list[Detections], int]:
-    """`postprocess_frame` over every frame of a run; returns detections and total gate removals."""
-    out, removed = [], 0
-    for raw, wh in zip(raws, image_whs, strict=True):
-        det, n = postprocess_frame(raw, slices_of(wh, parameters), wh, conf=conf, merge_spec=merge_spec,
-                                   border=border, fuse_weight=fuse_weight, gate=gate)
-        out.append(det)
-        removed += n
-    return out, removed
