@@ -155,9 +155,10 @@ def main() -> None:
     import torchvision
     from sahi.predict import get_sliced_prediction
 
-    from sitesight.sliced.border import MergeSpec, postprocess_run
     from sitesight.sliced.frames import list_frames
+    from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.predict import detect_to_run
+    from sitesight.sliced.spec import PostprocessSpec
     from sitesight.sliced.store import load_run
     from sitesight.synth import write_site_dataset
 
@@ -199,8 +200,8 @@ def main() -> None:
                 run_dir = Path(tmp) / f"run{repeat}"
                 summary = detect_to_run(list_frames(paths), detector, run_dir, model="bench", batch_size=args.batch)
                 run = load_run(run_dir)
-                merged, _ = postprocess_run(run.raw, [f.image_wh for f in run.frames], run.parameters, conf=CONF,
-                                            merge_spec=MergeSpec("greedy_nmm", "ios", 0.5), border=False)
+                merged = postprocess(run, PostprocessSpec(conf=CONF, method="greedy_nmm", metric="ios", threshold=0.5,
+                                                          border=False)).detections()
                 raw_boxes[0] = summary.boxes
                 return sum(map(len, merged))
             return go
