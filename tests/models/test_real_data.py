@@ -93,15 +93,15 @@ def test_screw_defect_classifier_cli_with_grid(shared_data, tmp_path):
 @pytest.mark.slow
 def test_train_roi_helmet_near_identity_beats_the_majority_baseline_on_a_held_out_split(shared_data, tmp_path):
     """Done-when: `train roi` on the real helmet export (head boxes, has_safety_helmet yes/no), near-identity
-    expansion (the default for head boxes), a small random-init CNN for two CPU epochs: its macro F1 on a test
+    expansion (the default for head boxes), a small random-init CNN for three CPU epochs: its macro F1 on a test
     split that never picked an epoch beats the majority baseline's, both checked against scikit-learn on the
     predictions the run wrote."""
     from sklearn.metrics import f1_score
 
     out = tmp_path / "helmet"
     code = main(["train", "roi", str(shared_data / "cvat/helmet_attributes/annotations.xml"), "--box-class", "head",
-                 "--attribute", "has_safety_helmet", "--backbone", "tiny_cnn", "--random-init", "--frame-size", "448x336",
-                 "--epochs", "2", "--batch-size", "8", "--lr", "2e-3", "--device", "cpu", "--workers", "0", "--out", str(out)])
+                 "--attribute", "has_safety_helmet", "--backbone", "tiny_cnn", "--random-init", "--frame-size", "512x384",
+                 "--epochs", "3", "--batch-size", "8", "--lr", "2e-3", "--device", "cpu", "--workers", "0", "--out", str(out)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["evaluated_on"] == "test" and "never saw" in metrics["selection"]
@@ -116,4 +116,4 @@ def test_train_roi_helmet_near_identity_beats_the_majority_baseline_on_a_held_ou
     assert metrics["macro_active"]["f1"] == pytest.approx(f1) and metrics["baselines"]["majority"]["macro_f1"] == pytest.approx(majority)
     print(f"helmet test split: {len(rows)} heads, macro F1 {f1:.3f} vs majority ({majority_class}) {majority:.3f}, "
           f"prior {metrics['baselines']['prior']['macro_f1']:.3f}")
-    assert f1 > majority + 0.05
+    assert f1 > majority + 0.1 and f1 > metrics["baselines"]["prior"]["macro_f1"]
