@@ -102,6 +102,9 @@ def test_piped_detect_prints_progress_lines_while_running_and_no_escape_codes(tm
     assert any(0 < k < n for k in counts), out.stderr  # printed during the run, not only at its end
     assert re.search(r"frames/s, elapsed [\d.]+ s, ETA", out.stderr)
     assert f"{n} frames processed, 0 skipped" in out.stderr
+    from sitesight.sliced.store import load_run
+
+    assert load_run(tmp_path / "run").class_names == ("person",)  # the checkpoint's names, recorded by the run
 
 
 def test_piped_train_prints_one_line_per_epoch(tmp_path):

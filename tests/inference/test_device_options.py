@@ -86,3 +86,33 @@ def test_half_is_refused_for_onnx(tmp_path):
     model.write_bytes(b"")
     with pytest.raises(InputError, match="--half"):
         build_detector(f"onnx:{model}", half=True)
+
+
+def test_detectors_that_know_their_class_names_say_them(tmp_path, monkeypatch):
+    """Ultralytics' ``model.names`` and an Ultralytics ONNX export's ``names`` metadata become the
+    callable's ``class_names`` (what `detect_to_run` records in the run)."""
+    seen: dict = {}
+    _fake_ultralytics(monkeypatch, seen)
+    sys.modules["ultralytics"].YOLO.names = {1: "helmet", 0: "person"}
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"")
+    assert build_detector(f"yolo:{weights}", device="cpu").class_names == ("person", "helmet")
+
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+
+    class Constant(torch.nn.Module):  # v8 layout (B, 4 + 2, 8)
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3)).reshape(-1, 1, 1) * 0 + torch.zeros(1, 6, 8)
+
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(Constant().eval(), (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"], output_names=["out"],
+                      dynamo=False, opset_version=17)
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "names", "{0: 'person', 1: 'head'}"
+    onnx.save(model, str(path))
+    detect = build_detector(f"onnx:{path}", device="cpu")
+    assert detect.class_names == ("person", "head")
+    assert len(detect([np.zeros((32, 32, 3), np.uint8)])[0]) == 0

@@ -146,6 +146,7 @@ def build_onnx_detector(
         session = ort.InferenceSession(str(path), providers=chosen)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise InputError(f"cannot load ONNX model ({exc})", path) from None
+    class_names = _metadata_names(session)
     inp = session.get_inputs()[0]
     shape = list(inp.shape)
     if len(shape) != 4:
@@ -174,4 +175,20 @@ def build_onnx_detector(
             result.append(det.sorted_by_score()[:max_det])
         return result
 
+    if class_names is not None:
+        detect.class_names = class_names  # type: ignore[attr-defined]  # recorded in the run (`detect_to_run`)
     return detect
+
+
+def _metadata_names(session: object) -> tuple[str, ...] | None:
+    """Class names an Ultralytics export writes into the model metadata (``names: "{0: 'person', ...}"``)."""
+    import ast
+
+    try:
+        text = session.get_modelmeta().custom_metadata_map.get("names")  # type: ignore[attr-defined]
+        names = ast.literal_eval(text) if text else None
+    except (ValueError, SyntaxError, AttributeError, MemoryError, RecursionError):
+        return None
+    if isinstance(names, dict) and names and all(isinstance(k, int) for k in names) and len(names) <= 100_000:
+        return tuple(str(names[k]) for k in sorted(names))
+    return None

@@ -100,4 +100,7 @@ def build_ultralytics_detector(
             for r in results
         ]
 
+    names = getattr(model, "names", None)  # {class id: name}: the run records them (`detect_to_run`)
+    if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
+        detect.class_names = tuple(str(names[k]) for k in sorted(names))  # type: ignore[attr-defined]
     return detect

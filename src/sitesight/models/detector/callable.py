@@ -102,6 +102,7 @@ def detector_callable(
     def detect(images: list[np.ndarray]) -> list[Detections]:
         return predict_images(model, images, batch_size=batch_size, half=half)
 
+    detect.class_names = tuple(model.config.class_names)  # type: ignore[attr-defined]  # recorded in the run
     return detect
 
 
