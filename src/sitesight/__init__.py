@@ -44,14 +44,15 @@ _LAZY: dict[str, tuple[str, str]] = {
     "sweep": ("sitesight.sliced.sweep", "sweep_run"),
     "align_gt": ("sitesight.sliced.sweep", "align_gt"),
     "merge_grid": ("sitesight.sliced.sweep", "merge_grid"),
-    "report": ("sitesight.report.html", "build_report"),
-    "compare": ("sitesight.compare.inputs", "compare_paths"),
+    # not "report"/"compare": those are subpackages, and importing one would replace the function
+    "build_report": ("sitesight.report.html", "build_report"),
+    "compare_runs": ("sitesight.compare.inputs", "compare_paths"),
 }
 
 __all__ = [  # = the keys of _LAZY (a test checks), spelled out for linters and IDEs
     "AttributeSpec", "Dataset", "Sample", "Detections", "InputError", "merge", "slice_grid", "Run", "load_run",
     "write_run", "read_dataset", "write_dataset", "PostprocessSpec", "postprocess", "evaluate", "evaluate_coco",
-    "average_precision", "sweep", "align_gt", "merge_grid", "report", "compare", "__version__",
+    "average_precision", "sweep", "align_gt", "merge_grid", "build_report", "compare_runs", "__version__",
 ]  # fmt: skip
 
 
@@ -69,14 +70,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from sitesight.compare.inputs import compare_paths as compare
+    from sitesight.compare.inputs import compare_paths as compare_runs
     from sitesight.dataset import AttributeSpec, Dataset, Sample
     from sitesight.detections import Detections
     from sitesight.errors import InputError
     from sitesight.evaluation.coco import evaluate_coco
     from sitesight.evaluation.voc import average_precision
     from sitesight.formats import read_dataset, write_dataset
-    from sitesight.report.html import build_report as report
+    from sitesight.report.html import build_report
     from sitesight.sliced.evaluate import evaluate_det as evaluate
     from sitesight.sliced.merge import merge
     from sitesight.sliced.postprocess import postprocess
