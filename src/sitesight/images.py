@@ -149,6 +149,24 @@ def read_image_rgb(path: Path | str, *, exif_transpose: bool = True) -> np.ndarr
             raise InputError(f"cannot decode image ({str(exc)[:120]})", path) from None
 
 
+def split_readable(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Batch commands' triage: ``(readable paths, [(path, reason), ...])``, each image decoded once.
+
+    A batch skips what it cannot read (missing, dangling link, empty, truncated, decompression
+    bomb, unsupported mode) and names it at the end, instead of stopping at the first bad file.
+    """
+    good: list[Path] = []
+    bad: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            read_image_rgb(path)
+        except InputError as exc:
+            bad.append((path, str(exc)))
+        else:
+            good.append(path)
+    return good, bad
+
+
 def read_image_gray_small(path: Path | str, max_side: int = 64, *, exif_transpose: bool = False) -> np.ndarray:
     """A greyscale thumbnail whose longer side is at most ``max_side`` pixels, decoded cheaply.
 

@@ -36,8 +36,9 @@ def predict_roi(
         from sitesight.formats import read_dataset
 
         dataset = read_dataset(boxes)
-    rows = predict_roi_dataset(model, dataset, out, images_root=images, box_class_id=box_class_id, batch_size=batch_size, device=device)
-    typer.echo(f"{rows} boxes from {len(dataset)} frames → {out}")
+    rows, skipped = predict_roi_dataset(model, dataset, out, images_root=images, box_class_id=box_class_id, batch_size=batch_size, device=device)
+    _echo_skipped(skipped)
+    typer.echo(f"{rows} boxes from {len(dataset) - len(skipped)} frames → {out}")
 
 
 @predict_app.command("cls")
@@ -51,5 +52,14 @@ def predict_cls(
     """Class probabilities for images; the CSV has image, label, pred and one column per class."""
     from sitesight.models.classifier import predict_image_files
 
-    n = predict_image_files(model, images, out, batch_size=batch_size, device=device)
+    n, skipped = predict_image_files(model, images, out, batch_size=batch_size, device=device)
+    _echo_skipped(skipped)
     typer.echo(f"{n} images → {out}")
+
+
+def _echo_skipped(skipped: list[tuple[Path, str]]) -> None:
+    """The batch's summary of unreadable images: one line each (to stderr), then the count."""
+    for _, reason in skipped:
+        typer.echo(f"skipped {reason}", err=True)
+    if skipped:
+        typer.echo(f"{len(skipped)} unreadable image(s) skipped", err=True)

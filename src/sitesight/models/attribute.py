@@ -416,12 +416,13 @@ def predict_roi_dataset(
     box_class_id: int | None = None,
     batch_size: int = 8,
     device: str = "auto",
-) -> int:
+) -> tuple[int, list[tuple[Path, str]]]:
     """Predict the checkpoint's attribute for the boxes of ``boxes`` (ground truth or a run's output).
 
     Frames are ``boxes``' sample paths, resolved against ``images_root`` when given. The box class
     is the checkpoint's ``box_class`` looked up in ``boxes.class_names`` unless ``box_class_id`` is
-    given. True labels are filled in when the boxes carry the attribute. Returns the CSV row count.
+    given. True labels are filled in when the boxes carry the attribute. A frame that cannot be read
+    is skipped with its reason. Returns ``(CSV row count, [(skipped frame, reason), ...])``.
     """
     from sitesight.models.checkpoint import load_checkpoint
 
@@ -431,9 +432,17 @@ def predict_roi_dataset(
         if cfg.box_class not in boxes.class_names:
             raise InputError(f"box class {cfg.box_class!r} not in {list(boxes.class_names)}; pass box_class_id", where="boxes")
         box_class_id = boxes.class_index(cfg.box_class)
+    from sitesight.images import split_readable
+
     root = None if images_root is None else Path(images_root)
-    frames = [boxes.image_path(s) if root is None else root / s.path for s in boxes.samples]
+    frames = [Path(boxes.image_path(s)) if root is None else root / s.path for s in boxes.samples]
+    readable, skipped = split_readable(frames)
+    if skipped:
+        ok = set(readable)
+        boxes = boxes.with_samples([s for s, f in zip(boxes.samples, frames, strict=True) if f in ok])
+        frames = readable
     preds = predict_roi(model, frames, [s.gt for s in boxes.samples], box_class_id=box_class_id, batch_size=batch_size, device=device)
     has_truth = any(cfg.attribute in s.gt.attributes for s in boxes.samples)
     labels = attribute_labels(boxes, cfg, box_class_id) if has_truth else None
-    return write_attribute_csv(out_csv, frames, preds, attribute=cfg.attribute, class_names=cfg.class_names, labels=labels)
+    rows = write_attribute_csv(out_csv, frames, preds, attribute=cfg.attribute, class_names=cfg.class_names, labels=labels)
+    return rows, skipped

@@ -192,12 +192,14 @@ def train_and_evaluate_classifier(
 
 def predict_image_files(
     checkpoint: Path | str, images: Path | str, out_csv: Path | str, *, batch_size: int = 16, device: str = "auto"
-) -> int:
+) -> tuple[int, list[tuple[Path, str]]]:
     """Predict an image, a folder of images or a folder-per-class tree (true labels filled in) to a CSV.
 
-    Returns the number of images. Class folders must match the checkpoint's class names to fill labels.
+    Returns ``(images predicted, [(skipped image, reason), ...])``: an image that cannot be read is
+    skipped with its reason, not fatal. Class folders must match the checkpoint's class names to fill labels.
     """
     from sitesight.errors import InputError
+    from sitesight.images import split_readable
     from sitesight.models.checkpoint import load_checkpoint
     from sitesight.models.data import IMAGE_SUFFIXES, scan_image_folder
 
@@ -217,6 +219,12 @@ def predict_image_files(
         raise InputError("no such image or folder", images)
     if not paths:
         raise InputError("no images found", images)
-    probs = predict_classifier(net, paths, batch_size=batch_size, device=device)
-    write_class_csv(out_csv, paths, probs, names, labels)
-    return len(paths)
+    readable, skipped = split_readable(list(paths))
+    if not readable:
+        raise InputError(f"none of the {len(paths)} images can be read (first: {skipped[0][1]})", images)
+    if labels is not None:
+        keep = {p: i for i, p in enumerate(paths)}
+        labels = labels[[keep[p] for p in readable]]
+    probs = predict_classifier(net, readable, batch_size=batch_size, device=device)
+    write_class_csv(out_csv, readable, probs, names, labels)
+    return len(readable), skipped
