@@ -21,6 +21,7 @@ from sitesight.demo.data_steps import step_curation, step_formats, step_synth
 from sitesight.demo.detection_steps import step_detector, step_evaluation, step_mining, step_sliced
 from sitesight.demo.model_steps import step_anomaly, step_roi_head
 from sitesight.demo.report_step import step_report
+from sitesight.demo.scale_step import step_scale
 
 __all__ = ["DemoContext", "run_demo", "STEPS"]
 
@@ -31,6 +32,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("evaluation: COCO AP, operating point, errors (stand-in predictor)", step_evaluation),
     ("IoU-aware RetinaNet: train a small detector on fresh synth frames (CPU)", step_detector),
     ("sliced detection run (IoU-aware detector) + merge x gate x conf sweep + alpha sweep", step_sliced),
+    ("scale: the same sweep on Ray Data (a local Ray) gives the same table", step_scale),
     ("curation: dedup, leak-free split, CVAT tasks", step_curation),
     ("RoI attribute head: safety rope on synth workers", step_roi_head),
     ("mining: MAD hard samples between stand-in models with planted weaknesses, verdict", step_mining),
