@@ -27,6 +27,7 @@ def _same_run(a, b) -> None:
     assert a.manifest["frames"] == b.manifest["frames"] and a.parameters == b.parameters
     assert a.class_names == b.class_names == ("a", "b", "c")
     assert a.frames == b.frames and a.skipped == b.skipped
+    assert a.manifest["skipped"] == b.manifest["skipped"] == [{"index": s.index, "key": s.key, "reason": s.reason} for s in a.skipped]
     assert len(a.raw) == len(b.raw) and all(x.equals(y) for x, y in zip(a.raw, b.raw, strict=True))
 
 
@@ -54,6 +55,7 @@ def test_ray_detect_equals_local_and_resumes_a_local_run(ray_session, tmp_path):
     assert local.boxes > 40 and [s.key for s in summary.skipped] == [s.key for s in local.skipped] == [str(refs[0].path)]
     a, b = load_run(tmp_path / "local"), load_run(tmp_path / "ray")
     _same_run(a, b)
+    assert [e["key"] for e in b.manifest["skipped"]] == [str(refs[0].path)]  # listed in the manifest by both engines
     assert {int(s) for d in b.raw for s in d.attributes["source"]} == set(range(-1, 9))  # 3x3 slices + full frame
     assert _coco(a, tmp_path / "a.json") == _coco(b, tmp_path / "b.json")
     _frames_once(tmp_path / "ray")

@@ -3,6 +3,7 @@ bad ones are listed with their reason (in the run and in the end summary), exit 
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -91,8 +92,15 @@ def test_detect_folder_with_bad_frames(frames: Path, tmp_path: Path, monkeypatch
     grey = [v for (h, w, _), v in SEEN.items() if (h, w) == (40, 50)]
     assert grey and all(abs(v - 128) < 1.0 for v in grey)
     assert any(k[:2] == (50, 70) for k in SEEN)  # the CMYK frame was processed (its colours: the test below)
+    # the run's manifest lists every bad frame with its reason (and no good one)
+    listed = {Path(e["key"]).name: e["reason"] for e in json.loads((out / "manifest.json").read_text())["skipped"]}
+    assert sorted(listed) == sorted(BAD)
+    for name, reason in BAD.items():
+        assert reason in listed[name], (name, listed[name])
     shards = sorted(p.name for p in (out / "shards").iterdir())
     mtimes = [p.stat().st_mtime_ns for p in sorted((out / "shards").iterdir())]
+    files = {p: p.read_bytes() for p in [out / "manifest.json", *sorted((out / "shards").iterdir())]}
+    manifest_mtime = (out / "manifest.json").stat().st_mtime_ns
     # resume: nothing is redone, nothing is retried, nothing is rewritten
     code = main(["detect", str(frames), "--model", "yolo:stand-in.pt", "--out", str(out), "--slice", "512", "--no-full-frame"])
     err = capsys.readouterr().err
@@ -100,6 +108,7 @@ def test_detect_folder_with_bad_frames(frames: Path, tmp_path: Path, monkeypatch
     assert f"0 frames processed, 0 skipped, {len(GOOD) + len(BAD)} already done" in err
     assert sorted(p.name for p in (out / "shards").iterdir()) == shards
     assert [p.stat().st_mtime_ns for p in sorted((out / "shards").iterdir())] == mtimes
+    assert {p: p.read_bytes() for p in files} == files and (out / "manifest.json").stat().st_mtime_ns == manifest_mtime
 
 
 def test_cmyk_and_16_bit_decode_like_an_independent_reference(frames: Path) -> None:

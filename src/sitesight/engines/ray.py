@@ -46,7 +46,15 @@ import pyarrow as pa
 from sitesight.errors import InputError, MissingExtraError
 from sitesight.sliced.frames import FrameRef, iter_frames
 from sitesight.sliced.predict import Detector, DetectSummary, predict_sliced, run_parameters
-from sitesight.sliced.store import MANIFEST, FrameRecord, SkippedFrame, library_versions, open_run, write_shard
+from sitesight.sliced.store import (
+    MANIFEST,
+    FrameRecord,
+    SkippedFrame,
+    library_versions,
+    open_run,
+    record_skipped,
+    write_shard,
+)
 
 __all__ = ["RayOptions", "require_ray", "connect", "detect_to_run_ray"]
 
@@ -313,5 +321,6 @@ def detect_to_run_ray(
                     on_progress(int(row["frames"]))
     index_of = {k: i for i, k in enumerate(keys)}
     skipped = sorted((SkippedFrame(index_of[s.key], s.key, s.reason) for s in skipped), key=lambda s: s.index)
+    record_skipped(run_dir)  # the manifest lists every skipped frame with its reason, as the local engine does
     return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes,
                          time.perf_counter() - start, model_seconds)

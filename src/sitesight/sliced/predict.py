@@ -49,7 +49,7 @@ import numpy as np
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.sliced.frames import FrameRef, iter_frames, read_frame
-from sitesight.sliced.store import FrameRecord, SkippedFrame, library_versions, open_run, write_shard
+from sitesight.sliced.store import FrameRecord, SkippedFrame, library_versions, open_run, record_skipped, write_shard
 
 __all__ = ["Detector", "predict_sliced", "DetectSummary", "detect_to_run", "run_parameters"]
 
@@ -518,6 +518,7 @@ def detect_to_run(
     threads[0].join(timeout=5)
     if errors:
         raise errors[0]
+    record_skipped(run_dir)  # the manifest lists every skipped frame with its reason (rebuilt from the shards)
     return DetectSummary(run_dir, len(refs), len(done), counts["processed"], tuple(skipped), counts["boxes"],
                          time.perf_counter() - start, timer[0])
 
@@ -565,4 +566,5 @@ def _replay_to_run(
         processed += len(records)
         if on_progress is not None:
             on_progress(len(chunk))
+    record_skipped(run_dir)
     return DetectSummary(run_dir, len(refs), len(done), processed, tuple(skipped), boxes, time.perf_counter() - start, 0.0)

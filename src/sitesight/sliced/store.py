@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    RUN/manifest.json          model spec, parameters, library versions, the ordered frame keys
+    RUN/manifest.json          model spec, parameters, library versions, the ordered frame keys,
+                               the skipped frames with their reason (`record_skipped`)
     RUN/shards/shard-000000.parquet ...
 
 Each shard has one row per raw box (``image_id`` = frame index in the manifest, ``source`` =
@@ -61,6 +62,7 @@ __all__ = [
     "write_run",
     "library_versions",
     "model_identity",
+    "record_skipped",
 ]
 
 logger = logging.getLogger(__name__)
@@ -312,6 +314,23 @@ def done_frames(run_dir: Path | str) -> set[int]:
     for path in _shard_paths(Path(run_dir)):
         done.update(int(row[0]) for row in _frames_meta(path, pq.read_schema(path).metadata))
     return done
+
+
+def record_skipped(run_dir: Path | str) -> list[SkippedFrame]:
+    """List the run's skipped frames in ``manifest.json`` under ``skipped`` (``[{"index", "key", "reason"}]``,
+    frame order), rebuilt from the complete shards, so it stays true after a resume or a quarantined shard.
+
+    The manifest is rewritten atomically, and only when the list changed: a resume that finds
+    nothing to do leaves the file byte-identical. Returns the skipped frames.
+    """
+    run_dir = Path(run_dir)
+    skipped = sorted((SkippedFrame(int(row[0]), str(row[1]), str(row[3])) for _, rows in shard_index(run_dir)
+                      for row in rows if row[2] is None), key=lambda s: s.index)  # fmt: skip
+    manifest = _read_manifest(run_dir)
+    listed = [{"index": s.index, "key": s.key, "reason": s.reason} for s in skipped]
+    if manifest.get("skipped", []) != listed:
+        atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, "skipped": listed}, indent=1).encode())
+    return skipped
 
 
 def _attribute_array(name: str, values: np.ndarray) -> pa.Array:
