@@ -8,6 +8,8 @@ The label of ``.../images/a/b.jpg`` is ``.../labels/a/b.txt`` (also tried: ``Ann
 of ``images``, and ``b.txt`` beside the image). A folder without a yaml or ``obj.data`` is scanned.
 Roboflow's ``data.yaml`` points at ``../train/images``; when that does not exist the path is
 tried again without the leading ``../``.
+
+The writer lives in `sitesight.formats.yolo_write` (`write_yolo` is re-exported here).
 """
 
 from __future__ import annotations
