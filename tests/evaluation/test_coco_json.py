@@ -159,7 +159,7 @@ def test_detectron2_key_order_file_matches_pycocotools(tmp_path: Path) -> None:
     plain.write_text(json.dumps([{**r, "extra": 1} for r in results]))
     g = load_coco_gt(gt_path)
     a, b = load_coco_results(res_path, g), load_coco_results(plain, g)
-    for col in ("image", "class_id", "xyxy", "score", "area"):
+    for col in ("frame", "class_id", "xyxy", "score", "area"):
         np.testing.assert_array_equal(getattr(a, col), getattr(b, col))
 
 

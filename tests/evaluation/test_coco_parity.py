@@ -214,7 +214,7 @@ def test_fast_and_plain_results_readers_agree(tmp_path: Path) -> None:
     assert read_flat_results(nested.read_bytes()) is None
     gt = load_coco_gt(tmp_path / "gt.json")
     a, b = load_coco_results(flat, gt), load_coco_results(nested, gt)
-    for col in ("image", "class_id", "xyxy", "score", "area"):
+    for col in ("frame", "class_id", "xyxy", "score", "area"):
         np.testing.assert_array_equal(getattr(a, col), getattr(b, col))
     ref = pycocotools_eval(gd, res)
     np.testing.assert_allclose(evaluate_coco_files(tmp_path / "gt.json", flat).stats, ref.stats, atol=TOL, rtol=0)

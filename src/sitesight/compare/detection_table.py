@@ -214,7 +214,7 @@ def detection_table(
     hi = np.repeat(bounds[:, 1:], max(n_frames, 1), axis=1)
     m = match_boxes(gt, pred, iou_thresholds=iou, area_lo=lo, area_hi=hi, max_det=max_det)
     rows = m.pred_index
-    frame, cls, score = pred.image[rows], pred.class_id[rows], pred.score[rows]
+    frame, cls, score = pred.frame[rows], pred.class_id[rows], pred.score[rows]
     distinct = max([np.unique(score[cls == c]).size for c in range(k)] + [1])
     n_bins = min(n_bins, distinct)  # never more bins than distinct scores (then the bins are exact)
     b = _bins(score, cls, k, n_bins)
@@ -230,7 +230,7 @@ def detection_table(
     tp = m.pred_tp
     cells += [cell[tp], cell[counted] + n_bin_cols * n_frames]
     # regular ground truth per frame, class and area range
-    gt_cell = (2 * n_bin_cols + gt.class_id * n_area) * n_frames + gt.image
+    gt_cell = (2 * n_bin_cols + gt.class_id * n_area) * n_frames + gt.frame
     for a in range(n_area):
         cells.append(gt_cell[~m.gt_ignored[a]] + a * n_frames)
     # the operating point: IoU 0.5, every prediction with score >= conf (no per-frame cap)
@@ -242,7 +242,7 @@ def detection_table(
         op_pred = table_from_detections(op_preds, gt=False)
         op_pred = op_pred.take((op_pred.class_id >= 0) & (op_pred.class_id < k) & (op_pred.score >= np.float32(conf)))
     op = match_boxes(gt, op_pred, iou_thresholds=[float(iou[0])], area_lo=lo, area_hi=hi, max_det=None)
-    op_cell = (2 * n_bin_cols + k * n_area + op_pred.class_id[op.pred_index] * n_area) * n_frames + op_pred.image[op.pred_index]
+    op_cell = (2 * n_bin_cols + k * n_area + op_pred.class_id[op.pred_index] * n_area) * n_frames + op_pred.frame[op.pred_index]
     for a in range(n_area):
         cells += [op_cell[op.pred_tp[a, 0]] + a * n_frames, op_cell[op.pred_fp[a, 0]] + (a + k * n_area) * n_frames]
     counts = np.bincount(np.concatenate(cells), minlength=width * n_frames).astype(np.float32)

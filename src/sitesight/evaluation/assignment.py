@@ -90,10 +90,10 @@ def match_sparse(
     thr_sorted = capped[perm]
     min_iou = float(thr_sorted[0]) if thr.size else np.inf
     cand = find_candidates(gt, pred, num_classes=num_classes, n_images=n_images, min_iou=min_iou, max_det=max_det)
-    gt_lo, gt_hi = _per_box(area_lo, gt.image), _per_box(area_hi, gt.image)
+    gt_lo, gt_hi = _per_box(area_lo, gt.frame), _per_box(area_hi, gt.frame)
     gt_ignored = gt.crowd[None, :] | (gt.range_area[None, :] < gt_lo) | (gt.range_area[None, :] > gt_hi)
     rows = cand.pred_index
-    p_area, p_img = pred.area[rows], pred.image[rows]
+    p_area, p_img = pred.area[rows], pred.frame[rows]
     out_of_range = (p_area[None, :] < _per_box(area_lo, p_img)) | (p_area[None, :] > _per_box(area_hi, p_img))
     n_ranges = area_lo.shape[0]
     empty = np.zeros(0, np.int64)
@@ -111,7 +111,7 @@ def match_sparse(
     entry_gt = np.broadcast_to(g, (n_ranges, g.size))
     n_shared = g.size
     if not star.all():
-        group = (pred.image * num_classes + pred.class_id)[rows]
+        group = (pred.frame * num_classes + pred.class_id)[rows]
         c = ~star
         per_range = _contested(pp[c], pg[c], pu[c], level[c], group, cand.pred_rank, gt.crowd, gt_ignored, thr.size)
         # One entry per (threshold, prediction) matched in any range; -1 where a range left it unmatched.

@@ -1,29 +1,49 @@
-"""Boxes of many images as aligned columns: the input of every matching and metric.
+"""The evaluation engine's derived index of a `FrameTable`: float64 boxes plus the COCO columns.
 
-`BoxTable` is built from per-image `Detections` by `table_from_detections`, or straight from COCO
-JSON by `sitesight.evaluation.coco_files`. Boxes are float64 absolute-pixel xyxy; ``area`` is the box
-area used by IoU (``w * h``) and ``range_area`` the area compared with area ranges (COCO's ``"area"``
-field for ground truth).
+A multi-frame box set enters evaluation as a `sitesight.frametable.FrameTable` (frame index + the
+`Detections` columns), the one table sweeps, gates and mining use too. `BoxTable.from_frame_table`
+derives from it what the matching engine reads: the same rows in the same order, boxes widened to
+float64 absolute-pixel xyxy, ``area`` the box area used by IoU (``w * h``), ``range_area`` the area
+compared with area ranges (COCO's ``"area"`` field for ground truth), and the ``crowd`` /
+``zero_id`` / ``source`` flags. `table_from_detections` is the same for one `Detections` per frame.
+
+The one exception: `sitesight.evaluation.coco_files` builds a `BoxTable` straight from COCO JSON
+(`BoxTable.build`), because `Detections` stores float32 boxes and pycocotools computes in float64:
+a COCO file rounded through `Detections` would not give pycocotools' numbers exactly.
+
+Example:
+    >>> from sitesight import Detections
+    >>> from sitesight.frametable import FrameTable
+    >>> t = FrameTable.from_frames([Detections(xyxy=[[0, 0, 10, 5]]), Detections.empty()])
+    >>> b = BoxTable.from_frame_table(t, gt=True)
+    >>> b.frame.tolist(), b.area.tolist(), b.crowd.tolist()
+    ([0], [50.0], [False])
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sitesight.detections import Detections
+from sitesight.frametable import FrameTable
 
 __all__ = ["BoxTable", "table_from_detections", "class_names_for"]
+
+# the attributes evaluation reads, and the value of a box that lacks one
+_GT_COLUMNS = {"iscrowd": 0.0, "coco_area": np.nan, "area": np.nan}
+_PRED_COLUMNS = {"source": -1.0}
 
 
 @dataclass(frozen=True)
 class BoxTable:
-    """Boxes of many images as aligned columns.
+    """Boxes of many frames as aligned columns.
 
     Attributes:
-        image: ``(N,)`` int64 image index (position in the evaluated image list).
+        frame: ``(N,)`` int64 frame index (position in the evaluated frame list; for a COCO file
+            the position of the image id in the ground truth's sorted ids).
         class_id: ``(N,)`` int64 class index.
         xyxy: ``(N, 4)`` float64 absolute-pixel boxes.
         area: ``(N,)`` float64 box area ``w * h`` used by IoU.
@@ -35,7 +55,7 @@ class BoxTable:
         source: ``(N,)`` int64 slice index that produced a prediction (-1 = full frame or unknown).
     """
 
-    image: np.ndarray
+    frame: np.ndarray
     class_id: np.ndarray
     xyxy: np.ndarray
     area: np.ndarray
@@ -46,12 +66,12 @@ class BoxTable:
     source: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.image.shape[0])
+        return int(self.frame.shape[0])
 
     @classmethod
     def build(
         cls,
-        image: np.ndarray,
+        frame: np.ndarray,
         class_id: np.ndarray,
         xyxy: np.ndarray,
         *,
@@ -68,7 +88,7 @@ class BoxTable:
             area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
         area = np.asarray(area, np.float64)
         return cls(
-            image=np.asarray(image, np.int64).reshape(n),
+            frame=np.asarray(frame, np.int64).reshape(n),
             class_id=np.asarray(class_id, np.int64).reshape(n),
             xyxy=xyxy,
             area=area,
@@ -78,6 +98,31 @@ class BoxTable:
             zero_id=np.zeros(n, bool) if zero_id is None else np.asarray(zero_id, bool),
             source=np.full(n, -1, np.int64),
         )
+
+    @classmethod
+    def from_frame_table(cls, table: FrameTable, *, gt: bool) -> BoxTable:
+        """The engine's index of ``table``: the same rows, ``frame`` = ``table.frame``.
+
+        Args:
+            table: boxes of many frames.
+            gt: True for ground truth: scores are ignored, ``attributes["iscrowd"]`` marks crowd
+                boxes and ``attributes["coco_area"]`` (the COCO reader's ``area``; else
+                ``attributes["area"]``; else ``w * h``) is the area compared with ranges.
+                For predictions ``attributes["source"]`` (slice index, -1 = full frame) is kept.
+        """
+        boxes = table.boxes
+        xyxy = boxes.xyxy.astype(np.float64)
+        area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+        attributes = boxes.attributes
+        if gt:
+            crowd = _column(attributes, "iscrowd", 0, len(boxes)).astype(np.int64) != 0
+            # the COCO reader keeps a file's "area" as "coco_area" (pycocotools' area ranges use it)
+            range_area = _column(attributes, "coco_area", np.nan, len(boxes))
+            range_area = np.where(np.isnan(range_area), _column(attributes, "area", np.nan, len(boxes)), range_area)
+            range_area = np.where(np.isnan(range_area), area, range_area)
+            return cls.build(table.frame, boxes.class_id, xyxy, area=area, range_area=range_area, crowd=crowd)
+        built = cls.build(table.frame, boxes.class_id, xyxy, score=boxes.score.astype(np.float64), area=area)
+        return built.with_columns(source=_column(attributes, "source", -1, len(boxes)).astype(np.int64))
 
     def take(self, index: np.ndarray) -> BoxTable:
         """Rows by index or mask."""
@@ -90,35 +135,13 @@ class BoxTable:
         return BoxTable(**values)
 
 
-def table_from_detections(per_image: Sequence[Detections], *, gt: bool) -> BoxTable:
-    """Flatten one `Detections` per image into a `BoxTable`.
+def table_from_detections(per_frame: Sequence[Detections], *, gt: bool) -> BoxTable:
+    """`BoxTable.from_frame_table` of one `Detections` per frame (frame = position in the list).
 
-    Args:
-        per_image: one `Detections` per image, in image order.
-        gt: True for ground truth: scores are ignored, ``attributes["iscrowd"]`` marks crowd boxes and
-            ``attributes["coco_area"]`` (the COCO reader's ``area``; else ``attributes["area"]``) is
-            the area compared with ranges.
-            For predictions ``attributes["source"]`` (slice index, -1 = full frame) is kept.
+    Frames may disagree on which of the attributes evaluation reads they carry (a box without one
+    takes its default); every other attribute is left out.
     """
-    boxes = [d.xyxy for d in per_image]
-    counts = np.fromiter(map(len, boxes), np.int64, count=len(boxes))
-    image = np.repeat(np.arange(len(per_image), dtype=np.int64), counts)
-    n = int(counts.sum())
-    if n == 0:
-        return BoxTable.build(image, np.zeros(0), np.zeros((0, 4)))
-    xyxy = np.concatenate(boxes).astype(np.float64)
-    class_id = np.concatenate([d.class_id for d in per_image])
-    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-    if gt:
-        crowd = _column(per_image, "iscrowd", 0, n).astype(np.int64) != 0
-        # the COCO reader keeps a file's "area" as "coco_area" (pycocotools' area ranges use it)
-        range_area = _column(per_image, "coco_area", np.nan, n)
-        range_area = np.where(np.isnan(range_area), _column(per_image, "area", np.nan, n), range_area)
-        range_area = np.where(np.isnan(range_area), area, range_area)
-        return BoxTable.build(image, class_id, xyxy, area=area, range_area=range_area, crowd=crowd)
-    score = np.concatenate([d.score for d in per_image]).astype(np.float64)
-    table = BoxTable.build(image, class_id, xyxy, score=score, area=area)
-    return table.with_columns(source=_column(per_image, "source", -1, n).astype(np.int64))
+    return BoxTable.from_frame_table(_frame_table(per_frame, _GT_COLUMNS if gt else _PRED_COLUMNS), gt=gt)
 
 
 def class_names_for(
@@ -133,16 +156,26 @@ def class_names_for(
     return tuple(f"c{i}" for i in range(num_classes))
 
 
-def _column(parts: Sequence[Detections], key: str, default: float, n: int) -> np.ndarray:
-    """``(n,)`` float64 one attribute over all parts; ``default`` where a part lacks it or holds None."""
-    if not any(key in d.attributes for d in parts):
+def _frame_table(per_frame: Sequence[Detections], defaults: Mapping[str, float]) -> FrameTable:
+    """`FrameTable.from_frames`; when the frames' attribute keys differ, each frame keeps only the
+    attributes in ``defaults`` that some frame holds, as ``(n,)`` float64 (missing or None values
+    take the default), so that they concatenate."""
+    keys = {frozenset(d.attributes) for d in per_frame if len(d)}
+    if len(keys) <= 1:
+        return FrameTable.from_frames(per_frame)
+    used = [k for k in defaults if any(k in d.attributes for d in per_frame)]
+    return FrameTable.from_frames([
+        Detections(xyxy=d.xyxy, score=d.score, class_id=d.class_id,
+                   attributes={k: _column(d.attributes, k, defaults[k], len(d)) for k in used})
+        for d in per_frame
+    ])
+
+
+def _column(attributes: Mapping[str, np.ndarray], key: str, default: float, n: int) -> np.ndarray:
+    """``(n,)`` float64 attribute ``key``; ``default`` where it is absent or holds None."""
+    values = attributes.get(key)
+    if values is None:
         return np.full(n, default, np.float64)
-    chunks = []
-    for d in parts:
-        values = d.attributes.get(key)
-        if values is None:
-            values = np.full(len(d), default)
-        elif values.dtype == object:
-            values = np.array([default if v is None else v for v in values], np.float64)
-        chunks.append(np.asarray(values, np.float64))
-    return np.concatenate(chunks)
+    if values.dtype == object:
+        return np.array([default if v is None else v for v in values], np.float64).reshape(n)
+    return np.asarray(values, np.float64).reshape(n)

@@ -91,7 +91,7 @@ class Candidates:
 def _order_predictions(pred: BoxTable, num_classes: int, n_groups: int, max_det: int | None) -> tuple[np.ndarray, ...]:
     """``(index, rank, group, score_rank, n_ranks)`` of the kept predictions in matching order."""
     ranks, n_ranks = descending_ranks(pred.score)
-    group = pred.image * num_classes + pred.class_id
+    group = pred.frame * num_classes + pred.class_id
     order = stable_order(group * max(n_ranks, 1) + ranks, n_groups * max(n_ranks, 1))
     g_sorted = group[order]
     count = np.bincount(g_sorted, minlength=n_groups)
@@ -114,7 +114,7 @@ def find_candidates(
     """
     n_groups = max(n_images * num_classes, 1)
     p_index, p_rank, p_group, s_rank, n_ranks = _order_predictions(pred, num_classes, n_groups, max_det)
-    g_group = gt.image * num_classes + gt.class_id
+    g_group = gt.frame * num_classes + gt.class_id
     g_order = stable_order(g_group, n_groups)
     g_count = np.bincount(g_group, minlength=n_groups)
     g_start = np.cumsum(g_count) - g_count

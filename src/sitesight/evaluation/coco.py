@@ -293,7 +293,7 @@ def voc_ap(
     m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
     rows = m.pred_index
     cls = pred.class_id[rows]
-    order = np.lexsort((m.pred_rank, pred.image[rows], -pred.score[rows], cls))
+    order = np.lexsort((m.pred_rank, pred.frame[rows], -pred.score[rows], cls))
     tp = m.pred_tp[0, 0, order]
     fp = m.pred_fp[0, 0, order]
     cls = cls[order]

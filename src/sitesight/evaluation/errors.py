@@ -70,11 +70,11 @@ class ErrorBreakdown:
 
 def _image_pairs(gt: BoxTable, pred: BoxTable, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (prediction row, gt row, IoU) pairs within the same image for the prediction ``rows``."""
-    n_images = int(max(gt.image.max(initial=-1), pred.image.max(initial=-1))) + 1
-    g_order = np.argsort(gt.image, kind="stable")
-    g_count = np.bincount(gt.image, minlength=n_images)
+    n_images = int(max(gt.frame.max(initial=-1), pred.frame.max(initial=-1))) + 1
+    g_order = np.argsort(gt.frame, kind="stable")
+    g_count = np.bincount(gt.frame, minlength=n_images)
     g_start = np.cumsum(g_count) - g_count
-    img = pred.image[rows]
+    img = pred.frame[rows]
     per = g_count[img]
     pair_pred = np.repeat(rows, per)
     within = np.arange(pair_pred.size) - np.repeat(np.cumsum(per) - per, per)

@@ -104,7 +104,7 @@ def match_boxes(
     Returns:
         `Matches` (dense ``(A, T, D)`` arrays; COCO evaluation reads the sparse form instead).
     """
-    n_images = int(max(gt.image.max(initial=-1), pred.image.max(initial=-1))) + 1
+    n_images = int(max(gt.frame.max(initial=-1), pred.frame.max(initial=-1))) + 1
     if area_lo is None or area_hi is None:
         area_lo = np.zeros((1, n_images))
         area_hi = np.full((1, n_images), np.inf)

@@ -129,7 +129,7 @@ def single_model_hard(
         start += k
     gt_miss = _split(miss_rows, np.array([len(g) for g in gts], np.int64))
     fp = np.array([int(f.sum()) for f in pred_fp], np.int64)
-    miss = np.bincount(gt.image[miss_rows], minlength=n).astype(np.int64)
+    miss = np.bincount(gt.frame[miss_rows], minlength=n).astype(np.int64)
     low_margin = np.array([int(f.sum()) for f in pred_low], np.int64)
     score = fp + miss + attribute_weight * low_margin
     return SingleHard(fp, miss, low_margin, score.astype(np.float64), tuple(pred_fp), gt_miss, tuple(pred_low))

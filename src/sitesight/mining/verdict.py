@@ -65,10 +65,10 @@ def image_errors(gts: Sequence[Detections], preds: Sequence[Detections], *, iou:
     gt = table_from_detections(gts, gt=True)
     pred = table_from_detections([p[p.score >= conf] for p in preds], gt=False)
     m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
-    image = pred.image[m.pred_index]
+    image = pred.frame[m.pred_index]
     tp = np.bincount(image, m.pred_tp[0, 0], n).astype(np.int64)
     fp = np.bincount(image, m.pred_fp[0, 0], n).astype(np.int64)
-    regular = np.bincount(gt.image[~gt.crowd], minlength=n)
+    regular = np.bincount(gt.frame[~gt.crowd], minlength=n)
     return {"tp": tp, "fp": fp, "fn": regular - tp}
 
 

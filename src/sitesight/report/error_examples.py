@@ -68,9 +68,9 @@ def classify_errors(
         kind, g = str(labels.pred_type[r]), int(labels.pred_gt[r])
         if kind == "duplicate":
             kind = "duplicate_border" if labels.cross_slice[r] else "duplicate_same"
-        image = int(pred.image[r])
+        image = int(pred.frame[r])
         out.append(BoxError(kind, image, int(kept_rows[r] - p_off[image]), None if g < 0 else int(g - g_off[image]), float(pred.score[r])))
     for g in np.flatnonzero(labels.missed).tolist():
-        image = int(gt.image[g])
+        image = int(gt.frame[g])
         out.append(BoxError("missed", image, None, int(g - g_off[image]), 0.0))
     return out

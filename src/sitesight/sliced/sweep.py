@@ -253,7 +253,7 @@ def _gt_pairs(pred: BoxTable, gt: BoxTable, iou: float) -> tuple[np.ndarray, np.
     if len(pred) == 0 or len(gt) == 0:
         return empty, empty
     k = int(max(pred.class_id.max(), gt.class_id.max())) + 1
-    g_group, p_group = gt.image * k + gt.class_id, pred.image * k + pred.class_id
+    g_group, p_group = gt.frame * k + gt.class_id, pred.frame * k + pred.class_id
     wmax = float((gt.xyxy[:, 2] - gt.xyxy[:, 0]).max())
     cell = float(max(gt.xyxy[:, 2].max(), pred.xyxy[:, 2].max()) - min(gt.xyxy[:, 0].min(), pred.xyxy[:, 0].min(), 0.0)) + wmax + 1
     key = g_group * cell + gt.xyxy[:, 0]
@@ -294,8 +294,8 @@ def _counts(
     p_rows, p_node = np.unique(p, return_inverse=True)
     g_rows, g_node = np.unique(g, return_inverse=True)
     component = _components(p_node.ravel(), g_node.ravel() + len(p_rows), len(p_rows) + len(g_rows))
-    sub_pred = pred.take(p_rows).with_columns(image=component[: len(p_rows)])
-    sub_gt = gt.take(g_rows).with_columns(image=component[len(p_rows) :])
+    sub_pred = pred.take(p_rows).with_columns(frame=component[: len(p_rows)])
+    sub_gt = gt.take(g_rows).with_columns(frame=component[len(p_rows) :])
     m = match_boxes(sub_gt, sub_pred, iou_thresholds=[iou], max_det=None)
     counted = ~m.pred_ignored[0, 0]
     tp = int(((m.pred_gt[0, 0] >= 0) & counted).sum())
@@ -317,8 +317,8 @@ def _match_flags(pred: BoxTable, gt: BoxTable, pairs: tuple[np.ndarray, np.ndarr
         p_rows, p_node = np.unique(pairs[0], return_inverse=True)
         g_rows, g_node = np.unique(pairs[1], return_inverse=True)
         component = _components(p_node.ravel(), g_node.ravel() + len(p_rows), len(p_rows) + len(g_rows))
-        m = match_boxes(gt.take(g_rows).with_columns(image=component[len(p_rows) :]),
-                        pred.take(p_rows).with_columns(image=component[: len(p_rows)]), iou_thresholds=[iou], max_det=None)
+        m = match_boxes(gt.take(g_rows).with_columns(frame=component[len(p_rows) :]),
+                        pred.take(p_rows).with_columns(frame=component[: len(p_rows)]), iou_thresholds=[iou], max_det=None)
         rows = p_rows[m.pred_index]
     counted[rows] = ~m.pred_ignored[0, 0]
     is_tp[rows] = (m.pred_gt[0, 0] >= 0) & counted[rows]
