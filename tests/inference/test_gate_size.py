@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sitesight import Detections
+from sitesight.frametable import FrameTable
 from sitesight.sliced.gate import (
     GateParams,
     gate,
@@ -76,7 +77,7 @@ def test_many_frame_gate_equals_per_frame_gate_with_size_bounds(params):
         whs.append(wh)
     want = np.concatenate([gate_mask(d, full, r=params.r, conf=params.conf, ios=params.ios, min_size=params.min_size,
                                      max_size=params.max_size, image_wh=wh) for d, (full, _), wh in zip(dets, fulls, whs, strict=True)])
-    candidates = gate_candidates(Detections.concat([f for f, _ in fulls]), np.concatenate([i for _, i in fulls]), params)
-    got = gate_mask_frames(Detections.concat(dets), np.concatenate(frames), candidates, image_wh=np.array(whs))
+    candidates = gate_candidates(FrameTable.from_frames([f for f, _ in fulls]), params)
+    got = gate_mask_frames(FrameTable(np.concatenate(frames), Detections.concat(dets), len(dets)), candidates, image_wh=np.array(whs))
     assert got.tolist() == want.tolist()
     assert 0 < (~want).sum() < want.size  # the case is not trivial

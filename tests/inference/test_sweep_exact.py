@@ -12,6 +12,7 @@ import pytest
 
 from sitesight import Detections
 from sitesight.evaluation.detection import operating_point
+from sitesight.frametable import FrameTable
 from sitesight.sliced.border import MergeSpec, annotate_border, drop_cut_twins, merge_by_confidence, postprocess_frame
 from sitesight.sliced.gate import GateParams, gate_candidates, gate_mask, gate_mask_frames
 from sitesight.sliced.merge import merge
@@ -123,7 +124,7 @@ def test_gate_mask_frames_equals_gate_mask_frame_by_frame():
     kept_some = []
     for params in (GateParams(40, 0.2), GateParams(5, 0.5, 0.9), GateParams(0, 0.3, 0.5, True),
                    GateParams(-20, 0.1, 0.0), GateParams(25, 0.2, 0.0, True), GateParams(30, 2.0)):
-        got = gate_mask_frames(det, det_frame, gate_candidates(full, full_frame, params))
+        got = gate_mask_frames(FrameTable(det_frame, det, 10), gate_candidates(FrameTable(full_frame, full, 10), params))
         want = np.concatenate([gate_mask(d, f, r=params.r, conf=params.conf, ios=params.ios,
                                          class_agnostic=params.class_agnostic) for d, f in zip(dets, fulls, strict=True)])
         np.testing.assert_array_equal(got, want, err_msg=str(params))

@@ -35,6 +35,7 @@ import numpy as np
 
 from sitesight.boxes import aligned_ios, box_area, pairwise_ios
 from sitesight.detections import Detections
+from sitesight.frametable import FrameTable
 
 __all__ = ["GateParams", "GateResult", "GateCandidates", "gate", "gate_mask", "gate_candidates", "gate_mask_frames",
            "parse_gate", "size_exempt", "size_bucket", "SIZE_BUCKETS", "size_bucket_names"]
@@ -140,25 +141,23 @@ def _near_mask(detections: Detections, full_frame: Detections, *, r: float, conf
     return near.any(axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GateCandidates:
-    """Full-frame candidates of many frames, sorted once for `gate_mask_frames`.
+    """The gate's search index over a `FrameTable` of full-frame boxes: the candidate rows
+    (``score >= params.conf``) as a `FrameTable`, sorted once for `gate_mask_frames`.
 
     Attributes:
-        xyxy: ``(M, 4)`` float32 candidate boxes (frame pixels), ordered by ``key``.
-        class_id: ``(M,)`` int64.
-        frame: ``(M,)`` int64 frame index of each candidate.
+        table: the candidates, ordered by ``key`` (frame ascending, then ``x1``), each in its own
+            frame's pixels (``xyxy`` float32, as stored).
         key: ``(M,)`` float64 ascending ``frame * cell + x1``.
-        cell: spacing of frames on the key line.
+        cell: spacing of frames on the key line (wider than any frame's span of candidate ``x``).
         wmax: widest candidate box.
         params: the gate settings the candidates were chosen with.
         center: ``(M, 2)`` float32 box centres.
         area: ``(M,)`` float32 box areas.
     """
 
-    xyxy: np.ndarray
-    class_id: np.ndarray
-    frame: np.ndarray
+    table: FrameTable
     key: np.ndarray
     cell: float
     wmax: float
@@ -166,48 +165,59 @@ class GateCandidates:
     center: np.ndarray
     area: np.ndarray
 
+    @property
+    def xyxy(self) -> np.ndarray:
+        return self.table.boxes.xyxy
+
+    @property
+    def class_id(self) -> np.ndarray:
+        return self.table.boxes.class_id
+
+    @property
+    def frame(self) -> np.ndarray:
+        return self.table.frame
+
 
 def _center_area(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centres and areas exactly as `gate_mask` computes them (float32 in, float32 out)."""
     return (xyxy[:, :2] + xyxy[:, 2:]) / 2, box_area(xyxy)
 
 
-def gate_candidates(full_frame: Detections, frame: np.ndarray, params: GateParams) -> GateCandidates:
+def gate_candidates(full_frame: FrameTable, params: GateParams) -> GateCandidates:
     """The candidates (``score >= params.conf``) of the full-frame boxes of many frames.
 
     Args:
-        full_frame: full-frame boxes of all frames side by side, each in its own frame's pixels.
-        frame: ``(N,)`` int frame index of each box of ``full_frame``.
+        full_frame: the full-frame boxes (``source == -1``) of all frames, each in its own frame's pixels.
         params: gate settings.
     """
-    frame = np.asarray(frame, np.int64).reshape(len(full_frame))
-    ok = full_frame.score >= params.conf
-    xyxy, class_id, frame = full_frame.xyxy[ok], full_frame.class_id[ok], frame[ok]
+    ok = full_frame.boxes.score >= params.conf
+    xyxy, frame = full_frame.boxes.xyxy[ok], full_frame.frame[ok]
     wmax = float((xyxy[:, 2] - xyxy[:, 0]).max()) if len(xyxy) else 0.0
     span = float(xyxy[:, 2].max() - min(float(xyxy[:, 0].min()), 0.0)) if len(xyxy) else 0.0
     cell = span + 2 * abs(params.r) + wmax + 1.0
     key = frame * cell + xyxy[:, 0].astype(np.float64)
     order = np.argsort(key, kind="stable")
-    xyxy = xyxy[order]
-    return GateCandidates(xyxy, class_id[order], frame[order], key[order], cell, wmax, params, *_center_area(xyxy))
+    rows = np.flatnonzero(ok)[order]
+    assert (np.diff(full_frame.frame[rows]) >= 0).all(), "cell exceeds every x1's spread: key order is frame order"
+    table = FrameTable(full_frame.frame[rows], full_frame.boxes[rows], full_frame.n_frames)
+    return GateCandidates(table, key[order], cell, wmax, params, *_center_area(table.boxes.xyxy))
 
 
 def gate_mask_frames(
-    detections: Detections, frame: np.ndarray, candidates: GateCandidates, *, image_wh: np.ndarray | None = None
+    table: FrameTable, candidates: GateCandidates, *, image_wh: np.ndarray | None = None
 ) -> np.ndarray:
-    """``(N,)`` bool: `gate_mask` for boxes of many frames at once, each against its own frame's candidates.
+    """``(N,)`` bool: `gate_mask` for the boxes of many frames at once, each against its own frame's candidates.
 
     Equal to calling `gate_mask` frame by frame. Only candidates whose box, grown by ``r``, overlaps
     a box in x are examined (two binary searches on the sorted key), not all pairs.
 
     Args:
-        detections: boxes of all frames side by side, each in its own frame's pixels.
-        frame: ``(N,)`` int frame index of each box.
+        table: the boxes to judge (rows of ``table``), each in its own frame's pixels.
         candidates: `gate_candidates` of the same frames.
         image_wh: ``(F, 2)`` frame sizes, needed when the gate's size bounds are relative.
     """
     p = candidates.params
-    frame = np.asarray(frame, np.int64).reshape(len(detections))
+    detections, frame = table.boxes, table.frame
     long_side = None if image_wh is None else np.asarray(image_wh, np.float64).reshape(-1, 2).max(axis=1)[frame]
     exempt = size_exempt(detections.xyxy, p.min_size, p.max_size, long_side)
     return exempt | _near_frames(detections, frame, candidates)

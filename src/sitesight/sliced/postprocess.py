@@ -40,7 +40,7 @@ from sitesight.sliced.gate import GateParams, gate_candidates, gate_mask_frames
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import FrameRecord, Run
 
-__all__ = ["FinalRun", "Prepared", "postprocess", "prepare", "gate_keep", "target_classes"]
+__all__ = ["FinalRun", "Prepared", "postprocess", "prepare", "gate_keep", "merged_table", "target_classes"]
 
 _HELPERS = ("border_cut", "twin_score", "frame", "row")
 
@@ -183,8 +183,8 @@ def prepare(
                     np.asarray(image_whs, np.int64).reshape(-1, 2))
 
 
-def gate_keep(prepared: Prepared, merged: Detections, gate: GateParams | None, cache: dict | None = None) -> np.ndarray:
-    """``(N,)`` bool: which merged boxes (with a ``frame`` attribute) the gate keeps; all without a gate.
+def gate_keep(prepared: Prepared, merged: FrameTable, gate: GateParams | None, cache: dict | None = None) -> np.ndarray:
+    """``(N,)`` bool: which rows of ``merged`` the gate keeps; all without a gate.
 
     ``cache`` (a dict kept by the caller) reuses the sorted candidates across calls with the same gate.
     """
@@ -192,10 +192,16 @@ def gate_keep(prepared: Prepared, merged: Detections, gate: GateParams | None, c
         return np.ones(len(merged), bool)
     candidates = None if cache is None else cache.get(gate)
     if candidates is None:
-        candidates = gate_candidates(prepared.full.boxes, prepared.full.frame, gate)
+        candidates = gate_candidates(prepared.full, gate)
         if cache is not None:
             cache[gate] = candidates
-    return gate_mask_frames(merged, merged.attributes["frame"], candidates, image_wh=prepared.image_wh)
+    return gate_mask_frames(merged, candidates, image_wh=prepared.image_wh)
+
+
+def merged_table(prepared: Prepared, merged: Detections) -> FrameTable:
+    """Merged boxes (with a ``frame`` attribute, frames in any order) as a `FrameTable` of the
+    prepared frames; each frame keeps its merge order (score-descending; the sort is stable)."""
+    return FrameTable(merged.attributes["frame"], merged, prepared.n_frames)
 
 
 def postprocess(
@@ -221,15 +227,15 @@ def postprocess(
         InputError: a model class that is neither a target class nor mapped (both sets listed).
     """
     table = run.table() if raw is None else raw
+    if table.n_frames != len(run.frames):
+        raise ValueError(f"postprocess: raw boxes of {table.n_frames} frames for a run of {len(run.frames)}")
     n_ids = int(table.boxes.class_id.max()) + 1 if len(table) else len(run.class_names or ())
     names, lookup = target_classes(run.class_names, spec, class_names, n_ids)
     prepared = prepare(table, [f.image_wh for f in run.frames], run.parameters, lookup=lookup, border=spec.border)
-    merged = merge_by_confidence(prepared.annotated, [spec.conf], spec.merge_spec)[0]
+    merged = merged_table(prepared, merge_by_confidence(prepared.annotated, [spec.conf], spec.merge_spec)[0])
     keep = gate_keep(prepared, merged, spec.gate)
-    merged = merged[keep]
-    rows = merged.attributes["row"]
+    kept = merged.filter(keep)
+    rows = kept.boxes.attributes["row"]
     attributes = {k: v[rows] for k, v in prepared.raw.boxes.attributes.items() if k not in _HELPERS}
-    final = Detections(xyxy=merged.xyxy, score=merged.score, class_id=merged.class_id, attributes=attributes)
-    out = FrameTable(merged.attributes["frame"], final, len(run.frames))
-    # merge order within a frame is score-descending; the stable sort in FrameTable keeps it
-    return FinalRun(run.run_dir, run.frames, run.root, out, names, spec, int((~keep).sum()))
+    final = Detections(xyxy=kept.boxes.xyxy, score=kept.boxes.score, class_id=kept.boxes.class_id, attributes=attributes)
+    return FinalRun(run.run_dir, run.frames, run.root, kept.replace(final), names, spec, int((~keep).sum()))

@@ -51,7 +51,7 @@ from sitesight.identity import align_frames, format_class_map, parse_class_map
 from sitesight.ranges import parse_range  # re-exported: callers import it from here
 from sitesight.sliced.border import MergeSpec, merge_by_confidence
 from sitesight.sliced.gate import GateParams, size_bucket, size_bucket_names
-from sitesight.sliced.postprocess import gate_keep, prepare, target_classes
+from sitesight.sliced.postprocess import gate_keep, merged_table, prepare, target_classes
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import Run
 
@@ -212,9 +212,9 @@ def sweep_run(
     n_buckets = len(size_bucket_names())
     for m, spec in enumerate(merges):
         by_conf = merge_by_confidence(prepared.annotated, confs, spec)
-        for c, (conf, merged) in enumerate(zip(confs, by_conf, strict=True)):
-            frame = merged.attributes["frame"]
-            pred = BoxTable.build(frame, merged.class_id, merged.xyxy, score=merged.score)
+        for c, (conf, boxes) in enumerate(zip(confs, by_conf, strict=True)):
+            merged = merged_table(prepared, boxes)
+            pred = BoxTable.from_frame_table(merged, gt=False)
             pairs = _gt_pairs(pred, gt, iou)
             ungated = None
             for g, gate in enumerate(gates):
@@ -222,7 +222,7 @@ def sweep_run(
                 tp, fp, fn = _counts(pred, gt, keep, pairs, iou, n_gt)
                 if gate is not None:  # what it removed, judged by the same merge and confidence without a gate
                     if ungated is None:
-                        ungated = (*_match_flags(pred, gt, pairs, iou), size_bucket(merged.xyxy))
+                        ungated = (*_match_flags(pred, gt, pairs, iou), size_bucket(merged.boxes.xyxy))
                     is_tp, counted, bucket = ungated
                     removed = ~keep & counted
                     effects[(m, g, c)] = np.stack([np.bincount(bucket[removed & is_tp], minlength=n_buckets),
