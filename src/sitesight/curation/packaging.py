@@ -80,7 +80,7 @@ def package_cvat_tasks(
                 name = f"{len(samples):05d}_{name}"
             try:
                 shutil.copy2(src, part_dir / "images" / name)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path read from data
                 log.warning("%s", InputError(f"image not packaged: {exc}", src))
                 missing += 1
             else:

@@ -88,9 +88,16 @@ def resolve_listed_path(text: str, base: Path) -> Path:
     # the CSV's folder, the working directory, then the CSV folder's ancestors (a path written relative
     # to where the command ran is relative to one of them when the run folder was made there)
     for candidate in (base / path, Path.cwd() / path, *(parent / path for parent in base.parents)):
-        if candidate.exists():
+        if _exists(candidate):
             return candidate
     return base / path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: no such file
+        return False
 
 
 def _read_json(path: Path) -> Any:
