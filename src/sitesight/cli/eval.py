@@ -254,13 +254,15 @@ def det(
 @eval_app.command("cls")
 def cls(
     pred: Path = typer.Option(..., "--pred", help="CSV: 'label' (true class name) and one probability column per class."),
+    class_map: str = typer.Option(None, "--class-map", help="Model class column → label name, e.g. 'With Helmet=helmet,Without Helmet=head'; columns mapped onto one name are summed, 'X=' drops a column."),
     json_out: Path = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Per-class AP/precision/recall/F1/support, accuracy, confusion, macro over active and all classes."""
     console.quiet = jsonout.to_stdout(json_out)  # --json -: only the JSON on stdout
     from sitesight.evaluation.inputs import evaluate_cls_csv
+    from sitesight.identity import parse_class_map
 
-    result = evaluate_cls_csv(pred)
+    result = evaluate_cls_csv(pred, class_map=parse_class_map(class_map))
     table = Table("class", "AP", "precision", "recall", "F1", "support", title=f"{result.n_samples} samples, accuracy {result.accuracy:.4f}")
     for name, m in result.per_class.items():
         table.add_row(name, _fmt(m.ap), _fmt(m.precision), _fmt(m.recall), _fmt(m.f1), str(m.support))

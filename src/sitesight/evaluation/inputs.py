@@ -23,6 +23,7 @@ from sitesight.evaluation.classification import ClassificationResult, classifica
 from sitesight.evaluation.confusion import confusion_matrix
 from sitesight.evaluation.detection import match_detections
 from sitesight.evaluation.errors import error_breakdown
+from sitesight.identity import class_lookup
 from sitesight.limits import show
 
 __all__ = ["detection_report", "evaluate_cls_csv", "evaluate_anomaly_csv"]
@@ -98,26 +99,36 @@ def _floats(values: list[str], path: Path | str, column: str, first_line: int) -
     return out
 
 
-def evaluate_cls_csv(path: Path | str) -> ClassificationResult:
+def evaluate_cls_csv(path: Path | str, *, class_map: Sequence[tuple[str, str]] = ()) -> ClassificationResult:
     """Classification metrics from a CSV: ``label`` (true class name) + one probability column per class.
 
     Every column other than ``label`` and the descriptive columns in `CLS_CSV_INFO_COLUMNS` (image
     or box identity, box corners, detector score, predicted class name, as ``sitesight predict
-    roi|cls`` write them) is a class.
+    roi|cls`` write them) is a class. ``class_map`` (`sitesight.identity.parse_class_map`) renames
+    the model's class columns to the label names: columns mapped onto one name have their
+    probabilities summed, an empty target drops a column (its probability mass is not reassigned).
     """
     header, body = _read_csv(path, ["label"])
-    classes = [h for h in header if h != "label" and h not in CLS_CSV_INFO_COLUMNS]
-    if not classes:
+    columns = [h for h in header if h != "label" and h not in CLS_CSV_INFO_COLUMNS]
+    if not columns:
         raise InputError("no probability columns besides 'label'", path, "line 1")
+    mapping = dict(class_map)
+    classes = list(dict.fromkeys(t for t in (mapping.get(c, c) for c in columns) if t))
+    target = class_lookup(columns, classes, class_map=class_map, where=f"--class-map ({path})")
     li = header.index("label")
     index = {c: k for k, c in enumerate(classes)}
     y = np.empty(len(body), np.int64)
     for i, r in enumerate(body):
         name = r[li].strip()
         if name not in index:
-            raise InputError(f"label {show(name)} is not one of the class columns {show(classes, 120)}", path, f"line {i + 2}")
+            hint = "" if not class_map and name not in mapping else f" after --class-map (columns {show(columns, 120)})"
+            raise InputError(f"label {show(name)} is not one of the classes {show(classes, 120)}{hint}; "
+                             "map the model's class names with --class-map", path, f"line {i + 2}")
         y[i] = index[name]
-    probs = np.stack([_floats([r[header.index(c)] for r in body], path, c, 2) for c in classes], axis=1) if body else np.zeros((0, len(classes)))
+    probs = np.zeros((len(body), len(classes)))
+    for c, k in zip(columns, target, strict=True):
+        if k >= 0:
+            probs[:, k] += _floats([r[header.index(c)] for r in body], path, c, 2)
     return classification_metrics(y, probs, classes)
 
 
