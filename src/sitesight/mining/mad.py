@@ -38,9 +38,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sitesight import atomic
+from sitesight.boxparquet import FRAMES_KEY, StoredBoxes, read_boxes, write_boxes
 from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
+from sitesight.frametable import FrameTable
 from sitesight.mining.confident import ConfidentPoint, confident_points
 from sitesight.mining.discrepancy import CrossTaskRules, DiscrepancyWeights, PairDiscrepancy, all_pairs
 from sitesight.mining.handoff import disputes
@@ -49,10 +51,12 @@ from sitesight.mining.select import Diversity, random_control, select_top
 from sitesight.mining.verdict import Verdict, verdict
 from sitesight.sliced.spec import PostprocessSpec
 
-__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "finish_mined", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT"]
+__all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "finish_mined", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT",
+           "DEFAULT_SPEC"]
 
 log = logging.getLogger(__name__)
 MINED_FORMAT = "sitesight-mined"
+DEFAULT_SPEC = PostprocessSpec(conf=0.05)  # how `mine_runs` makes sliced runs final unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,40 @@ class MiningResult:
                 "ranking_csv": str(self.out_dir / "ranking.csv"), "manifest": str(self.out_dir / "manifest.json")}
 
 
-def _write_boxes(pool: Pool, frames: np.ndarray, path: Path) -> None:
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("model", "image", "x1", "y1", "x2", "y2", "score", "class_id")}
-    for name, run in pool.runs.items():
-        sub = run.take_frames(frames)
-        cols["model"].append(np.full(len(sub), name, object))
-        cols["image"].append(pool.keys[frames][sub.frame])
-        for i, c in enumerate(("x1", "y1", "x2", "y2")):
-            cols[c].append(sub.xyxy[:, i])
-        cols["score"].append(sub.score)
-        cols["class_id"].append(sub.class_id)
-    table = pa.table({k: pa.array(np.concatenate(v).tolist() if k in ("model", "image") else np.concatenate(v)) for k, v in cols.items()})
-    atomic.write_parquet(table, path)
+def _write_boxes(pool: Pool, frames: np.ndarray, path: Path, spec: PostprocessSpec | None) -> None:
+    """``boxes.parquet``: every model's boxes on ``frames`` in the one box schema (`sitesight.boxparquet`),
+    with a ``model`` column, the pool's class names and the ``spec`` that made them final."""
+    frames = np.asarray(frames, np.int64)
+    parts = [run.take_frames(frames) for run in pool.runs.values()]
+    boxes = Detections.concat([Detections(xyxy=p.xyxy, score=p.score, class_id=p.class_id,
+                                          attributes={"model": np.full(len(p), name, object)})
+                               for name, p in zip(pool.runs, parts, strict=True)])
+    table = FrameTable(np.concatenate([p.frame for p in parts]), boxes, len(frames))  # rows by frame, then model
+    meta = [[f, str(pool.keys[f]), [int(v) for v in pool.image_wh[f]], None] for f in frames.tolist()]
+    write_boxes(path, table, meta, class_names=pool.class_names or None, spec=None if spec is None else spec.to_dict())
+
+
+def _read_boxes(path: Path) -> StoredBoxes:
+    """``boxes.parquet`` as written by `_write_boxes`, or by sitesight before `sitesight.boxparquet`
+    (columns ``model, image`` (frame key), ``x1 y1 x2 y2 score class_id``; no frame list), which is still read."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"unreadable boxes.parquet ({str(exc)[:160]})", path) from None
+    if FRAMES_KEY in (schema.metadata or {}) or "image" not in schema.names:
+        return read_boxes(path)
+    try:
+        old = pq.read_table(path)
+        image = [str(k) for k in old.column("image").to_pylist()]
+        keys = sorted(set(image))
+        position = {k: i for i, k in enumerate(keys)}
+        boxes = Detections(xyxy=np.stack([old.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], axis=1).reshape(-1, 4),
+                           score=old.column("score").to_numpy(), class_id=old.column("class_id").to_numpy(),
+                           attributes={"model": np.array(old.column("model").to_pylist(), object)})
+    except (KeyError, ValueError, pa.ArrowException) as exc:
+        raise InputError(f"boxes.parquet in the old layout lacks a column ({str(exc)[:120]})", path) from None
+    frame = np.array([position[k] for k in image], np.int64)
+    return StoredBoxes([[i, k, None, None] for i, k in enumerate(keys)], FrameTable(frame, boxes, len(keys)), None, None)
 
 
 def mine_pool(
@@ -106,6 +132,8 @@ def mine_pool(
     hashes: np.ndarray | None = None,
     seed: int = 0,
     scored: Sequence[PairDiscrepancy] | None = None,
+    spec: PostprocessSpec | None = None,
+    timestamps: bool = False,
 ) -> MiningResult:
     """Score every model pair of ``pool``, select each pair's hardest frames, write ``out_dir``.
 
@@ -123,6 +151,9 @@ def mine_pool(
         scored: the pairs' discrepancies when already computed (`all_pairs` with these ``confident``
             points, e.g. per frame on a Ray cluster); ``pool`` then needs boxes only on the frames that
             get selected and on the control frames (for ``why.json`` and ``boxes.parquet``).
+        spec: the post-processing that made the pool's detections final, recorded in ``boxes.parquet``
+            (None: the boxes were given final).
+        timestamps: record the creation time in the manifest (off: the same inputs give the same bytes).
     """
     names = list(pool.runs)
     if len(names) < 2:
@@ -170,9 +201,10 @@ def mine_pool(
                   "timestamp": pa.array(pool.timestamp)}
     score_cols.update({pd.name: pa.array(pd.total) for pd in scored})
     atomic.write_parquet(pa.table(score_cols), out / "scores.parquet")
-    _write_boxes(pool, np.union1d(mined, control), out / "boxes.parquet")
+    _write_boxes(pool, np.union1d(mined, control), out / "boxes.parquet", spec)
     manifest = {
-        "format": MINED_FORMAT, "format_version": 1, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "format": MINED_FORMAT, "format_version": 1,
+        **({"created": datetime.now(timezone.utc).isoformat(timespec="seconds")} if timestamps else {}),
         "models": names, "class_names": list(pool.class_names), "pool_frames": pool.n_frames, "budget": budget,
         "weights": asdict(weights), "rules": None if rules is None else asdict(rules), "diversity": asdict(diversity),
         "both_confident": both_confident, "seed": seed,
@@ -292,6 +324,7 @@ def mine_runs(
     near_duplicates: bool = False,
     seed: int = 0,
     spec: PostprocessSpec | None = None,
+    timestamps: bool = False,
 ) -> MiningResult:
     """Stored runs of several models → ``MINED/`` (`load_pool`, `mine_pool`, then `package_mined`).
 
@@ -305,13 +338,16 @@ def mine_runs(
         near_duplicates: hash every pool frame (reads the images) and suppress near duplicates.
         spec: how sliced runs become final detections (`sitesight.sliced.postprocess.postprocess`)
             and the lowest score kept; default greedy NMM over IoS 0.5 at conf 0.05.
+        timestamps: record the creation time in the manifest.
     """
     from sitesight.mining.pool import load_pool
 
-    pool = load_pool(runs, class_names=handoff.class_names, spec=spec, conf=0.05 if spec is None else spec.conf)
+    spec = spec or DEFAULT_SPEC
+    pool = load_pool(runs, class_names=handoff.class_names, spec=spec, conf=spec.conf)
     hashes = pool_hashes(pool, seed=seed) if near_duplicates else None
     result = mine_pool(pool, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
-                       confident=confident_points(pool, operating=operating), hashes=hashes, seed=seed)
+                       confident=confident_points(pool, operating=operating), hashes=hashes, seed=seed, spec=spec,
+                       timestamps=timestamps)
     return finish_mined(result, pool, runs, handoff, spec=spec)
 
 
@@ -327,7 +363,7 @@ def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str
     manifest_path = result.out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["runs"] = {name: str(Path(path).resolve()) for name, path in runs.items()}
-    manifest["spec"] = (spec or PostprocessSpec(conf=0.05)).to_dict()
+    manifest["spec"] = (spec or DEFAULT_SPEC).to_dict()
     if handoff.package:
         frames = np.union1d(result.mined, result.control)
         parts = package_mined(pool, frames, result.out_dir / "cvat", preannotate=handoff.preannotate, conf=handoff.conf,
@@ -406,23 +442,18 @@ def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: f
     """
     mined_dir = Path(mined_dir)
     manifest = _read_mined(mined_dir)
-    try:
-        table = pq.read_table(mined_dir / "boxes.parquet")
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"unreadable boxes.parquet ({exc})", mined_dir / "boxes.parquet") from None
+    stored = _read_boxes(mined_dir / "boxes.parquet")
     keys = sorted({k for p in manifest["pairs"].values() for k in p["frames"]} | set(manifest["control"]))
     index = {k: i for i, k in enumerate(keys)}
-    model_col = np.array(table.column("model").to_pylist(), object)
-    image_col = np.array([index.get(k, -1) for k in table.column("image").to_pylist()], np.int64)
-    xyxy = np.stack([table.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], axis=1) if table.num_rows else np.zeros((0, 4))
-    score, class_id = table.column("score").to_numpy(), table.column("class_id").to_numpy()
+    boxes = stored.table.boxes
+    model_col = np.asarray(boxes.attributes.get("model", np.zeros(len(boxes), object)), object)
+    image_col = np.array([index.get(k, -1) for k in stored.keys], np.int64)[stored.table.frame]
     preds = {}
     for m in manifest["models"]:
         rows = np.flatnonzero(model_col == m)
         order = rows[np.argsort(image_col[rows], kind="stable")]
         bounds = np.searchsorted(image_col[order], np.arange(len(keys) + 1))
-        preds[m] = [Detections(xyxy=xyxy[order[s:e]], score=score[order[s:e]], class_id=class_id[order[s:e]])
-                    for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+        preds[m] = [boxes[order[s:e]].replace(attributes={}) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
     gts = _align_gt(keys, gt, manifest.get("class_names") or ())
     found = sum(g is not None for g in gts)
     log.info("labels found for %d of %d mined/control frames", found, len(keys))

@@ -29,8 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-import pyarrow as pa
 
+from sitesight.boxparquet import BOX_COLUMNS, table_from_arrow
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
@@ -247,19 +247,13 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
     if sliced if sliced is not None else bool((table.column("source").to_numpy() >= 0).any()):
         return keys, wh, _sliced(run_dir, conf, probs_name, spec, shards)
-    image_id = table.column("image_id").to_numpy()
-    score = table.column("score").to_numpy().astype(np.float32)
-    keep = (score >= conf) & np.isin(image_id, order)
-    sort = np.flatnonzero(keep)[np.argsort(image_id[keep], kind="stable")]
-    xyxy = np.stack([table.column(c).to_numpy()[sort] for c in ("x1", "y1", "x2", "y2")], axis=1)
-    probs = None
-    if probs_name and probs_name in table.column_names:
-        column = table.column(probs_name).combine_chunks()
-        if pa.types.is_fixed_size_list(column.type):
-            probs = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)[sort]
-    frame_pos = np.searchsorted(order, image_id[sort])
-    counts = np.bincount(frame_pos, minlength=order.size)
-    flat = FlatDetections(np.r_[0, np.cumsum(counts)], xyxy, score[sort], table.column("class_id").to_numpy()[sort], probs)
+    wanted = [*BOX_COLUMNS, *([probs_name] if probs_name and probs_name in table.column_names else [])]
+    boxes = table_from_arrow(table.select(wanted), order, path=run_dir / "shards")
+    keep = boxes.boxes.score >= conf
+    boxes = boxes.filter(keep)
+    probs = boxes.boxes.attributes.get(probs_name) if probs_name else None
+    flat = FlatDetections(boxes.offsets, boxes.boxes.xyxy, boxes.boxes.score, boxes.boxes.class_id,
+                          probs if probs is not None and probs.ndim == 2 else None)
     return keys, wh, flat
 
 

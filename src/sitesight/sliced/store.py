@@ -6,10 +6,11 @@ A run folder holds::
                                the skipped frames with their reason (`record_skipped`)
     RUN/shards/shard-000000.parquet ...
 
-Each shard has one row per raw box (``image_id`` = frame index in the manifest, ``source`` =
-slice index or -1 for the full-frame pass, ``x1 y1 x2 y2`` absolute frame pixels, ``score``,
-``class_id``, then one column per extra attribute such as ``iou_pred``) so pandas, polars,
-DuckDB and Ray read it as it is. The frames a shard covers, including frames with no boxes and
+Each shard is a box file of the one schema for raw and final boxes (`sitesight.boxparquet`): one
+row per raw box (``image_id`` = frame index in the manifest, ``source`` = slice index or -1 for the
+full-frame pass, ``x1 y1 x2 y2`` absolute frame pixels, ``score``, ``class_id``, then one column per
+extra attribute such as ``iou_pred``) so pandas, polars, DuckDB and Ray read it as it is; the
+class names are the manifest's. The frames a shard covers, including frames with no boxes and
 frames that were skipped (unreadable image, with the reason), are listed in the shard's Parquet
 key-value metadata under ``sitesight.sliced.frames``. A shard is written to a temporary name and renamed
 into place, so after a kill a frame is either in exactly one complete shard or in none: the
@@ -43,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sitesight import atomic
+from sitesight.boxparquet import check_columns, frames_meta, table_from_arrow, write_boxes
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
@@ -71,8 +73,6 @@ FORMAT = "sitesight-run"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
-FRAMES_KEY = b"sitesight.sliced.frames"
-BOX_COLUMNS = ("image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id")
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def _quarantine_bad_shards(run_dir: Path) -> list[Path]:
     moved = []
     for path in _shard_paths(run_dir):
         try:
-            _frames_meta(path, pq.read_schema(path).metadata)
+            frames_meta(path, pq.read_schema(path).metadata)
             pq.ParquetFile(path).metadata  # noqa: B018 - reads the footer: a truncated file fails here
         except (InputError, pa.ArrowException, OSError) as exc:
             target = run_dir / "corrupt" / path.name
@@ -236,6 +236,7 @@ def open_run(
     parameters: Mapping[str, Any],
     versions: Mapping[str, str] | None = None,
     class_names: Sequence[str] | None = None,
+    timestamps: bool = False,
 ) -> set[int]:
     """Create a run folder, or reopen an existing one for resuming; returns the finished frame indices.
 
@@ -244,6 +245,7 @@ def open_run(
     removed. Finished frames (done or skipped) are those listed in complete shards.
     ``class_names`` (the model's names of its class ids) are recorded so that classes can be
     matched by name later; the manifest also records ``root``, the folder holding every frame.
+    ``timestamps`` records the creation time as ``created`` (off: the same inputs give the same bytes).
     """
     run_dir = Path(run_dir)
     manifest_path = run_dir / MANIFEST
@@ -261,7 +263,7 @@ def open_run(
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"created": datetime.now(timezone.utc).isoformat(timespec="seconds")} if timestamps else {}),
             "model": model,
             "model_id": model_id,
             "parameters": parameters,
@@ -283,36 +285,17 @@ def _shard_paths(run_dir: Path) -> list[Path]:
     return sorted((run_dir / SHARDS).glob("shard-*.parquet"))
 
 
-def _frames_meta(path: Path, metadata: Mapping[bytes, bytes] | None) -> list[list[Any]]:
-    raw = (metadata or {}).get(FRAMES_KEY)
-    if raw is None:
-        raise InputError("shard lacks its sitesight.sliced.frames metadata", path)
-    try:
-        rows = load_json(path, what="shard frame list", text=raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError("shard frame list is not UTF-8", path, "sitesight.sliced.frames") from None
-    if not isinstance(rows, list):
-        raise InputError("shard frame list must be a list", path, "sitesight.sliced.frames")
-    for i, row in enumerate(rows):
-        ok = isinstance(row, list) and len(row) == 4 and isinstance(row[0], int) and 0 <= row[0] < 1 << 40
-        ok = ok and isinstance(row[1], str) and (row[2] is None or (
-            isinstance(row[2], list) and len(row[2]) == 2 and all(isinstance(v, int) and 0 <= v <= 1 << 20 for v in row[2])))
-        if not ok:
-            raise InputError("expected [index, key, [width, height] or null, reason]", path, f"sitesight.sliced.frames[{i}]")
-    return rows
-
-
 def shard_index(run_dir: Path | str) -> list[tuple[str, list[list[Any]]]]:
     """Each complete shard's file name and frame list (``[index, key, [w, h] or None, reason]`` rows),
     from the Parquet footers alone: no box is read (how a distributed reader partitions a run)."""
-    return [(path.name, _frames_meta(path, pq.read_schema(path).metadata)) for path in _shard_paths(Path(run_dir))]
+    return [(path.name, frames_meta(path, pq.read_schema(path).metadata)) for path in _shard_paths(Path(run_dir))]
 
 
 def done_frames(run_dir: Path | str) -> set[int]:
     """Indices of frames (done or skipped) listed in the run's complete shards."""
     done: set[int] = set()
     for path in _shard_paths(Path(run_dir)):
-        done.update(int(row[0]) for row in _frames_meta(path, pq.read_schema(path).metadata))
+        done.update(int(row[0]) for row in frames_meta(path, pq.read_schema(path).metadata))
     return done
 
 
@@ -331,15 +314,6 @@ def record_skipped(run_dir: Path | str) -> list[SkippedFrame]:
     if manifest.get("skipped", []) != listed:
         atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, "skipped": listed}, indent=1).encode())
     return skipped
-
-
-def _attribute_array(name: str, values: np.ndarray) -> pa.Array:
-    if values.ndim == 2:
-        flat = pa.array(values.reshape(-1))
-        return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-    if values.ndim != 1:
-        raise ValueError(f"attribute {name!r}: only 1-D or 2-D arrays can be stored, got shape {values.shape}")
-    return pa.array(values.tolist() if values.dtype == object else values)
 
 
 def write_shard(
@@ -361,46 +335,20 @@ def write_shard(
             than adding a second copy of the frames.
     """
     run_dir = Path(run_dir)
-    parts = [(rec, det) for rec, det in frames if len(det)]
-    keys = sorted({k for _, det in parts for k in det.attributes if k != "source"})
-    for k in keys:
-        if k in BOX_COLUMNS:
-            raise ValueError(f"attribute name {k!r} clashes with a box column")
-    det = Detections.concat([
-        d.replace(attributes={**{k: d.attributes[k] for k in keys if k in d.attributes},
-                              "source": np.asarray(d.attributes.get("source", np.full(len(d), -1)), np.int32)})
-        for _, d in parts
-    ]) if parts else Detections.empty()
-    image_id = np.concatenate([np.full(len(d), rec.index, np.int64) for rec, d in parts]) if parts else np.zeros(0, np.int64)
-    columns: dict[str, pa.Array] = {
-        "image_id": pa.array(image_id),
-        "source": pa.array(np.asarray(det.attributes.get("source", np.zeros(0)), np.int32)),
-        "x1": pa.array(det.xyxy[:, 0]),
-        "y1": pa.array(det.xyxy[:, 1]),
-        "x2": pa.array(det.xyxy[:, 2]),
-        "y2": pa.array(det.xyxy[:, 3]),
-        "score": pa.array(det.score),
-        "class_id": pa.array(det.class_id),
-    }
-    for k in keys:
-        columns[k] = _attribute_array(k, np.asarray(det.attributes[k]))
+    parts = [det for _, det in frames if len(det)]
+    keys = sorted({k for det in parts for k in det.attributes if k != "source"})
+    per_frame = [
+        det.replace(attributes={**{k: det.attributes[k] for k in keys if k in det.attributes},
+                                "source": np.asarray(det.attributes.get("source", np.full(len(det), -1)), np.int32)})
+        if len(det) else Detections.empty()
+        for _, det in frames
+    ]
+    table = FrameTable.from_frames(per_frame + [Detections.empty()] * len(skipped))
     meta = [[rec.index, rec.key, list(rec.image_wh), None] for rec, _ in frames]
     meta += [[s.index, s.key, None, s.reason] for s in skipped]
-    table = pa.table(columns).replace_schema_metadata({FRAMES_KEY: json.dumps(meta).encode()})
-    shard_dir = run_dir / SHARDS
     first = min((m[0] for m in meta), default=0)
-    path = shard_dir / f"shard-{first:09d}-{name_token or uuid.uuid4().hex[:8]}.parquet"
-    return atomic.write_parquet(table, path)  # temp name starts with ".tmp-": open_run sweeps leftovers
-
-
-def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_fixed_size_list(column.type):
-        flat = pa.concat_arrays([c.flatten() for c in column.chunks]) if column.num_chunks else pa.array([])
-        return flat.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
-    values = column.to_numpy(zero_copy_only=False)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        values = values.astype(object)
-    return values
+    path = run_dir / SHARDS / f"shard-{first:09d}-{name_token or uuid.uuid4().hex[:8]}.parquet"
+    return write_boxes(path, table, meta)  # temp name starts with ".tmp-": open_run sweeps leftovers
 
 
 def read_shards(
@@ -426,23 +374,14 @@ def read_shards(
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"unreadable shard ({str(exc)[:160]}); rerun detect on the same folder to redo its frames", path) from None
-        metas.append(_frames_meta(path, table.schema.metadata))
-        _check_columns(path, table.schema)
+        metas.append(frames_meta(path, table.schema.metadata))
+        check_columns(path, table.schema)
         if table.num_rows:
             tables.append(table.replace_schema_metadata(None))
     try:
         return manifest, metas, pa.concat_tables(tables, promote_options="default") if tables else None
     except pa.ArrowException as exc:
         raise InputError(f"shards have incompatible columns ({str(exc)[:120]})", run_dir / SHARDS) from None
-
-
-def _check_columns(path: Path, schema: pa.Schema) -> None:
-    for name in BOX_COLUMNS:
-        if name not in schema.names:
-            raise InputError(f"shard lacks the {name!r} column", path)
-        kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or (pa.types.is_floating(kind) and name in ("x1", "y1", "x2", "y2", "score"))):
-            raise InputError(f"shard column {name!r} has type {kind}, expected a number", path)
 
 
 def load_run(run_dir: Path | str, *, shards: Sequence[str] | None = None) -> Run:
@@ -468,27 +407,7 @@ def load_run(run_dir: Path | str, *, shards: Sequence[str] | None = None) -> Run
     if table is None or table.num_rows == 0:
         return Run(run_dir, manifest, frames, tuple(Detections.empty(["source"]).with_attributes(
             source=np.zeros(0, np.int32)) for _ in frames), tuple(skipped[i] for i in sorted(skipped)))
-    image_id = table.column("image_id").to_numpy()
-    order = np.argsort(image_id, kind="stable")
-    image_id = image_id[order]
-    try:
-        xyxy = np.stack([table.column(c).to_numpy()[order] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float32)
-        score = table.column("score").to_numpy()[order].astype(np.float32)
-    except (KeyError, ValueError, TypeError, pa.ArrowException) as exc:
-        raise InputError(f"shards lack the box columns ({str(exc)[:80]})", run_dir / SHARDS) from None
-    if not (np.isfinite(xyxy).all() and np.isfinite(score).all()):
-        raise InputError("shards hold non-finite box coordinates or scores", run_dir / SHARDS)
-    class_id = table.column("class_id").to_numpy()[order].astype(np.int64)
-    attributes = {"source": table.column("source").to_numpy()[order].astype(np.int32)}
-    for name in table.column_names:
-        if name not in BOX_COLUMNS:
-            attributes[name] = _column_to_numpy(table.column(name))[order]
-    starts = np.searchsorted(image_id, [rec.index for rec in frames], side="left")
-    ends = np.searchsorted(image_id, [rec.index for rec in frames], side="right")
-    raw = tuple(
-        Detections(xyxy=xyxy[s:e], score=score[s:e], class_id=class_id[s:e], attributes={k: v[s:e] for k, v in attributes.items()})
-        for s, e in zip(starts, ends, strict=True)
-    )
+    raw = tuple(table_from_arrow(table, [rec.index for rec in frames], path=run_dir / SHARDS).per_frame())
     return Run(run_dir, manifest, frames, raw, tuple(skipped[i] for i in sorted(skipped)))
 
 
@@ -501,6 +420,7 @@ def write_run(
     parameters: Mapping[str, Any],
     frames_per_shard: int = 64,
     class_names: Sequence[str] | None = None,
+    timestamps: bool = False,
 ) -> Run:
     """Store in-memory predictions as a run, e.g. from a model that is not a detector callable.
 
@@ -512,10 +432,12 @@ def write_run(
         parameters: how they were produced (``slice_wh``, ``overlap_ratio``, ``full_frame`` when sliced).
         frames_per_shard: frames per Parquet shard.
         class_names: the model's class names (index = class id), recorded in the manifest.
+        timestamps: record the creation time in the manifest.
     """
     if len(frames) != len(raw):
         raise ValueError(f"write_run: {len(frames)} frames but {len(raw)} Detections")
-    done = open_run(run_dir, [k for k, _ in frames], model=model, parameters=parameters, class_names=class_names)
+    done = open_run(run_dir, [k for k, _ in frames], model=model, parameters=parameters, class_names=class_names,
+                    timestamps=timestamps)
     batch: list[tuple[FrameRecord, Detections]] = []
     for i, ((key, wh), det) in enumerate(zip(frames, raw, strict=True)):
         if i in done:
