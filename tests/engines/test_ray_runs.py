@@ -91,25 +91,37 @@ def test_cli_eval_det_engine_ray_writes_the_local_json(ray_session, tmp_path):
 def test_mine_on_ray_writes_the_local_mined_folder(ray_session, tmp_path):
     import json
 
+    import pyarrow.parquet as pq
+
     from sitesight.engines.ray_mine import mine_runs_ray
     from sitesight.mining.mad import Handoff, mine_runs
+    from sitesight.sliced.spec import PostprocessSpec
 
     # two "models" over the same 40 frames, sharded differently (the runs are co-partitioned by frame)
     stored_run_and_labels(tmp_path / "a", 40, seed=5, frames_per_shard=4)
     stored_run_and_labels(tmp_path / "b", 40, seed=6, frames_per_shard=3)
     runs = {"a": tmp_path / "a", "b": tmp_path / "b"}
-    common = {"budget": 8, "handoff": Handoff(class_names=("person", "helmet", "head"), package=False), "seed": 3}
+    # not the default post-processing: every stage differs (conf, merge, border rule, gate)
+    spec = PostprocessSpec(conf=0.3, method="nms", metric="iou", threshold=0.6, border=False, gate=GateParams(40, 0.2))
+    common = {"budget": 8, "handoff": Handoff(class_names=("person", "helmet", "head"), package=False), "seed": 3, "spec": spec}
     local = mine_runs(runs, tmp_path / "local", **common)
     ray = mine_runs_ray(runs, tmp_path / "ray", frames_per_task=7, options=RayOptions(), **common)
     assert ray.mined.tolist() == local.mined.tolist() and ray.control.tolist() == local.control.tolist()
     assert local.mined.size >= 4
-    for name in ("ranking.csv", "why.json", "control.csv", "scores.parquet", "boxes.parquet"):
+    for name in ("ranking.csv", "why.json", "control.csv", "scores.parquet", "boxes.parquet", "manifest.json"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
-    manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "ray")]
-    for m in manifests:
-        m.pop("created")
-    assert manifests[0] == manifests[1]
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    boxes = pq.read_table(tmp_path / "ray" / "boxes.parquet")
+    assert manifest["spec"] == spec.to_dict() == json.loads(boxes.schema.metadata[b"sitesight.spec"])
+    assert boxes.num_rows and min(boxes.column("score").to_pylist()) >= 0.3
     from sitesight.cli.main import main
 
-    cli = ["mine", "--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--out", str(tmp_path / "cli")]
-    assert main([*cli, "--engine", "ray", "--dedup-images"]) == 2  # hashing every image is a local job
+    cli = ["mine", "--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--budget", "8", "--seed", "3", "--no-package",
+           "--classes", "person,helmet,head", "--conf", "0.3", "--method", "nms", "--metric", "iou", "--threshold", "0.6",
+           "--no-border", "--gate", "r=40,conf=0.2"]
+    assert main([*cli, "--out", str(tmp_path / "cli-ray"), "--engine", "ray"]) == 0
+    assert main([*cli, "--out", str(tmp_path / "cli-local")]) == 0
+    for name in ("ranking.csv", "why.json", "control.csv", "scores.parquet", "boxes.parquet", "manifest.json"):
+        assert (tmp_path / "cli-ray" / name).read_bytes() == (tmp_path / "cli-local" / name).read_bytes(), name
+    assert (tmp_path / "cli-ray" / "boxes.parquet").read_bytes() == (tmp_path / "ray" / "boxes.parquet").read_bytes()
+    assert main([*cli, "--out", str(tmp_path / "cli"), "--engine", "ray", "--dedup-images"]) == 2  # hashing every image is a local job

@@ -91,14 +91,14 @@ def mine(
     gate: str = so.GATE,
     class_agnostic: bool = so.CLASS_AGNOSTIC,
     border: bool = so.BORDER,
+    timestamps: bool = typer.Option(False, "--timestamps", help="Record the creation time in MINED/manifest.json (off: same inputs, same bytes)."),
 ) -> None:
     """Score every pair of models on the pool, pick the frames they disagree on most, package them for CVAT."""
     if ctx.invoked_subcommand is not None:
         return
     from sitesight.mining.discrepancy import DiscrepancyWeights
-    from sitesight.mining.mad import Handoff, mine_runs
+    from sitesight.mining.mad import DEFAULT_SPEC, Handoff, mine_runs
     from sitesight.mining.select import Diversity
-    from sitesight.sliced.spec import PostprocessSpec
 
     runs = _runs(run or [])
     if len(runs) < 2:
@@ -108,14 +108,12 @@ def mine(
     handoff = Handoff(class_names=tuple(c.strip() for c in classes.split(",") if c.strip()), package=package, preannotate=preannotate)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
-    spec_given = any(v is not None for v in (spec, conf, method, metric, threshold, gate, class_agnostic, border))
-    if engine == "ray" and spec_given:
-        raise typer.BadParameter("post-processing options (--spec --conf --method ...) work with --engine local")
     if engine == "ray" and near_duplicates:
         raise typer.BadParameter("--dedup-images reads every image: use --engine local (or dedup the captures first: data dedup --engine ray)")
     options = {"budget": budget, "weights": DiscrepancyWeights(**_weights(weights)), "handoff": handoff, "seed": seed,
                "diversity": Diversity(window_s=window, max_per_window=per_window), "both_confident": both_confident,
-               "operating": _operating(operating or [], runs)}
+               "operating": _operating(operating or [], runs), "timestamps": timestamps,
+               "spec": so.spec_of(spec, conf, method, metric, threshold, gate, None, class_agnostic, border, default=DEFAULT_SPEC)}
     with console.status(f"mining {len(runs)} runs"):
         if engine == "ray":
             from sitesight.engines.ray import RayOptions
@@ -123,9 +121,7 @@ def mine(
 
             result = mine_runs_ray(runs, out, options=RayOptions(address=ray_address), **options)
         else:
-            pp = so.spec_of(spec, conf, method, metric, threshold, gate, None, class_agnostic, border,
-                            default=PostprocessSpec(conf=0.05)) if spec_given else None
-            result = mine_runs(runs, out, near_duplicates=near_duplicates, spec=pp, **options)
+            result = mine_runs(runs, out, near_duplicates=near_duplicates, **options)
     points = Table("model", "confident yes >=", "confident no <", "from")
     for name, p in result.confident.items():
         points.add_row(name, f"{p.hi:.3f}", f"{p.lo:.3f}", p.source)

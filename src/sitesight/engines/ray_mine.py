@@ -3,7 +3,9 @@
 The pool's frames (those every run processed, in the first run's order, as `load_pool` keeps them)
 are cut into groups; a group's frames are read from each run's shards that hold them
 (`sitesight.mining.pool.load_flat_run` with ``shards=``), so the runs are co-partitioned by frame
-whatever their own sharding. Two passes of Ray tasks:
+whatever their own sharding; sliced runs are made final there by `sitesight.sliced.postprocess.postprocess`
+under the same spec as the local `mine_runs` (each frame is post-processed on its own, so a part
+gives what the whole run gives). Two passes of Ray tasks:
 
 1. each model's maximum score per frame (scalars): the models' "confident" points are quantiles
    of those (`sitesight.mining.confident.confident_points`, run on a pool of one box per frame);
@@ -35,9 +37,10 @@ from sitesight.engines.ray_runs import frames_only_run
 from sitesight.errors import InputError
 from sitesight.mining.confident import confident_points
 from sitesight.mining.discrepancy import DiscrepancyWeights, all_pairs
-from sitesight.mining.mad import Handoff, MiningResult, finish_mined, mine_pool, select_pairs
+from sitesight.mining.mad import DEFAULT_SPEC, Handoff, MiningResult, finish_mined, mine_pool, select_pairs
 from sitesight.mining.pool import FlatDetections, Pool, frame_metadata, load_flat_run
 from sitesight.mining.select import Diversity
+from sitesight.sliced.spec import PostprocessSpec
 
 __all__ = ["mine_runs_ray"]
 
@@ -45,11 +48,11 @@ _TERMS = ("det", "cls", "cross", "total", "confident")
 
 
 def _part_pool(keys: list[str], shards: Mapping[str, list[str]], runs: Mapping[str, str], sliced: Mapping[str, bool],
-               class_names: tuple[str, ...]) -> Pool:
-    """The pool over ``keys``, each run read from the named shards only."""
+               class_names: tuple[str, ...], spec: PostprocessSpec) -> Pool:
+    """The pool over ``keys``, each run read from the named shards only and made final under ``spec``."""
     flats, wh = {}, None
     for name, path in runs.items():
-        run_keys, run_wh, flat = load_flat_run(path, shards=shards[name], sliced=sliced[name])
+        run_keys, run_wh, flat = load_flat_run(path, shards=shards[name], sliced=sliced[name], spec=spec, conf=spec.conf)
         position = {k: i for i, k in enumerate(run_keys.tolist())}
         rows = np.array([position[k] for k in keys], np.int64)
         flats[name] = flat.take_frames(rows)
@@ -58,12 +61,12 @@ def _part_pool(keys: list[str], shards: Mapping[str, list[str]], runs: Mapping[s
 
 
 def _mine_part(batch: pa.Table, runs: dict[str, str], sliced: dict[str, bool], class_names: tuple[str, ...],
-               pairs: dict[str, Any] | None) -> pa.Table:
+               spec: PostprocessSpec, pairs: dict[str, Any] | None) -> pa.Table:
     """Ray Data stage: per row's frames, each model's max score per frame (``pairs`` None) or the
     pair terms per frame (``pairs``: `all_pairs` keyword arguments)."""
     out: dict[str, list] = {"start": [], "values": []}
     for row in batch.to_pylist():
-        pool = _part_pool(row["keys"], row["shards"], runs, sliced, class_names)
+        pool = _part_pool(row["keys"], row["shards"], runs, sliced, class_names, spec)
         if pairs is None:
             values = []
             for flat in pool.runs.values():
@@ -101,18 +104,22 @@ def mine_runs_ray(
     operating: Mapping[str, str | float | Path] | None = None,
     handoff: Handoff = Handoff(),
     seed: int = 0,
+    spec: PostprocessSpec | None = None,
+    timestamps: bool = False,
     frames_per_task: int = 4096,
     options: RayOptions = RayOptions(),
 ) -> MiningResult:
     """`sitesight.mining.mad.mine_runs` with the per-frame scoring on Ray: the same ``MINED/`` folder.
 
     Args:
-        runs, out_dir, budget, weights, diversity, both_confident, operating, handoff, seed: as in `mine_runs`.
+        runs, out_dir, budget, weights, diversity, both_confident, operating, handoff, seed, spec, timestamps:
+            as in `mine_runs` (every task makes its frames final with the same `postprocess` and ``spec``).
         frames_per_task: pool frames per Ray task.
         options: the cluster (only ``address`` is used).
     """
     if len(runs) < 2:
         raise InputError(f"mining by discrepancy needs at least two models, got {list(runs)}")
+    spec = spec or DEFAULT_SPEC
     ray = connect(options.address)
     paths = {name: str(Path(p).resolve()) for name, p in runs.items()}
     indexed = {name: frames_only_run(p) for name, p in paths.items()}
@@ -128,7 +135,7 @@ def mine_runs_ray(
         part = keys[start : start + frames_per_task]
         items.append({"start": start, "keys": part,
                       "shards": {name: sorted({shard_of[name][k] for k in part}) for name in paths}})
-    common = {"runs": paths, "sliced": sliced, "class_names": tuple(handoff.class_names)}
+    common = {"runs": paths, "sliced": sliced, "class_names": tuple(handoff.class_names), "spec": spec}
     names = list(paths)
     with quiet_data_context():
         top = _pass(ray, items, {**common, "pairs": None}, len(names), len(keys)) if items else np.zeros((len(names), 0))
@@ -140,18 +147,18 @@ def mine_runs_ray(
         n_pairs = len(names) * (len(names) - 1) // 2
         terms = _pass(ray, items, {**common, "pairs": pairs}, n_pairs * len(_TERMS), len(keys)) if items else None
     # the frames that get picked, and their boxes: the only ones read on the driver
-    sparse = _sparse_pool(stub, paths, sliced, shard_of, frames=np.zeros(0, np.int64))
+    sparse = _sparse_pool(stub, paths, sliced, shard_of, spec, frames=np.zeros(0, np.int64))
     per_frame = all_pairs(sparse, **pairs)
     scored = [dataclasses.replace(pd, **{t: _typed(terms[k * len(_TERMS) + j], t) for j, t in enumerate(_TERMS)})
               for k, pd in enumerate(per_frame)] if terms is not None else per_frame
     _, _, mined, control = select_pairs(scored, camera, timestamp, budget=budget, diversity=diversity,
                                         both_confident=both_confident, hashes=None, seed=seed)
-    sparse = _sparse_pool(stub, paths, sliced, shard_of, frames=np.union1d(mined, control))
+    sparse = _sparse_pool(stub, paths, sliced, shard_of, spec, frames=np.union1d(mined, control))
     boxes = all_pairs(sparse, **pairs)
     scored = [dataclasses.replace(b, **{t: getattr(s, t) for t in _TERMS}) for b, s in zip(boxes, scored, strict=True)]
     result = mine_pool(sparse, out_dir, budget=budget, weights=weights, diversity=diversity, both_confident=both_confident,
-                       confident=points, seed=seed, scored=scored)
-    return finish_mined(result, sparse, runs, handoff)
+                       confident=points, seed=seed, scored=scored, spec=spec, timestamps=timestamps)
+    return finish_mined(result, sparse, runs, handoff, spec=spec)
 
 
 def _typed(values: np.ndarray, term: str) -> np.ndarray:
@@ -167,13 +174,13 @@ def _max_boxes(top: np.ndarray) -> FlatDetections:
 
 
 def _sparse_pool(stub: Pool, runs: Mapping[str, str], sliced: Mapping[str, bool],
-                 shard_of: Mapping[str, Mapping[str, str]], frames: np.ndarray) -> Pool:
+                 shard_of: Mapping[str, Mapping[str, str]], spec: PostprocessSpec, frames: np.ndarray) -> Pool:
     """The pool's frames with boxes read only for ``frames`` (every other frame empty)."""
     keys = stub.keys.tolist()
     picked = [keys[f] for f in frames.tolist()]
     flats = {}
     part = _part_pool(picked, {n: sorted({shard_of[n][k] for k in picked}) for n in runs}, runs, sliced,
-                      stub.class_names) if picked else None
+                      stub.class_names, spec) if picked else None
     for name in runs:
         counts = np.zeros(len(keys), np.int64)
         if part is None:
