@@ -16,7 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:Runtim
 
 combine = pytest.importorskip("sahi.postprocess.combine")
 ObjectPrediction = pytest.importorskip("sahi.prediction").ObjectPrediction
-merge_module = importlib.import_module("sitesight.sliced.merge")  # `sitesight.sliced.merge` is also the function
+# the tuning constants of the merge's internal paths live in these two modules
+grouping = importlib.import_module("sitesight.sliced.grouping")
+folding = importlib.import_module("sitesight.sliced.folding")
 
 PEERS = {"nms": combine.NMSPostprocess, "nmm": combine.NMMPostprocess, "greedy_nmm": combine.GreedyNMMPostprocess}
 COMBOS = list(itertools.product(["nms", "nmm", "greedy_nmm"], ["iou", "ios"], [False, True]))
@@ -128,7 +130,7 @@ def test_merge_equals_sahi_on_random_cases(cases, references, method, metric, cl
 )
 def test_every_internal_path_equals_sahi(cases, references, monkeypatch, setting, value):
     """The strip sweep, the row-by-row path, the one-by-one keeper finish, both fold loops."""
-    monkeypatch.setattr(merge_module, setting, value)
+    monkeypatch.setattr(folding if setting == "_MIN_VECTOR_GROUPS" else grouping, setting, value)
     for k, (d, threshold) in enumerate(cases[:50]):
         for combo in COMBOS:
             ours = merge(d, method=combo[0], metric=combo[1], threshold=threshold, class_agnostic=combo[2])
