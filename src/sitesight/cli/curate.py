@@ -45,6 +45,14 @@ def _write(dataset, path: Path, fmt: str, images: str = "copy") -> None:
     write_dataset(dataset, path, fmt, images=images)
 
 
+def _path_lines(paths: list, out: Path) -> str:
+    """One path per line; a path holding a line break would read back as two paths, so it is refused."""
+    for path in paths:
+        if "\n" in str(path) or "\r" in str(path):
+            raise InputError(f"frame path {str(path)[:120]!r} holds a line break; a one-path-per-line list cannot hold it", out)
+    return "".join(f"{p}\n" for p in paths)
+
+
 def _region(text: str) -> tuple[float, float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -119,7 +127,7 @@ def sample(
     picks = sample_by_time(list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN), every_s=every,
                            exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, "".join(f"{c.path}\n" for c in picks))
+    atomic.write_text(out, _path_lines([c.path for c in picks], out))
     jsonout.emit_summary({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}, json_out)
 
 
@@ -223,7 +231,7 @@ def mix(
         sources.append(MixSource(name, _read(path), count=count, repeat=repeat, origin=str(path)))
     mixed, manifest = mix_datasets(sources, seed=seed)
     write_manifest(manifest, out / "manifest.json")
-    atomic.write_text(out / "images.txt", "".join(f"{s.path}\n" for s in mixed.samples))
+    atomic.write_text(out / "images.txt", _path_lines([s.path for s in mixed.samples], out / "images.txt"))
     if to:
         _write(mixed, out / "dataset", to)
     jsonout.emit_summary({"images_out": manifest["images_out"], "sources": {r["name"]: r["images_out"] for r in manifest["sources"]}}, json_out)

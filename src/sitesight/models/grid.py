@@ -21,6 +21,7 @@ from typing import Any
 
 from sitesight import atomic
 from sitesight.errors import InputError
+from sitesight.pathsafe import safe_component
 
 __all__ = ["parse_grid", "grid_runs", "run_grid", "write_table"]
 
@@ -85,12 +86,14 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Call ``run(overrides, run_name)`` for every combination; write and return the table rows.
 
-    ``run_name`` is a folder-safe name such as ``lr=0.001_resize=32``. The table is rewritten
+    ``run_name`` is a folder-safe name such as ``lr=0.001_resize=32`` (``/`` in a value becomes ``-``). The table is rewritten
     after each run, so a long grid shows its progress and keeps what finished if it is stopped.
     """
     rows: list[dict[str, Any]] = []
     for overrides in grid_runs(grid):
-        name = "_".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+        # one folder per run: a value holding '/' or '..' (hf-hub:ORG/NAME) must not make a path of it
+        name = "_".join(f"{k}={v}" for k, v in overrides.items()).replace("/", "-").replace("\\", "-") or "base"
+        name = safe_component(name if name not in (".", "..") else f"run{len(rows)}", what="grid run name")
         rows.append({"run": name, **overrides, **dict(run(overrides, name))})
         write_table(rows, table_path)
     return rows
