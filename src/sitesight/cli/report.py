@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from sitesight.cli import spec_options as so
 from sitesight.progress import make_console
 
 app = typer.Typer()  # this module's top-level commands; sitesight.cli.main merges them into the root
@@ -22,6 +23,13 @@ def report(
     audit_per_class: int = typer.Option(8, "--audit", min=0, help="Most confident mistakes per class (classification)."),
     spec: str | None = typer.Option(None, "--spec", help="Operating point of detection runs: RUN/sweep.csv:best, TABLE.csv:ROW, SPEC.json or JSON text. Default: the run's recorded spec or its sweep's best row, else the best-F1 confidence (stated on the page)."),
     conf: float | None = typer.Option(None, "--conf", help="Operating confidence of detection runs (overrides the spec's)."),
+    method: str = so.METHOD,
+    metric: str = so.METRIC,
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
 ) -> None:
     """Write one offline HTML report (metrics, plots, crops) for one or more runs."""
     from sitesight.report import build_report
@@ -31,5 +39,6 @@ def report(
         task = progress.add_task("reading runs")
         path = build_report(runs, out, title=title, gt=gt, samples_per_class=samples_per_class,
                             audit_per_class=audit_per_class, on_progress=lambda what: progress.update(task, description=what),
-                            spec=spec, conf=conf)
+                            spec=spec, conf=conf, options={"method": method, "metric": metric, "threshold": threshold, "gate": gate,
+                                                           "class_map": class_map, "class_agnostic": class_agnostic, "border": border})
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")

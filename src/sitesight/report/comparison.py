@@ -8,6 +8,7 @@ image column; mining runs compare their top-ranked sets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,9 @@ def _classification(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache) -
     return {"headline": headline, "per_class": per_class, "matched": len(pairs), "disagree": len(differ), "cards": cards}
 
 
-def _detection(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache, spec: str | None, conf: float | None) -> dict[str, Any]:
-    da, db = load_detection(a, spec=spec, conf=conf), load_detection(b, spec=spec, conf=conf)
+def _detection(a: ReportRun, b: ReportRun, limit: int, cache: FrameCache, spec: str | None, conf: float | None,
+               options: Mapping[str, Any] | None) -> dict[str, Any]:
+    da, db = load_detection(a, spec=spec, conf=conf, options=options), load_detection(b, spec=spec, conf=conf, options=options)
     stat_names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
     headline = [_row(k, da.coco.get(k), db.coco.get(k)) for k in stat_names if k in da.coco and k in db.coco]
     headline += [_row(f"{k} @ conf {da.conf:g}", da.det.get(k), db.det.get(k)) for k in ("precision", "recall", "f1")]
@@ -156,7 +158,7 @@ def _verdict(a: ReportRun, b: ReportRun, loaded: dict[str, Any], n_resamples: in
 
 
 def comparison_section(a: ReportRun, b: ReportRun, *, limit: int = 12, cache: FrameCache | None = None, spec: str | None = None,
-                       conf: float | None = None, n_resamples: int = 1000) -> dict[str, Any]:
+                       conf: float | None = None, options: Mapping[str, Any] | None = None, n_resamples: int = 1000) -> dict[str, Any]:
     """The comparison of run ``b`` against run ``a`` (deltas ``B - A``) as plain values, led by the
     paired bootstrap verdict (`sitesight.compare`) when both runs have per-item predictions.
 
@@ -168,7 +170,7 @@ def comparison_section(a: ReportRun, b: ReportRun, *, limit: int = 12, cache: Fr
     cache = cache or FrameCache()
     body = {
         "classification": lambda: _classification(a, b, limit, cache),
-        "detection": lambda: _detection(a, b, limit, cache, spec, conf),
+        "detection": lambda: _detection(a, b, limit, cache, spec, conf, options),
         "anomaly": lambda: _anomaly(a, b, limit),
         "mining": lambda: _mining(a, b, limit),
     }[a.kind]()

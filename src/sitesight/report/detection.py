@@ -72,11 +72,13 @@ class DetectionData:
 AP_CONF = 0.05  # runs are post-processed at this confidence for AP and the curves; the operating point is a threshold above it
 
 
-def _choose_spec(run: ReportRun, spec: str | None, conf: float | None) -> tuple[Any, str, bool]:
-    """``(spec, source, best_f1)``: the operating point asked for, else the run's own, else best F1."""
+def _choose_spec(run: ReportRun, spec: str | None, conf: float | None, options: Mapping[str, Any] | None = None) -> tuple[Any, str, bool]:
+    """``(spec, source, best_f1)``: the operating point asked for, else the run's own, else best F1;
+    ``options`` (the other spec options given: method, metric, threshold, gate, class_map,
+    class_agnostic, border, as `sitesight.sliced.spec.spec_from_options` takes them) go on top."""
     from dataclasses import replace
 
-    from sitesight.sliced.spec import PostprocessSpec, parse_spec
+    from sitesight.sliced.spec import PostprocessSpec, parse_spec, spec_from_options
 
     best_f1 = False
     if spec:
@@ -91,16 +93,22 @@ def _choose_spec(run: ReportRun, spec: str | None, conf: float | None) -> tuple[
         chosen, source, best_f1 = PostprocessSpec(conf=AP_CONF), "best-F1 confidence on these labels (optimistic)", True
     if conf is not None:
         chosen, source, best_f1 = replace(chosen, conf=float(conf)), f"--conf {conf:g}", False
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    if given:
+        chosen = spec_from_options(default=chosen, **given)
+        source += " with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items())
     return chosen, source, best_f1
 
 
-def load_detection(run: ReportRun, *, spec: str | None = None, conf: float | None = None) -> DetectionData:
+def load_detection(run: ReportRun, *, spec: str | None = None, conf: float | None = None,
+                   options: Mapping[str, Any] | None = None) -> DetectionData:
     """Evaluate the run (or read its evaluation JSON) at its operating point.
 
     Args:
         run: a detection run.
         spec: ``--spec`` text (sweep row, ``RUN/sweep.csv:best``, JSON) for the post-processing and confidence.
         conf: ``--conf``: the operating confidence (overrides the spec's).
+        options: the other spec options given (``--class-map``, ``--gate`` …), applied on top.
 
     The operating point is ``spec``/``conf`` when given, else the run's recorded spec or the best row
     of its sweep table, else the best-F1 confidence on these labels (said so: it is optimistic). AP and
@@ -133,7 +141,7 @@ def load_detection(run: ReportRun, *, spec: str | None = None, conf: float | Non
     from sitesight.sliced.evaluate import is_run, read_ground_truth, scored
 
     truth = read_ground_truth(gt_path)
-    chosen, source, best_f1 = _choose_spec(run, spec, conf)
+    chosen, source, best_f1 = _choose_spec(run, spec, conf, options)
     unscored = bool(run.config.get("include_unscored_gt", False))
     a_run = is_run(pred_path)
     s_all = scored(truth, pred_path, spec=replace(chosen, conf=min(chosen.conf, AP_CONF)) if a_run else chosen,
@@ -318,17 +326,18 @@ def _stride(det: Mapping[str, Any]) -> int:
 
 
 def detection_section(run: ReportRun, *, examples_per_type: int = 60, cache: FrameCache | None = None,
-                      data: DetectionData | None = None, spec: str | None = None, conf: float | None = None) -> dict[str, Any]:
+                      data: DetectionData | None = None, spec: str | None = None, conf: float | None = None,
+                      options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything the detection template shows for one run, as plain values (headline first).
 
     Args:
         examples_per_type: gallery cards per error type at most.
-        spec, conf: the operating point (see `load_detection`).
+        spec, conf, options: the operating point (see `load_detection`).
     """
     from sitesight.report.headline import detection_headline
 
     cache = cache or FrameCache()
-    data = data or load_detection(run, spec=spec, conf=conf)
+    data = data or load_detection(run, spec=spec, conf=conf, options=options)
     names = data.class_names
     det, coco = data.det, data.coco
     pr_png, f1_png = _curves(det, names)

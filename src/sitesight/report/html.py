@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ def render_report(sections: Sequence[dict[str, Any]], *, title: str, problems: S
 
 
 def _section(run: ReportRun, cache: FrameCache, samples_per_class: int, audit_per_class: int, spec: str | None = None,
-             conf: float | None = None) -> dict[str, Any]:
+             conf: float | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if run.kind == "classification":
         from sitesight.report.classification import classification_section
 
@@ -87,7 +87,7 @@ def _section(run: ReportRun, cache: FrameCache, samples_per_class: int, audit_pe
     if run.kind == "detection":
         from sitesight.report.detection import detection_section
 
-        return detection_section(run, cache=cache, spec=spec, conf=conf)
+        return detection_section(run, cache=cache, spec=spec, conf=conf, options=options)
     if run.kind == "anomaly":
         from sitesight.report.anomaly import anomaly_section
 
@@ -108,6 +108,7 @@ def build_report(
     on_progress: Callable[[str], None] | None = None,
     spec: str | None = None,
     conf: float | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one self-contained HTML report of ``runs`` to ``out``; returns ``out``.
 
@@ -121,6 +122,8 @@ def build_report(
         on_progress: called with a short description before each section is built.
         spec, conf: the operating point of detection runs (``--spec`` text, ``--conf``); default: each
             run's recorded spec or sweep's best row, else its best-F1 confidence (said so on the page).
+        options: the other post-processing options (``method``, ``metric``, ``threshold``, ``gate``,
+            ``class_map``, ``class_agnostic``, ``border``) applied on top of that operating point.
 
     Raises:
         InputError: no run could be read.
@@ -140,7 +143,7 @@ def build_report(
         if on_progress is not None:
             on_progress(f"{run.kind}: {run.name}")
         try:
-            sections.append(_section(run, cache, samples_per_class, audit_per_class, spec, conf))
+            sections.append(_section(run, cache, samples_per_class, audit_per_class, spec, conf, options))
             by_kind.setdefault(run.kind, []).append(run)
         except InputError as exc:
             log.warning("skipping run %s: %s", run.path, exc)
@@ -152,7 +155,7 @@ def build_report(
             if on_progress is not None:
                 on_progress(f"compare {a.name} → {b.name}")
             try:
-                sections.append(comparison_section(a, b, cache=cache, spec=spec, conf=conf))
+                sections.append(comparison_section(a, b, cache=cache, spec=spec, conf=conf, options=options))
             except InputError as exc:
                 log.warning("no comparison of %s and %s: %s", a.name, b.name, exc)
                 problems.append(f"comparison {a.name} → {b.name}: {exc}")
