@@ -311,7 +311,7 @@ def record_skipped(run_dir: Path | str) -> list[SkippedFrame]:
                       for row in rows if row[2] is None), key=lambda s: s.index)  # fmt: skip
     manifest = _read_manifest(run_dir)
     listed = [{"index": s.index, "key": s.key, "reason": s.reason} for s in skipped]
-    if manifest.get("skipped", []) != listed:
+    if manifest.get("skipped") != listed:  # written even when empty: the manifest says none were skipped
         atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, "skipped": listed}, indent=1).encode())
     return skipped
 
