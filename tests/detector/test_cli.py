@@ -51,13 +51,28 @@ def test_iou_head_and_rescore_commands(tiny_set, capsys) -> None:
                  "--out", str(folder / "head")]) == 0, capsys.readouterr().err
     summary = json.loads((folder / "head" / "summary.json").read_text())
     assert set(summary["alphas"]) == {"person", "helmet", "head"}
+    capsys.readouterr()
+    # the post-processing options: recorded as the rescored run's spec, and the final boxes counted under it
     assert main(["rescore", str(run.run_dir), "--head", str(folder / "head" / "iou_head.safetensors"), "--alpha", "0.25",
-                 "--out", str(folder / "rescored")]) == 0
+                 "--out", str(folder / "rescored"), "--conf", "0.5", "--threshold", "0.99", "--no-border"]) == 0
     rescored = load_run(folder / "rescored")
     raw = rescored.raw[0]
     expected = raw.attributes["cls_score"] ** 0.25 * raw.attributes["iou_pred"] ** 0.75
     np.testing.assert_allclose(raw.score, expected, rtol=1e-5)
-    assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle"]) == 0
+    recorded = json.loads((folder / "rescored" / "manifest.json").read_text())["spec"]
+    assert (recorded["conf"], recorded["method"], recorded["metric"], recorded["threshold"], recorded["border"]) == (
+        0.5, "nms", "iou", 0.99, False)  # the options given, over `eval iou-aware`'s defaults (NMS, IoU)
+    # one object per box (noisy copies of distinct ground-truth boxes): NMS at IoU 0.99 keeps every box above conf
+    before = sum(int((r.score >= np.float32(0.5)).sum()) for r in load_run(run.run_dir).raw)
+    after = sum(int((r.score >= np.float32(0.5)).sum()) for r in rescored.raw)
+    assert f"final boxes under the spec: {before} before, {after} after rescoring" in capsys.readouterr().out.replace("\n", " ")
+    assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle",
+                 "--json", str(folder / "iou_aware.json")]) == 0
+    assert "from the run's recorded spec" in capsys.readouterr().out
+    assert json.loads((folder / "iou_aware.json").read_text())["spec"] == recorded
+    assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle", "--conf", "0.1",
+                 "--json", str(folder / "iou_aware.json")]) == 0
+    assert json.loads((folder / "iou_aware.json").read_text())["spec"] == {**recorded, "conf": 0.1}
 
 
 def test_bad_inputs_are_one_line_errors(tiny_set, capsys) -> None:

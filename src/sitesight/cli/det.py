@@ -114,17 +114,37 @@ def rescore_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="The rescored run folder."),
     alpha: str = typer.Option(None, "--alpha", help="One alpha, or one per class (comma list); default: the head's tuned alphas."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    spec: str = so.SPEC,
+    conf: float = typer.Option(None, "--conf", help="Confidence on the rescored raw boxes before merging (default 0)."),
+    method: str = typer.Option(None, "--method", help="Merge method: nms (default) | nmm | greedy_nmm."),
+    metric: str = typer.Option(None, "--metric", help="Merge overlap metric: iou (default) | ios."),
+    threshold: float = so.THRESHOLD,
+    gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
+    class_agnostic: bool = so.CLASS_AGNOSTIC,
+    border: bool = so.BORDER,
 ) -> None:
-    """Add predicted IoU to every stored box and rescore S = p^alpha * IoU^(1-alpha), before merging."""
+    """Add predicted IoU to every stored box and rescore S = p^alpha * IoU^(1-alpha), before merging.
+
+    The post-processing options name how the rescored boxes are meant to be merged: OUT/manifest.json
+    records them as its spec (``eval iou-aware OUT`` starts from it) and the final boxes per frame
+    before and after rescoring are counted under it.
+    """
     from sitesight.models.detector.rescore import rescore_run
+    from sitesight.sliced.alpha import DEFAULT_SPEC
+    from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.store import load_run
 
     alphas = None if alpha is None else _numbers(alpha, "--alpha")
-    total = len(load_run(run).frames)
-    with progress_reporter("rescore", total, unit="frames", console=make_console(stderr=True)) as progress:
+    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border, default=DEFAULT_SPEC)
+    source = load_run(run)
+    console.print(f"post-processing: {s}")
+    with progress_reporter("rescore", len(source.frames), unit="frames", console=make_console(stderr=True)) as progress:
         result = rescore_run(run, head, out, alphas=alphas if alphas is None or len(alphas) > 1 else alphas[0], device=device,
-                             on_progress=progress.advance)
-    console.print(f"{len(result.frames)} frames rescored ({len(result.skipped)} skipped) → {result.run_dir}")
+                             on_progress=progress.advance, spec=s)
+    before, after = len(postprocess(source, s).table), len(postprocess(result, s).table)
+    console.print(f"{len(result.frames)} frames rescored ({len(result.skipped)} skipped) → {result.run_dir}; "
+                  f"final boxes under the spec: {before} before, {after} after rescoring")
 
 
 @eval_app.command("iou-aware")
@@ -157,8 +177,13 @@ def eval_iou_aware(
         alphas = parse_range(alpha)
     except ValueError as exc:
         raise InputError(f"--alpha: {exc}") from None
+    from sitesight.sliced.store import read_manifest
+
+    recorded = read_manifest(run).get("spec")  # what `rescore` was told the boxes are meant for
+    if spec is None and isinstance(recorded, dict):
+        spec = json.dumps(recorded)
     s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border, default=DEFAULT_SPEC)
-    console.print(f"post-processing: {s}")
+    console.print(f"post-processing: {s}" + (" (from the run's recorded spec)" if isinstance(recorded, dict) else ""))
     result = alpha_sweep_run(run, read_dataset(gt, fmt), alphas, spec=s, oracle=oracle)
     table = Table(title=f"IoU-aware re-ranking: {result.frames} frames, {result.boxes} raw boxes")
     for col in ("alpha", "IoU", "AP", "AP50", "AP75"):

@@ -3,7 +3,8 @@
 A run folder holds::
 
     RUN/manifest.json          model spec, parameters, library versions, the ordered frame keys,
-                               the skipped frames with their reason (`record_skipped`)
+                               the skipped frames with their reason (`record_skipped`), the
+                               post-processing its boxes are meant for when known (`record_spec`)
     RUN/shards/shard-000000.parquet ...
 
 Each shard is a box file of the one schema for raw and final boxes (`sitesight.boxparquet`): one
@@ -65,6 +66,8 @@ __all__ = [
     "library_versions",
     "model_identity",
     "record_skipped",
+    "record_spec",
+    "read_manifest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,13 @@ class Run:
 
         return detections_frame(self.raw, keys=[f.key for f in self.frames], class_names=self.class_names, key_name="key")
 
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        """The post-processing the run's boxes are meant for (a `sitesight.sliced.spec.PostprocessSpec`
+        dict, `record_spec`; e.g. what ``rescore`` was told), None when not recorded."""
+        spec = self.manifest.get("spec")
+        return dict(spec) if isinstance(spec, dict) else None
+
     def with_class_names(self, class_names: Sequence[str]) -> Run:
         """The same run with the model's class names given (for a run that did not record them)."""
         return Run(self.run_dir, {**self.manifest, "class_names": [str(n) for n in class_names]}, self.frames, self.raw,
@@ -163,7 +173,9 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _read_manifest(run_dir: Path) -> dict[str, Any]:
+def read_manifest(run_dir: Path | str) -> dict[str, Any]:
+    """The checked ``manifest.json`` of a run folder (`InputError` when absent or invalid)."""
+    run_dir = Path(run_dir)
     path = run_dir / MANIFEST
     if not path.is_file():
         raise InputError("not a sitesight run (no manifest.json)", run_dir)
@@ -252,7 +264,7 @@ def open_run(
     parameters = json.loads(json.dumps(dict(parameters)))  # normalise tuples to lists for comparison
     model_id = model_identity(model)
     if manifest_path.exists():
-        old = _read_manifest(run_dir)
+        old = read_manifest(run_dir)
         same_model = old.get("model_id") == model_id if "model_id" in old else old.get("model") == model
         for key, same in (("model", same_model), ("parameters", old.get("parameters") == parameters),
                           ("frames", old.get("frames") == list(frame_keys))):  # fmt: skip
@@ -309,11 +321,27 @@ def record_skipped(run_dir: Path | str) -> list[SkippedFrame]:
     run_dir = Path(run_dir)
     skipped = sorted((SkippedFrame(int(row[0]), str(row[1]), str(row[3])) for _, rows in shard_index(run_dir)
                       for row in rows if row[2] is None), key=lambda s: s.index)  # fmt: skip
-    manifest = _read_manifest(run_dir)
+    manifest = read_manifest(run_dir)
     listed = [{"index": s.index, "key": s.key, "reason": s.reason} for s in skipped]
     if manifest.get("skipped") != listed:  # written even when empty: the manifest says none were skipped
         atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, "skipped": listed}, indent=1).encode())
     return skipped
+
+
+def record_spec(run_dir: Path | str, spec: Mapping[str, Any] | None) -> None:
+    """Record in ``manifest.json`` under ``spec`` the post-processing the run's boxes are meant for
+    (a `sitesight.sliced.spec.PostprocessSpec` dict; None removes it).
+
+    The manifest is rewritten atomically, and only when the value changed (a resumed writer that
+    records the same spec leaves the file byte-identical).
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    value = None if spec is None else json.loads(json.dumps(dict(spec)))
+    if manifest.get("spec") != value:
+        manifest = {k: v for k, v in manifest.items() if k != "spec"}
+        atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, **({} if value is None else {"spec": value})},
+                                                          indent=1).encode())
 
 
 def write_shard(
@@ -367,7 +395,7 @@ def read_shards(
         InputError: no manifest, an invalid manifest, an unreadable shard or one without frame metadata.
     """
     run_dir = Path(run_dir)
-    manifest = _read_manifest(run_dir)
+    manifest = read_manifest(run_dir)
     metas, tables = [], []
     for path in _shard_paths(run_dir) if shards is None else [run_dir / SHARDS / name for name in shards]:
         try:

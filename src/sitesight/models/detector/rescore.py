@@ -6,7 +6,8 @@ splits them into training and validation frames and trains `sitesight.models.det
 gains ``cls_score`` (the detector's score), ``iou_pred`` (the head's) and ``score = cls_score^alpha *
 iou_pred^(1 - alpha)`` with the head's per-class alpha, ready for merging, sweeps and
 `sitesight eval iou-aware`. Frames are read back by their run keys (image files and ``video#frame=N``
-keys alike, `sitesight.sliced.frames`); unreadable frames are logged and recorded as skipped.
+keys alike, `sitesight.sliced.frames`); unreadable frames are logged and recorded as skipped. The new
+run's manifest records the post-processing spec its boxes are meant for (`sitesight.sliced.store.record_spec`).
 
 Example:
     >>> from sitesight.models.detector.rescore import rescore_run
@@ -27,8 +28,10 @@ from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.iou_aware import rescore
 from sitesight.models.detector.iou_head import Frame, IoUHeadConfig, load_iou_head, predict_box_ious, train_iou_head
+from sitesight.sliced.alpha import DEFAULT_SPEC
 from sitesight.sliced.frames import FrameRef, read_frame
-from sitesight.sliced.store import FrameRecord, Run, SkippedFrame, load_run, open_run, write_shard
+from sitesight.sliced.spec import PostprocessSpec
+from sitesight.sliced.store import FrameRecord, Run, SkippedFrame, load_run, open_run, record_spec, write_shard
 
 __all__ = ["run_frames", "train_iou_head_on_run", "rescore_run"]
 
@@ -98,6 +101,7 @@ def rescore_run(
     batch_size: int = 4,
     device: str = "cpu",
     on_progress: Callable[[int], None] | None = None,
+    spec: PostprocessSpec = DEFAULT_SPEC,
 ) -> Run:
     """Write ``out_dir``: the run at ``run_dir`` with ``cls_score``, ``iou_pred`` and rescored ``score`` per raw box.
 
@@ -109,6 +113,9 @@ def rescore_run(
         batch_size: frames per forward pass.
         device: torch device of the head (``"auto"``: CUDA, then MPS, then CPU).
         on_progress: called with the number of frames done after each batch.
+        spec: the post-processing the rescored boxes are meant for, recorded in the new run's
+            manifest (`sitesight.sliced.store.record_spec`; ``eval iou-aware`` starts from it);
+            default: the one the head's alphas are tuned under (`sitesight.sliced.alpha.DEFAULT_SPEC`).
     """
     run = load_run(run_dir)
     from sitesight.models.train import resolve_device
@@ -121,6 +128,7 @@ def rescore_run(
         per_class = np.broadcast_to(np.asarray(alphas, np.float64), (k,)).copy()
     model = f"{run.manifest.get('model', '?')} + iou_head {Path(head_path).name} (alphas {per_class.round(2).tolist()})"
     done = open_run(out_dir, list(run.manifest["frames"]), model=model, parameters=run.parameters, class_names=run.class_names)
+    record_spec(out_dir, spec.to_dict())
     todo = [(rec, raw) for rec, raw in zip(run.frames, run.raw, strict=True) if rec.index not in done]
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
