@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sitesight.errors import MissingExtraError
+
 __all__ = ["Detections"]
 
 
@@ -217,16 +219,45 @@ class Detections:
 
     @classmethod
     def from_supervision(cls, sv_det: Any, *, class_names: Sequence[str] | None = None) -> Detections:
-        """From a ``supervision.Detections`` (see `sitesight.interop.from_supervision`)."""
-        from sitesight.interop import from_supervision
+        """From a ``supervision.Detections``.
 
-        return from_supervision(sv_det, class_names=class_names)
+        ``confidence`` None → scores of 1 (ground truth); ``class_id`` None → class 0, or, with
+        ``class_names``, looked up from ``data["class_name"]``. ``tracker_id`` and every ``data``
+        array become attributes (``class_name`` too, when it was not used for the lookup).
+
+        Raises:
+            ValueError: a ``data["class_name"]`` value that is not in ``class_names``.
+        """
+        n = len(sv_det.xyxy)
+        data = dict(sv_det.data or {})
+        class_id = sv_det.class_id
+        if class_names is not None and "class_name" in data:
+            index = {name: k for k, name in enumerate(class_names)}
+            unknown = sorted({str(v) for v in data["class_name"]} - set(index))
+            if unknown:
+                raise ValueError(f"from_supervision: class names {unknown} are not in {list(class_names)}")
+            class_id = np.array([index[str(v)] for v in data.pop("class_name")], np.int64)
+        attributes = {k: np.asarray(v) for k, v in data.items()}
+        if sv_det.tracker_id is not None:
+            attributes["tracker_id"] = np.asarray(sv_det.tracker_id, np.int64)
+        return cls(xyxy=np.asarray(sv_det.xyxy, np.float32).reshape(n, 4),
+                   score=None if sv_det.confidence is None else np.asarray(sv_det.confidence, np.float32),
+                   class_id=None if class_id is None else np.asarray(class_id, np.int64), attributes=attributes)  # fmt: skip
 
     def to_supervision(self, *, class_names: Sequence[str] | None = None) -> Any:
-        """As a ``supervision.Detections`` (see `sitesight.interop.to_supervision`)."""
-        from sitesight.interop import to_supervision
-
-        return to_supervision(self, class_names=class_names)
+        """``supervision.Detections`` with the same boxes (xyxy float32), ``confidence``, ``class_id``;
+        attributes go to ``data`` (``"tracker_id"`` to ``tracker_id``), class names to ``data["class_name"]``."""
+        try:
+            import supervision as sv
+        except ImportError:
+            raise MissingExtraError("supervision", "supervision") from None
+        data = {k: np.asarray(v) for k, v in self.attributes.items() if k != "tracker_id"}
+        if class_names is not None:
+            data["class_name"] = np.asarray([class_names[int(c)] for c in self.class_id], dtype=object) \
+                if len(self) else np.zeros(0, dtype=object)  # fmt: skip
+        tracker = self.attributes.get("tracker_id")
+        return sv.Detections(xyxy=self.xyxy.copy(), confidence=self.score.copy(), class_id=self.class_id.copy(),
+                             tracker_id=None if tracker is None else np.asarray(tracker, np.int64), data=data)  # fmt: skip
 
 
 def _array_equal(a: np.ndarray, b: np.ndarray) -> bool:

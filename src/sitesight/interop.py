@@ -1,6 +1,7 @@
 """Bridges to the tools a notebook already has: supervision's ``Detections`` and pandas tables.
 
-Both libraries are optional and imported only here, on use; a missing one fails with the pip line.
+Both libraries are optional and imported only on use; a missing one fails with the pip line. The supervision
+bridge is `Detections.to_supervision` / `Detections.from_supervision` (named here too).
 
 * `to_supervision` / `from_supervision`: sitesight `Detections` ↔ ``supervision.Detections``.
   ``xyxy``, ``score`` ↔ ``confidence``, ``class_id`` map one to one; per-box attributes ↔
@@ -39,46 +40,13 @@ def _pandas() -> Any:
 
 
 def to_supervision(det: Detections, *, class_names: Sequence[str] | None = None) -> Any:
-    """``supervision.Detections`` with the same boxes (xyxy float32), ``confidence``, ``class_id``;
-    attributes go to ``data`` (``"tracker_id"`` to ``tracker_id``), class names to ``data["class_name"]``."""
-    try:
-        import supervision as sv
-    except ImportError:
-        raise MissingExtraError("supervision", "supervision") from None
-    data = {k: np.asarray(v) for k, v in det.attributes.items() if k != "tracker_id"}
-    if class_names is not None:
-        data["class_name"] = np.asarray([class_names[int(c)] for c in det.class_id], dtype=object) \
-            if len(det) else np.zeros(0, dtype=object)  # fmt: skip
-    tracker = det.attributes.get("tracker_id")
-    return sv.Detections(xyxy=det.xyxy.copy(), confidence=det.score.copy(), class_id=det.class_id.copy(),
-                         tracker_id=None if tracker is None else np.asarray(tracker, np.int64), data=data)  # fmt: skip
+    """``supervision.Detections`` with the same boxes (`Detections.to_supervision`)."""
+    return det.to_supervision(class_names=class_names)
 
 
 def from_supervision(sv_det: Any, *, class_names: Sequence[str] | None = None) -> Detections:
-    """sitesight `Detections` from a ``supervision.Detections``.
-
-    ``confidence`` None → scores of 1 (ground truth); ``class_id`` None → class 0, or, with
-    ``class_names``, looked up from ``data["class_name"]``. ``tracker_id`` and every ``data``
-    array become attributes (``class_name`` too, when it was not used for the lookup).
-
-    Raises:
-        ValueError: a ``data["class_name"]`` value that is not in ``class_names``.
-    """
-    n = len(sv_det.xyxy)
-    data = dict(sv_det.data or {})
-    class_id = sv_det.class_id
-    if class_names is not None and "class_name" in data:
-        index = {name: k for k, name in enumerate(class_names)}
-        unknown = sorted({str(v) for v in data["class_name"]} - set(index))
-        if unknown:
-            raise ValueError(f"from_supervision: class names {unknown} are not in {list(class_names)}")
-        class_id = np.array([index[str(v)] for v in data.pop("class_name")], np.int64)
-    attributes = {k: np.asarray(v) for k, v in data.items()}
-    if sv_det.tracker_id is not None:
-        attributes["tracker_id"] = np.asarray(sv_det.tracker_id, np.int64)
-    return Detections(xyxy=np.asarray(sv_det.xyxy, np.float32).reshape(n, 4),
-                      score=None if sv_det.confidence is None else np.asarray(sv_det.confidence, np.float32),
-                      class_id=None if class_id is None else np.asarray(class_id, np.int64), attributes=attributes)  # fmt: skip
+    """sitesight `Detections` from a ``supervision.Detections`` (`Detections.from_supervision`)."""
+    return Detections.from_supervision(sv_det, class_names=class_names)
 
 
 def detections_frame(
