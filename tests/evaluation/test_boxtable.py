@@ -87,3 +87,11 @@ def test_table_from_detections_keeps_source_where_some_frames_lack_it() -> None:
     preds = [Detections(xyxy=[[0, 0, 1, 1]], attributes={"source": np.array([2])}), Detections(xyxy=[[0, 0, 2, 2]])]
     t = table_from_detections(preds, gt=False)
     assert t.frame.tolist() == [0, 1] and t.source.tolist() == [2, -1]
+
+
+def test_table_from_detections_when_unread_attributes_do_not_stack() -> None:
+    # per-box class probabilities of different widths: evaluation reads neither, so they are left out
+    preds = [Detections(xyxy=[[0, 0, 1, 1]], score=[0.5], attributes={"probs": np.ones((1, 2)), "source": np.array([1])}),
+             Detections(xyxy=[[0, 0, 2, 2]], score=[0.25], attributes={"probs": np.ones((1, 3)), "source": np.array([-1])})]
+    t = table_from_detections(preds, gt=False)
+    assert t.frame.tolist() == [0, 1] and t.source.tolist() == [1, -1] and t.score.tolist() == [0.5, 0.25]
