@@ -33,7 +33,6 @@ import logging
 import os
 import platform
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -358,9 +357,9 @@ def write_shard(
         frames: ``(record, raw)`` pairs; ``raw.xyxy`` in frame pixels, ``raw.attributes["source"]``
             optional (defaults to -1).
         skipped: frames that could not be read; recorded so a resume does not retry them.
-        name_token: names the shard instead of a random token, so that a retried writer of the
-            same frames (a Ray task run again after its worker died) replaces its shard rather
-            than adding a second copy of the frames.
+        name_token: names the shard (default: a hash of its frame indices, so the same frames always
+            give the same file name, and a retried writer of the same frames — a Ray task run again
+            after its worker died — replaces its shard rather than adding a second copy of the frames).
     """
     run_dir = Path(run_dir)
     parts = [det for _, det in frames if len(det)]
@@ -375,7 +374,8 @@ def write_shard(
     meta = [[rec.index, rec.key, list(rec.image_wh), None] for rec, _ in frames]
     meta += [[s.index, s.key, None, s.reason] for s in skipped]
     first = min((m[0] for m in meta), default=0)
-    path = run_dir / SHARDS / f"shard-{first:09d}-{name_token or uuid.uuid4().hex[:8]}.parquet"
+    token = name_token or hashlib.sha1(json.dumps([m[0] for m in meta]).encode()).hexdigest()[:12]
+    path = run_dir / SHARDS / f"shard-{first:09d}-{token}.parquet"
     return write_boxes(path, table, meta)  # temp name starts with ".tmp-": open_run sweeps leftovers
 
 
