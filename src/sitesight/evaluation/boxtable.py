@@ -160,11 +160,10 @@ def _frame_table(per_frame: Sequence[Detections], defaults: Mapping[str, float])
     """`FrameTable.from_frames`; when the frames do not stack (attribute keys or widths differ),
     each frame keeps only the attributes in ``defaults`` that some frame holds, as ``(n,)``
     float64 (missing or None values take the default)."""
-    if len({frozenset(d.attributes) for d in per_frame if len(d)}) <= 1:
-        try:
-            return FrameTable.from_frames(per_frame)
-        except ValueError:  # an attribute evaluation does not read, e.g. (n, K) with K differing
-            pass
+    try:
+        return FrameTable.from_frames(per_frame)
+    except ValueError:  # frames that differ in attribute keys, or e.g. in the width of an (n, K) attribute
+        pass
     used = [k for k in defaults if any(k in d.attributes for d in per_frame)]
     return FrameTable.from_frames([
         Detections(xyxy=d.xyxy, score=d.score, class_id=d.class_id,
