@@ -3,6 +3,7 @@
 * `sitesight.mining.pool`: stored runs → flat arrays over a pool of frames (`load_pool`).
 * `sitesight.mining.confident`: what "confident" means for each model (its operating point or its own scores).
 * `sitesight.mining.discrepancy`: detection / classification / cross-task discrepancy per frame.
+* `sitesight.mining.pairing`: which boxes of two models are the same object (pairs per frame, greedy matching).
 * `sitesight.mining.select`: top-k under a budget with camera/time/near-duplicate diversity.
 * `sitesight.mining.handoff`: disputed boxes and CVAT task packages of the selection.
 * `sitesight.mining.verdict`: pair winners, aggressiveness/resistance, Bradley–Terry ranking, drop.
