@@ -8,7 +8,8 @@
 * `sitesight.mining.handoff`: disputed boxes and CVAT task packages of the selection.
 * `sitesight.mining.verdict`: pair winners, aggressiveness/resistance, Bradley–Terry ranking, drop.
 * `sitesight.mining.single`: one model's confident errors against ground truth.
-* `sitesight.mining.mad`: `mine_pool` writes ``MINED/``; `verdict_dir` judges it once labelled.
+* `sitesight.mining.mad`: `mine_pool` writes ``MINED/``.
+* `sitesight.mining.mined`: the ``MINED/`` folder at rest (its boxes file); `verdict_dir` judges it once labelled.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from sitesight.mining.discrepancy import (
     all_pairs,
     pair_discrepancy,
 )
-from sitesight.mining.mad import MiningResult, mine_pool, verdict_dir
+from sitesight.mining.mad import MiningResult, mine_pool
+from sitesight.mining.mined import verdict_dir
 from sitesight.mining.pool import FlatDetections, Pool, load_pool, pool_from_detections
 from sitesight.mining.select import Diversity, Selection, random_control, select_top
 from sitesight.mining.single import SingleHard, rank_hard_frames, single_model_hard

@@ -1,5 +1,5 @@
 """Maximum-discrepancy (MAD) mining end to end: score a pool, select per pair, write ``MINED/``;
-later, judge the models on the labels that come back.
+later, judge the models on the labels that come back (`verdict_dir`, in `sitesight.mining.mined`).
 
 Output layout of `mine_pool` (what the report and `verdict_dir` read)::
 
@@ -12,8 +12,10 @@ Output layout of `mine_pool` (what the report and `verdict_dir` read)::
     MINED/why.json        per selected image: pair, score, terms and the disputed boxes
     MINED/control.csv     the random control set (image) to label alongside
     MINED/scores.parquet  every pool frame: image, camera, timestamp, one total column per pair
-    MINED/boxes.parquet   every model's boxes on the mined and control frames (model, image,
-                          x1 y1 x2 y2, score, class_id), so the verdict needs only this folder
+    MINED/boxes.parquet   every model's final boxes on the mined and control frames in the one box
+                          schema (`sitesight.boxparquet`: the run shard's columns + ``model``; frame
+                          list, class names and spec in the metadata), so the verdict
+                          (`sitesight.mining.mined.verdict_dir`) needs only this folder
     MINED/run.json        makes the folder a "mining" run for `sitesight report`
     MINED/cvat/           optional CVAT task parts of mined + control frames (`package_mined`)
 
@@ -35,27 +37,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sitesight import atomic
-from sitesight.boxparquet import FRAMES_KEY, StoredBoxes, read_boxes, write_boxes
-from sitesight.dataset import Dataset
-from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.frametable import FrameTable
 from sitesight.mining.confident import ConfidentPoint, confident_points
 from sitesight.mining.discrepancy import CrossTaskRules, DiscrepancyWeights, PairDiscrepancy, all_pairs
 from sitesight.mining.handoff import disputes
+from sitesight.mining.mined import MINED_FORMAT, verdict_dir, write_mined_boxes
 from sitesight.mining.pool import Pool
 from sitesight.mining.select import Diversity, random_control, select_top
-from sitesight.mining.verdict import Verdict, verdict
 from sitesight.sliced.spec import PostprocessSpec
 
 __all__ = ["Handoff", "MiningResult", "mine_pool", "mine_runs", "finish_mined", "pool_hashes", "select_pairs", "verdict_dir", "MINED_FORMAT",
            "DEFAULT_SPEC"]
 
 log = logging.getLogger(__name__)
-MINED_FORMAT = "sitesight-mined"
 DEFAULT_SPEC = PostprocessSpec(conf=0.05)  # how `mine_runs` makes sliced runs final unless told otherwise
 
 
@@ -81,42 +77,6 @@ class MiningResult:
                 "mined": int(self.mined.size), "control": int(self.control.size),
                 "confident": {k: v.to_dict() for k, v in self.confident.items()}, "warnings": list(self.warnings),
                 "ranking_csv": str(self.out_dir / "ranking.csv"), "manifest": str(self.out_dir / "manifest.json")}
-
-
-def _write_boxes(pool: Pool, frames: np.ndarray, path: Path, spec: PostprocessSpec | None) -> None:
-    """``boxes.parquet``: every model's boxes on ``frames`` in the one box schema (`sitesight.boxparquet`),
-    with a ``model`` column, the pool's class names and the ``spec`` that made them final."""
-    frames = np.asarray(frames, np.int64)
-    parts = [run.take_frames(frames) for run in pool.runs.values()]
-    boxes = Detections.concat([Detections(xyxy=p.xyxy, score=p.score, class_id=p.class_id,
-                                          attributes={"model": np.full(len(p), name, object)})
-                               for name, p in zip(pool.runs, parts, strict=True)])
-    table = FrameTable(np.concatenate([p.frame for p in parts]), boxes, len(frames))  # rows by frame, then model
-    meta = [[f, str(pool.keys[f]), [int(v) for v in pool.image_wh[f]], None] for f in frames.tolist()]
-    write_boxes(path, table, meta, class_names=pool.class_names or None, spec=None if spec is None else spec.to_dict())
-
-
-def _read_boxes(path: Path) -> StoredBoxes:
-    """``boxes.parquet`` as written by `_write_boxes`, or by sitesight before `sitesight.boxparquet`
-    (columns ``model, image`` (frame key), ``x1 y1 x2 y2 score class_id``; no frame list), which is still read."""
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"unreadable boxes.parquet ({str(exc)[:160]})", path) from None
-    if FRAMES_KEY in (schema.metadata or {}) or "image" not in schema.names:
-        return read_boxes(path)
-    try:
-        old = pq.read_table(path)
-        image = [str(k) for k in old.column("image").to_pylist()]
-        keys = sorted(set(image))
-        position = {k: i for i, k in enumerate(keys)}
-        boxes = Detections(xyxy=np.stack([old.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], axis=1).reshape(-1, 4),
-                           score=old.column("score").to_numpy(), class_id=old.column("class_id").to_numpy(),
-                           attributes={"model": np.array(old.column("model").to_pylist(), object)})
-    except (KeyError, ValueError, pa.ArrowException) as exc:
-        raise InputError(f"boxes.parquet in the old layout lacks a column ({str(exc)[:120]})", path) from None
-    frame = np.array([position[k] for k in image], np.int64)
-    return StoredBoxes([[i, k, None, None] for i, k in enumerate(keys)], FrameTable(frame, boxes, len(keys)), None, None)
 
 
 def mine_pool(
@@ -201,7 +161,7 @@ def mine_pool(
                   "timestamp": pa.array(pool.timestamp)}
     score_cols.update({pd.name: pa.array(pd.total) for pd in scored})
     atomic.write_parquet(pa.table(score_cols), out / "scores.parquet")
-    _write_boxes(pool, np.union1d(mined, control), out / "boxes.parquet", spec)
+    write_mined_boxes(pool, np.union1d(mined, control), out / "boxes.parquet", spec)
     manifest = {
         "format": MINED_FORMAT, "format_version": 1,
         **({"created": datetime.now(timezone.utc).isoformat(timespec="seconds")} if timestamps else {}),
@@ -373,94 +333,3 @@ def finish_mined(result: MiningResult, pool: Pool, runs: Mapping[str, Path | str
     return result
 
 
-def _read_mined(mined_dir: Path) -> dict[str, Any]:
-    path = mined_dir / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("not a mined folder (no manifest.json)", mined_dir) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})", path, f"line {exc.lineno}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MINED_FORMAT:
-        raise InputError(f"not a {MINED_FORMAT} manifest", path, "format")
-    for key in ("models", "pairs", "control"):
-        if key not in manifest:
-            raise InputError(f"missing {key!r}", path, key)
-    return manifest
-
-
-def _align_gt(keys: Sequence[str], dataset: Dataset, class_names: Sequence[str]) -> list[Detections | None]:
-    """Ground truth per frame key, frames aligned by `sitesight.identity.align_frames` (the one rule).
-
-    When both sides name their classes, ground-truth class ids are renumbered into ``class_names``
-    by name (labels the models do not know are dropped, with a warning).
-    """
-    from sitesight.identity import align_frames
-
-    lookup = None
-    if class_names and tuple(dataset.class_names) != tuple(class_names):
-        position = {n: i for i, n in enumerate(class_names)}
-        lookup = np.array([position.get(n, -1) for n in dataset.class_names], np.int64)
-        unknown = [n for n in dataset.class_names if n not in position]
-        if unknown:
-            log.warning("labels %s are not among the models' classes %s and are left out", unknown, list(class_names))
-    sample = align_frames(list(keys), dataset, what="mined").sample
-    if (sample < 0).any():
-        # labels of packaged copies (`sitesight.curation.packaging` flattens frames into one images/
-        # folder and prefixes a repeated name with a 5-digit counter): the same rule on the names
-        # without that prefix, for the frames still unmatched
-        import re
-
-        from sitesight.identity import align_paths
-
-        rest = np.flatnonzero(sample < 0)
-        names = [re.sub(r"^\d{5}_", "", Path(str(s.path)).name) for s in dataset.samples]
-        again = align_paths([keys[i] for i in rest], names, what="mined").sample
-        taken = set(sample[sample >= 0].tolist())
-        sample[rest] = [j if j >= 0 and j not in taken else -1 for j in again.tolist()]
-    out: list[Detections | None] = []
-    for i in sample.tolist():
-        if i < 0:
-            out.append(None)
-            continue
-        gt = dataset.samples[i].gt
-        if lookup is not None and len(gt):
-            ids = lookup[gt.class_id]
-            gt = gt[ids >= 0].replace(class_id=ids[ids >= 0])
-        out.append(gt)
-    return out
-
-
-def verdict_dir(mined_dir: Path | str, gt: Dataset, *, conf: float = 0.5, iou: float = 0.5, min_frames: int = 30) -> Verdict:
-    """Judge the models of a ``MINED/`` folder on labels that came back; writes ``verdict.json``.
-
-    Args:
-        mined_dir: the folder `mine_pool` wrote.
-        gt: labels of (some of) the mined and control frames, matched to frame keys by path or name.
-        conf, iou: the operating point images are judged at.
-        min_frames: warn below this many labelled frames in a mined or the random set.
-    """
-    mined_dir = Path(mined_dir)
-    manifest = _read_mined(mined_dir)
-    stored = _read_boxes(mined_dir / "boxes.parquet")
-    keys = sorted({k for p in manifest["pairs"].values() for k in p["frames"]} | set(manifest["control"]))
-    index = {k: i for i, k in enumerate(keys)}
-    boxes = stored.table.boxes
-    model_col = np.asarray(boxes.attributes.get("model", np.zeros(len(boxes), object)), object)
-    image_col = np.array([index.get(k, -1) for k in stored.keys], np.int64)[stored.table.frame]
-    preds = {}
-    for m in manifest["models"]:
-        rows = np.flatnonzero(model_col == m)
-        order = rows[np.argsort(image_col[rows], kind="stable")]
-        bounds = np.searchsorted(image_col[order], np.arange(len(keys) + 1))
-        preds[m] = [boxes[order[s:e]].replace(attributes={}) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
-    gts = _align_gt(keys, gt, manifest.get("class_names") or ())
-    found = sum(g is not None for g in gts)
-    log.info("labels found for %d of %d mined/control frames", found, len(keys))
-    pair_sets = {(p["a"], p["b"]): [index[k] for k in p["frames"]] for p in manifest["pairs"].values()}
-    result = verdict(gts, preds, pair_sets, [index[k] for k in manifest["control"]], conf=conf, iou=iou, min_frames=min_frames)
-    out = result.to_dict()
-    out["labelled_frames"] = found
-    out["frames"] = len(keys)
-    atomic.write_text(mined_dir / "verdict.json", json.dumps(out, indent=1))
-    return result

@@ -37,6 +37,8 @@ from sitesight.dataset import Dataset
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.matching import match_boxes, table_from_detections
+from sitesight.mining.mined import align_gt
+from sitesight.mining.pool import load_flat_run
 
 __all__ = ["SingleHard", "single_model_hard", "rank_hard_frames", "mine_single_run"]
 
@@ -156,11 +158,8 @@ def mine_single_run(
     Frames of the run without labels (matched by path, else file name) are left out and logged.
     Columns: ``rank, image, score, confident_fp, confident_miss, low_margin``.
     """
-    from sitesight.mining.mad import _align_gt
-    from sitesight.mining.pool import load_flat_run
-
     keys, _, flat = load_flat_run(run_dir, conf=min(conf_lo, 0.05))
-    gts = _align_gt(keys.tolist(), gt, ())
+    gts = align_gt(keys.tolist(), gt, ())
     used = [i for i, g in enumerate(gts) if g is not None]
     if not used:
         raise InputError("no frame of the run has labels (matched by path or file name)", run_dir)
