@@ -46,7 +46,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "merge_grid": ("sitesight.sliced.sweep", "merge_grid"),
     # not "report"/"compare": those are subpackages, and importing one would replace the function
     "build_report": ("sitesight.report.html", "build_report"),
-    "compare_runs": ("sitesight.compare.inputs", "compare_paths"),
+    "compare_runs": ("sitesight.report.paired_runs", "compare_paths"),
 }
 
 __all__ = [  # = the keys of _LAZY (a test checks), spelled out for linters and IDEs
@@ -70,7 +70,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from sitesight.compare.inputs import compare_paths as compare_runs
     from sitesight.dataset import AttributeSpec, Dataset, Sample
     from sitesight.detections import Detections
     from sitesight.errors import InputError
@@ -78,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from sitesight.evaluation.voc import average_precision
     from sitesight.formats import read_dataset, write_dataset
     from sitesight.report.html import build_report
+    from sitesight.report.paired_runs import compare_paths as compare_runs
     from sitesight.sliced.evaluate import evaluate_det as evaluate
     from sitesight.sliced.merge import merge
     from sitesight.sliced.postprocess import postprocess

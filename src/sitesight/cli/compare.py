@@ -39,7 +39,7 @@ def compare(
     and a verdict: better, worse, or no detectable difference (and how many more frames would tell)."""
     from rich.markup import escape
 
-    from sitesight.compare.inputs import compare_paths
+    from sitesight.report.paired_runs import compare_paths
 
     console = make_console()
     with console.status("matching both models once, then resampling…"):

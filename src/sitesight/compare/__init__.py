@@ -4,8 +4,8 @@ Modules: `bootstrap` (the resampling engine over per-unit count tables: frames, 
 cameras, or whole cameras), `detection_table` (one detector's per-frame counts, matched once),
 `paired` (`compare_detections`, `compare_classifications`, `compare_anomaly`), `verdict`
 (intervals, better / worse / no detectable difference, frames needed), `result` (`Comparison`,
-its JSON), `inputs` (runs, prediction files and CSVs → aligned values, for ``sitesight compare``).
-numpy only.
+its JSON). numpy only; reading two stored runs into aligned values (``sitesight compare``) is
+`sitesight.report.paired_runs`, which uses the report's run readers.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ def step_compare(ctx: DemoContext) -> None:
     --html`` writes)."""
     from rich.markup import escape
 
-    from sitesight.compare.inputs import compare_paths
     from sitesight.formats.coco import write_coco
+    from sitesight.report.paired_runs import compare_paths
     from sitesight.report.verdict import write_comparison_page
 
     assert ctx.dataset is not None

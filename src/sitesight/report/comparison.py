@@ -135,7 +135,7 @@ def _mining(a: ReportRun, b: ReportRun, limit: int) -> dict[str, Any]:
 
 def _verdict(a: ReportRun, b: ReportRun, loaded: dict[str, Any], n_resamples: int) -> tuple[dict[str, Any] | None, str | None]:
     """The paired bootstrap verdict (`sitesight.compare`) as template values, or why there is none."""
-    from sitesight.compare.inputs import compare_anomaly_runs, compare_classification_runs, compare_detection_data
+    from sitesight.report.paired_runs import compare_anomaly_runs, compare_classification_runs, compare_detection_data
     from sitesight.report.verdict import verdict_section
 
     kw: dict[str, Any] = {"names": (a.name, b.name) if a.name != b.name else (f"A ({a.name})", f"B ({b.name})"),

@@ -22,6 +22,10 @@ import numpy as np
 from sitesight.compare.paired import compare_anomaly, compare_classifications, compare_detections
 from sitesight.compare.result import Comparison
 from sitesight.errors import InputError
+from sitesight.report.anomaly import load_anomaly
+from sitesight.report.classification import load_classification
+from sitesight.report.detection import load_detection
+from sitesight.report.runs import ReportRun, load_report_run
 
 __all__ = ["compare_paths", "compare_detection_data", "compare_classification_runs", "compare_anomaly_runs", "input_kind",
            "OperatingChoice"]
@@ -41,8 +45,6 @@ def input_kind(path: Path) -> str:
     if path.is_dir():
         if (path / "manifest.json").is_file():
             return "detection"
-        from sitesight.report.runs import load_report_run
-
         kind = load_report_run(path).kind
         if kind not in ("classification", "anomaly"):
             raise InputError(f"cannot compare a {kind} run folder; expected a detection run, or classification/anomaly predictions", path)
@@ -64,9 +66,6 @@ def input_kind(path: Path) -> str:
 
 
 def _detections(a: Path, b: Path, gt: Path, *, spec_a: str | None, spec_b: str | None, conf: float | None, **kw: Any) -> Comparison:
-    from sitesight.report.detection import load_detection
-    from sitesight.report.runs import ReportRun
-
     sides = []
     for path, spec_text in ((a, spec_a), (b, spec_b)):
         artefacts = {"predictions": path.resolve(), "gt": gt.resolve()}
@@ -108,8 +107,6 @@ def compare_detection_data(da: Any, db: Any, **kw: Any) -> Comparison:
 
 
 def _report_run(path: Any, kind: str) -> Any:
-    from sitesight.report.runs import ReportRun, load_report_run
-
     if isinstance(path, ReportRun):
         return path
     if path.is_dir():
@@ -121,8 +118,6 @@ def _report_run(path: Any, kind: str) -> Any:
 def compare_classification_runs(a: Any, b: Any, **kw: Any) -> Comparison:
     """Two classification CSVs / run folders / `sitesight.report.runs.ReportRun` values, lined up on
     ``(image, box_index)``; ``kw`` goes to `compare_classifications`."""
-    from sitesight.report.classification import load_classification
-
     da, db = load_classification(_report_run(a, "classification")), load_classification(_report_run(b, "classification"))
     if da.class_names != db.class_names:
         raise InputError(f"the two sides have different classes: {list(da.class_names)} and {list(db.class_names)}")
@@ -145,8 +140,6 @@ def compare_classification_runs(a: Any, b: Any, **kw: Any) -> Comparison:
 def compare_anomaly_runs(a: Any, b: Any, *, false_alarm_rate: float = 0.05, **kw: Any) -> Comparison:
     """Two anomaly score CSVs / run folders / `ReportRun` values, lined up on the image; ``kw`` goes to
     `compare_anomaly`."""
-    from sitesight.report.anomaly import load_anomaly
-
     rows_a, la, sa = load_anomaly(_report_run(a, "anomaly"))
     rows_b, lb, sb = load_anomaly(_report_run(b, "anomaly"))
     index_b = {r["image"]: i for i, r in enumerate(rows_b)}
