@@ -2,7 +2,7 @@
 
 A run folder holds::
 
-    RUN/manifest.json          model spec, parameters, library versions, the ordered frame keys,
+    RUN/manifest.json          (`sitesight.sliced.manifest`) model spec, parameters, library versions, the ordered frame keys,
                                the skipped frames with their reason (`record_skipped`), the
                                post-processing its boxes are meant for when known (`record_spec`)
     RUN/shards/shard-000000.parquet ...
@@ -31,11 +31,8 @@ import hashlib
 import json
 import logging
 import os
-import platform
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +45,16 @@ from sitesight.boxparquet import check_columns, frames_meta, table_from_arrow, w
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
-from sitesight.identity import frame_root
-from sitesight.limits import load_json
+from sitesight.sliced.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    library_versions,
+    model_identity,
+    new_manifest,
+    read_manifest,
+    record_spec,
+)
 
 __all__ = [
     "FrameRecord",
@@ -67,13 +72,13 @@ __all__ = [
     "record_skipped",
     "record_spec",
     "read_manifest",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "sitesight-run"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 SHARDS = "shards"
 
 
@@ -160,66 +165,6 @@ class Run:
         return len(self.manifest.get("frames", ())) - len(self.frames) - len(self.skipped)
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of Python, sitesight and the array/model libraries that are loaded."""
-    from sitesight import __version__
-
-    versions = {"python": platform.python_version(), "sitesight": __version__, "numpy": np.__version__, "pyarrow": pa.__version__}
-    for name in ("torch", "torchvision", "onnxruntime", "ultralytics", "cv2", "PIL"):
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "__version__"):
-            versions[name] = str(module.__version__)
-    return versions
-
-
-def read_manifest(run_dir: Path | str) -> dict[str, Any]:
-    """The checked ``manifest.json`` of a run folder (`InputError` when absent or invalid)."""
-    run_dir = Path(run_dir)
-    path = run_dir / MANIFEST
-    if not path.is_file():
-        raise InputError("not a sitesight run (no manifest.json)", run_dir)
-    manifest = load_json(path, what="run manifest")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InputError(f"not a sitesight run manifest (format != {FORMAT!r})", path, "format")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"unsupported run format_version {manifest.get('format_version')!r}", path, "format_version")
-    frames = manifest.get("frames")
-    if not isinstance(frames, list) or not all(isinstance(k, str) for k in frames):
-        raise InputError("missing frame list (a list of frame keys)", path, "frames")
-    if not isinstance(manifest.get("parameters", {}), dict):
-        raise InputError("'parameters' must be an object", path, "parameters")
-    names = manifest.get("class_names")
-    if names is not None and not (isinstance(names, list) and all(isinstance(n, (str, int)) for n in names)):
-        raise InputError("'class_names' must be a list of names", path, "class_names")
-    return manifest
-
-
-def model_identity(model: str) -> str:
-    """What makes two runs' models the same: each file a spec names, by its content hash.
-
-    ``yolo:runs/best.pt`` and ``yolo:/abs/runs/best.pt`` are one model; the same path after the
-    weights were retrained is another. Parts of the spec that are not files (the backend, an
-    architecture name, a release name) are kept as written. The detection options are compared
-    separately (the manifest's ``parameters``).
-    """
-    parts = []
-    for part in str(model).split(":"):
-        path = Path(part)
-        try:
-            is_file = bool(part) and path.is_file()
-        except (OSError, ValueError):
-            is_file = False
-        if is_file:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            parts.append(f"sha256={digest.hexdigest()[:32]}")
-        else:
-            parts.append(part)
-    return ":".join(parts)
-
-
 def _quarantine_bad_shards(run_dir: Path) -> list[Path]:
     """Move shards that cannot be read (a disk error, a copy cut short) to ``RUN/corrupt/``.
 
@@ -271,18 +216,8 @@ def open_run(
                 raise InputError(f"the existing run has a different {key}; use a new output folder to start over", manifest_path, key)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            **({"created": datetime.now(timezone.utc).isoformat(timespec="seconds")} if timestamps else {}),
-            "model": model,
-            "model_id": model_id,
-            "parameters": parameters,
-            "versions": dict(versions or library_versions()),
-            "frames": list(frame_keys),
-            "root": frame_root(list(frame_keys)),
-            "class_names": None if class_names is None else [str(n) for n in class_names],
-        }
+        manifest = new_manifest(frame_keys, model=model, model_id=model_id, parameters=parameters, versions=versions,
+                                class_names=class_names, timestamps=timestamps)
         atomic.write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
     shard_dir = run_dir / SHARDS
     shard_dir.mkdir(exist_ok=True)
@@ -325,22 +260,6 @@ def record_skipped(run_dir: Path | str) -> list[SkippedFrame]:
     if manifest.get("skipped") != listed:  # written even when empty: the manifest says none were skipped
         atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, "skipped": listed}, indent=1).encode())
     return skipped
-
-
-def record_spec(run_dir: Path | str, spec: Mapping[str, Any] | None) -> None:
-    """Record in ``manifest.json`` under ``spec`` the post-processing the run's boxes are meant for
-    (a `sitesight.sliced.spec.PostprocessSpec` dict; None removes it).
-
-    The manifest is rewritten atomically, and only when the value changed (a resumed writer that
-    records the same spec leaves the file byte-identical).
-    """
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    value = None if spec is None else json.loads(json.dumps(dict(spec)))
-    if manifest.get("spec") != value:
-        manifest = {k: v for k, v in manifest.items() if k != "spec"}
-        atomic.write_bytes(run_dir / MANIFEST, json.dumps({**manifest, **({} if value is None else {"spec": value})},
-                                                          indent=1).encode())
 
 
 def write_shard(
