@@ -108,6 +108,7 @@ def export(
     run_dir: Path = typer.Argument(..., help="Run folder written by `sitesight detect`."),
     coco: Path | None = typer.Option(None, "--coco", help="Write COCO results JSON here (and OUT.spec.json beside it)."),
     cvat: Path | None = typer.Option(None, "--cvat", help="Write CVAT 1.1 XML pre-annotation parts into this folder."),
+    parquet: Path | None = typer.Option(None, "--parquet", help="Write the final boxes as Parquet here (the run's box schema; frames, class names and spec in the metadata)."),
     part_size: int = typer.Option(100, "--part-size", min=1, help="Frames per CVAT part (one task each)."),
     gt: Path | None = typer.Option(None, "--gt", help="Ground truth whose image ids, category ids and class names the COCO export uses (pycocotools loads the file against it)."),
     classes: str | None = typer.Option(None, "--classes", help="The model's class names, comma-separated, for a run that did not record them."),
@@ -121,18 +122,18 @@ def export(
     class_agnostic: bool = so.CLASS_AGNOSTIC,
     border: bool = so.BORDER,
 ) -> None:
-    """Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results and/or CVAT parts.
+    """Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results, CVAT parts and/or Parquet.
 
     Without --gt, COCO image ids are the frame's position in the run + 1 and category ids the class
     index + 1; every result also names its frame (file_name), which `sitesight eval` aligns by.
     """
     from sitesight.sliced.evaluate import read_ground_truth
-    from sitesight.sliced.export import export_coco, export_cvat_parts, final_dataset
+    from sitesight.sliced.export import export_coco, export_cvat_parts, export_parquet, final_dataset
     from sitesight.sliced.postprocess import postprocess
     from sitesight.sliced.store import load_run
 
-    if coco is None and cvat is None:
-        raise _bad("give --coco and/or --cvat")
+    if coco is None and cvat is None and parquet is None:
+        raise _bad("give --coco, --cvat and/or --parquet")
     s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border)
     run = load_run(run_dir)
     if classes:
@@ -149,4 +150,6 @@ def export(
     if cvat is not None:
         parts = export_cvat_parts(final_dataset(final), cvat, part_size=part_size, record=final.summary())
         console.print(f"CVAT: {len(parts)} part(s) of up to {part_size} frames in {cvat}")
+    if parquet is not None:
+        console.print(f"Parquet: {export_parquet(final, parquet)}")
     console.print(f"{len(final.frames)} frames, {len(final.table)} boxes" + (f"; the gate removed {final.gate_removed}" if s.gate else ""))

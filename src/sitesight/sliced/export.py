@@ -1,4 +1,5 @@
-"""A stored run's final detections out to other tools: COCO results JSON, CVAT pre-annotation parts.
+"""A stored run's final detections out to other tools: COCO results JSON, CVAT pre-annotation parts,
+Parquet in the one box schema (`export_parquet`).
 
 The raw boxes go through `sitesight.sliced.postprocess.postprocess` (the one path) and are written
 with the formats package; every export writes its spec and counts next to it (``OUT.spec.json``
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sitesight import atomic
+from sitesight.boxparquet import write_boxes
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
@@ -41,7 +43,7 @@ from sitesight.sliced.postprocess import FinalRun, postprocess
 from sitesight.sliced.spec import PostprocessSpec
 from sitesight.sliced.store import Run
 
-__all__ = ["run_dataset", "final_dataset", "export_coco", "export_coco_results", "export_cvat_parts"]
+__all__ = ["run_dataset", "final_dataset", "export_coco", "export_coco_results", "export_cvat_parts", "export_parquet"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,20 @@ def run_dataset(
         spec = PostprocessSpec(**{**spec.__dict__, "conf": conf})
     final = postprocess(run, spec, class_names=class_names)
     return final_dataset(final), final.gate_removed
+
+
+def export_parquet(final: FinalRun, path: Path | str) -> Path:
+    """The final boxes in the one box schema of raw and final boxes (`sitesight.boxparquet`), atomically.
+
+    One row per final box: ``image_id`` (the frame's index in the run's manifest), ``source`` (the
+    slice the kept box came from, -1 the full frame), ``x1 y1 x2 y2 score class_id`` and the kept raw
+    box's attributes; the frame list (every processed frame, with its key and size), the final class
+    names and ``final.spec`` in the metadata. Read back with `sitesight.boxparquet.read_boxes`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [[f.index, f.key, list(f.image_wh), None] for f in final.frames]
+    return write_boxes(path, final.table, frames, class_names=final.class_names, spec=final.spec.to_dict())
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> Path:
