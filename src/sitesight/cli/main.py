@@ -27,7 +27,7 @@ from sitesight.errors import MAX_MESSAGE_CHARS, InputError, MissingExtraError, c
 COMMANDS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "demo": (("demo",), None, "Generate synthetic construction-site frames and run every sitesight capability on them."),
     "detect": (("detect",), None, "Run a detector on slices of every frame and store the raw boxes; resumes after a kill."),
-    "export": (("detect",), None, "Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results and/or CVAT parts."),
+    "export": (("detect",), None, "Post-process a stored run (the same path as `sweep` and `eval`) and export COCO results, CVAT parts and/or Parquet."),
     "sweep": (("sweep",), None, "Score every merge × gate × confidence combination on stored raw boxes, without the model."),
     "anomaly-parts": (("anomaly",), None, "Write synthetic screws (normal and with planted defects and masks) in the MVTec AD layout."),
     "synth": (("synth",), None, "Render synthetic site frames (workers, helmets, heads, safety ropes) and write their ground truth."),
