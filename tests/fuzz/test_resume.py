@@ -45,7 +45,8 @@ def test_truncated_shard_is_named_moved_aside_and_redone(frames, tmp_path, capsy
     assert [name for name, _ in expected] == ["f0.png", "f1.png", "f2.png", "f3.png"]
     shards = sorted((run_dir / "shards").glob("shard-*.parquet"))
     victim = shards[2]
-    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a copy cut short
+    cut = victim.read_bytes()[: victim.stat().st_size // 2]
+    victim.write_bytes(cut)  # a copy cut short
     # reading names the shard in one line (no ArrowInvalid)
     code = main(["export", str(run_dir), "--coco", str(tmp_path / "preds.json"), "--classes", "p"])
     err = capsys.readouterr().err
@@ -53,7 +54,8 @@ def test_truncated_shard_is_named_moved_aside_and_redone(frames, tmp_path, capsy
     # resume: the shard goes to RUN/corrupt/, its frame is redone, the rest is not
     summary = detect_to_run(frames, _detector, run_dir, model=f"yolo:{weights}", frames_per_shard=1, full_frame=False)
     assert summary.processed == 1 and summary.already_done == 3
-    assert (run_dir / "corrupt" / victim.name).is_file() and not victim.exists()
+    # the cut copy is kept aside; the redone frame's shard takes the same name (names hash the frame indices)
+    assert (run_dir / "corrupt" / victim.name).read_bytes() == cut and victim.read_bytes() != cut
     assert _table(run_dir) == expected
 
 
