@@ -77,7 +77,7 @@ def mine(
     operating: list[str] = typer.Option(None, "--operating-point", help="NAME=CONF, NAME=SPEC.json or NAME=RUN/sweep.csv:best: the model's operating confidence; "
                                         "'confident' is >= CONF (yes) / < CONF/2 (no). Default per model: 0.6/0.3 of its own top score."),
     near_duplicates: bool = typer.Option(False, "--dedup-images", help="Hash every frame (reads images) and drop near duplicates."),
-    classes: str = typer.Option("", "--classes", help="Comma-separated class names of the models' class ids, e.g. person,helmet,head."),
+    classes: str = typer.Option("", "--classes", help="The classes to mine in, e.g. person,helmet,head: every model's classes are mapped onto them by name (through --class-map); default: the first run's recorded names."),
     preannotate: str = typer.Option(None, "--preannotate", help="Model whose boxes pre-annotate the CVAT tasks."),
     package: bool = typer.Option(True, "--package/--no-package", help="Write CVAT task parts of the mined and control frames."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control set."),
@@ -89,6 +89,7 @@ def mine(
     metric: str = so.METRIC,
     threshold: float = so.THRESHOLD,
     gate: str = so.GATE,
+    class_map: str = so.CLASS_MAP,
     class_agnostic: bool = so.CLASS_AGNOSTIC,
     border: bool = so.BORDER,
     timestamps: bool = typer.Option(False, "--timestamps", help="Record the creation time in MINED/manifest.json (off: same inputs, same bytes)."),
@@ -113,7 +114,7 @@ def mine(
     options = {"budget": budget, "weights": DiscrepancyWeights(**_weights(weights)), "handoff": handoff, "seed": seed,
                "diversity": Diversity(window_s=window, max_per_window=per_window), "both_confident": both_confident,
                "operating": _operating(operating or [], runs), "timestamps": timestamps,
-               "spec": so.spec_of(spec, conf, method, metric, threshold, gate, None, class_agnostic, border, default=DEFAULT_SPEC)}
+               "spec": so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border, default=DEFAULT_SPEC)}
     with console.status(f"mining {len(runs)} runs"):
         if engine == "ray":
             from sitesight.engines.ray import RayOptions

@@ -38,7 +38,7 @@ from sitesight.errors import InputError
 from sitesight.mining.confident import confident_points
 from sitesight.mining.discrepancy import DiscrepancyWeights, all_pairs
 from sitesight.mining.mad import DEFAULT_SPEC, Handoff, MiningResult, finish_mined, mine_pool, select_pairs
-from sitesight.mining.pool import FlatDetections, Pool, frame_metadata, load_flat_run
+from sitesight.mining.pool import FlatDetections, Pool, frame_metadata, load_flat_run, pool_classes
 from sitesight.mining.select import Diversity
 from sitesight.sliced.spec import PostprocessSpec
 
@@ -49,10 +49,12 @@ _TERMS = ("det", "cls", "cross", "total", "confident")
 
 def _part_pool(keys: list[str], shards: Mapping[str, list[str]], runs: Mapping[str, str], sliced: Mapping[str, bool],
                class_names: tuple[str, ...], spec: PostprocessSpec) -> Pool:
-    """The pool over ``keys``, each run read from the named shards only and made final under ``spec``."""
+    """The pool over ``keys``, each run read from the named shards only, made final under ``spec`` and its
+    classes mapped onto ``class_names`` (`pool_classes`; empty: kept as they are)."""
     flats, wh = {}, None
     for name, path in runs.items():
-        run_keys, run_wh, flat = load_flat_run(path, shards=shards[name], sliced=sliced[name], spec=spec, conf=spec.conf)
+        run_keys, run_wh, flat = load_flat_run(path, shards=shards[name], sliced=sliced[name], spec=spec, conf=spec.conf,
+                                               class_names=class_names or None)
         position = {k: i for i, k in enumerate(run_keys.tolist())}
         rows = np.array([position[k] for k in keys], np.int64)
         flats[name] = flat.take_frames(rows)
@@ -135,13 +137,14 @@ def mine_runs_ray(
         part = keys[start : start + frames_per_task]
         items.append({"start": start, "keys": part,
                       "shards": {name: sorted({shard_of[name][k] for k in part}) for name in paths}})
-    common = {"runs": paths, "sliced": sliced, "class_names": tuple(handoff.class_names), "spec": spec}
+    classes = pool_classes(paths, handoff.class_names, spec) or ()  # the same classes as `load_pool` maps onto
+    common = {"runs": paths, "sliced": sliced, "class_names": classes, "spec": spec}
     names = list(paths)
     with quiet_data_context():
         top = _pass(ray, items, {**common, "pairs": None}, len(names), len(keys)) if items else np.zeros((len(names), 0))
         # one box per frame holding the model's top score: all `confident_points` reads of a model
         stub = Pool(np.asarray(keys, object), np.array([f.image_wh for f in frames], np.int64).reshape(-1, 2),
-                    {n: _max_boxes(top[i]) for i, n in enumerate(names)}, camera, timestamp, tuple(handoff.class_names))
+                    {n: _max_boxes(top[i]) for i, n in enumerate(names)}, camera, timestamp, classes)
         points = confident_points(stub, operating=operating)
         pairs = {"weights": weights, "conf_hi": {n: p.hi for n, p in points.items()}, "conf_lo": {n: p.lo for n, p in points.items()}}
         n_pairs = len(names) * (len(names) - 1) // 2

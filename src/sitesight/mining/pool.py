@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -34,10 +35,12 @@ from sitesight.boxparquet import BOX_COLUMNS, table_from_arrow
 from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.frametable import FrameTable
+from sitesight.identity import AGNOSTIC_NAME
+from sitesight.sliced.postprocess import postprocess, target_classes
 from sitesight.sliced.spec import PostprocessSpec
-from sitesight.sliced.store import read_shards
+from sitesight.sliced.store import load_run, read_manifest, read_shards
 
-__all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_from_detections"]
+__all__ = ["FlatDetections", "Pool", "frame_metadata", "load_flat_run", "load_pool", "pool_classes", "pool_from_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,8 @@ def pool_from_detections(
 def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | None = "safety_rope_probs",
                   spec: PostprocessSpec | None = None,
                   shards: Sequence[str] | None = None,
-                  sliced: bool | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
+                  sliced: bool | None = None,
+                  class_names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, FlatDetections]:
     """Read a stored run's final detections as flat arrays.
 
     Args:
@@ -220,6 +224,10 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
             frames of a partition, as a Ray task reads them.
         sliced: post-process as a sliced run (True) or take the boxes as final (False); None: sliced
             when any stored box came from a slice (a partition passes the whole run's answer).
+        class_names: the classes of the pool: the run's classes are mapped onto them by name, through
+            ``spec.class_map`` (`sitesight.sliced.postprocess.target_classes`, as `postprocess` does;
+            boxes of a dropped class are left out); None keeps the run's class ids (renamed by the
+            class map; one class when ``spec.class_agnostic``). Final runs are mapped the same way.
 
     Returns:
         ``(keys (F,) object, image_wh (F, 2) int64, FlatDetections)`` over the processed frames in
@@ -229,7 +237,7 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
         InputError: not a run folder, an invalid manifest or an unreadable shard.
     """
     run_dir = Path(run_dir)
-    _, metas, table = read_shards(run_dir, shards)
+    manifest, metas, table = read_shards(run_dir, shards)
     frames: dict[int, tuple[str, tuple[int, int]]] = {}
     skipped = 0
     for meta in metas:
@@ -246,10 +254,19 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
     if table is None or table.num_rows == 0:
         return keys, wh, FlatDetections(np.zeros(order.size + 1, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
     if sliced if sliced is not None else bool((table.column("source").to_numpy() >= 0).any()):
-        return keys, wh, _sliced(run_dir, conf, probs_name, spec, shards)
+        spec = _own_map(spec or PostprocessSpec(conf=conf), manifest.get("class_names"))
+        return keys, wh, _sliced(run_dir, conf, probs_name, spec, shards, class_names)
     wanted = [*BOX_COLUMNS, *([probs_name] if probs_name and probs_name in table.column_names else [])]
     boxes = table_from_arrow(table.select(wanted), order, path=run_dir / "shards")
     keep = boxes.boxes.score >= conf
+    spec = _own_map(spec or PostprocessSpec(conf=conf), manifest.get("class_names"))
+    if class_names is not None or spec.class_map or spec.class_agnostic:
+        class_id = boxes.boxes.class_id
+        n_ids = int(class_id.max()) + 1 if len(class_id) else len(manifest.get("class_names") or ())
+        _, lookup = target_classes(manifest.get("class_names"), spec, class_names, n_ids)
+        mapped = lookup[class_id] if len(class_id) else class_id
+        keep &= mapped >= 0
+        boxes = boxes.replace(boxes.boxes.replace(class_id=np.maximum(mapped, 0)))
     boxes = boxes.filter(keep)
     probs = boxes.boxes.attributes.get(probs_name) if probs_name else None
     flat = FlatDetections(boxes.offsets, boxes.boxes.xyxy, boxes.boxes.score, boxes.boxes.class_id,
@@ -258,11 +275,8 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
 
 
 def _sliced(run_dir: Path, conf: float, probs_name: str | None, spec: PostprocessSpec | None,
-            shards: Sequence[str] | None = None) -> FlatDetections:
-    from sitesight.sliced.postprocess import postprocess
-    from sitesight.sliced.store import load_run
-
-    final = postprocess(load_run(run_dir, shards=shards), spec or PostprocessSpec(conf=conf))
+            shards: Sequence[str] | None, class_names: Sequence[str] | None) -> FlatDetections:
+    final = postprocess(load_run(run_dir, shards=shards), spec or PostprocessSpec(conf=conf), class_names=class_names)
     return FlatDetections.from_detections(final.detections(), probs_name=probs_name)
 
 
@@ -284,12 +298,15 @@ def load_pool(
     Args:
         runs: model name → run folder (at least one).
         conf, probs_name, spec: see `load_flat_run`.
-        class_names: names of the class ids, carried into the outputs.
+        class_names: the pool's classes; every run's classes are mapped onto them by name
+            (`pool_classes`: default the first run's recorded names, through the spec's class map).
         capture_pattern: regex for camera/time in file names (default `CAPTURE_NAME_PATTERN`).
     """
     if not runs:
         raise InputError("mining needs at least one run")
-    loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name, spec=spec) for name, path in runs.items()}
+    targets = pool_classes(runs, class_names, spec)
+    loaded = {name: load_flat_run(path, conf=conf, probs_name=probs_name, spec=spec, class_names=targets)
+              for name, path in runs.items()}
     first = next(iter(loaded))
     keys, wh, _ = loaded[first]
     common = np.ones(keys.shape[0], bool)
@@ -304,7 +321,40 @@ def load_pool(
         position = {key: i for i, key in enumerate(k.tolist())}
         flats[name] = flat.take_frames(np.array([position[key] for key in keys.tolist()], np.int64))
     camera, timestamp = frame_metadata(keys.tolist(), capture_pattern)
-    return Pool(keys, wh, flats, camera, timestamp, tuple(class_names))
+    return Pool(keys, wh, flats, camera, timestamp, targets or ())
+
+
+def pool_classes(runs: Mapping[str, Path | str], class_names: Sequence[str] = (), spec: PostprocessSpec | None = None,
+                 ) -> tuple[str, ...] | None:
+    """The classes every model's boxes are mapped onto by name before mining, so class ids agree
+    across models whatever order each model lists its classes in.
+
+    ``class_names`` when given; else the first run's recorded names that records any, renamed by
+    ``spec.class_map``; one class (`sitesight.identity.AGNOSTIC_NAME`) when ``spec.class_agnostic``;
+    None when no run records names (class ids are then compared as they are).
+    """
+    spec = spec or PostprocessSpec()
+    recorded = [read_manifest(path).get("class_names") for path in runs.values()]
+    known = {str(n) for names in recorded if names is not None for n in names}
+    stray = [a for a, _ in spec.class_map if a not in known]
+    if stray and known:
+        raise InputError(f"--class-map names {stray}, which no model has (their classes: {sorted(known)})", where="--class-map")
+    if spec.class_agnostic:
+        return (AGNOSTIC_NAME,)
+    if class_names:
+        return tuple(str(n) for n in class_names)
+    for names in recorded:
+        if names is not None:
+            return target_classes([str(n) for n in names], _own_map(spec, names), None, len(names))[0]
+    return None
+
+
+def _own_map(spec: PostprocessSpec, names: Sequence[str] | None) -> PostprocessSpec:
+    """``spec`` with the class-map entries for this model's classes only (one map serves several models)."""
+    if names is None or not spec.class_map:
+        return spec
+    own = {str(n) for n in names}
+    return dataclasses.replace(spec, class_map=tuple((a, b) for a, b in spec.class_map if a in own))
 
 
 _DATETIME = re.compile(r"^(\d{4})(\d{2})(\d{2})[T_-]?(\d{2})(\d{2})(\d{2})(?:[._](\d{1,6}))?$")
