@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from struct import error as struct_error  # Pillow raises it for some corrupt headers
 
@@ -37,6 +38,9 @@ __all__ = ["IMAGE_MODES", "IMAGE_SUFFIXES", "MAX_PIXELS", "grey8", "place_image"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".jfif")
 
 IMAGE_MODES = ("copy", "symlink", "hardlink", "none")
+
+# Frame formats a batch command lists (so that it names them) but skips with this reason instead of decoding.
+REFUSED_FRAME_SUFFIXES = {".gif": "GIF is not a supported frame format (256-colour palette, maybe animated); convert it to PNG or JPEG"}
 
 # EXIF orientations 5..8 swap width and height.
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -149,21 +153,56 @@ def read_image_rgb(path: Path | str, *, exif_transpose: bool = True) -> np.ndarr
             raise InputError(f"cannot decode image ({str(exc)[:120]})", path) from None
 
 
+def read_frame_rgb(path: Path | str, *, exif_transpose: bool = True) -> np.ndarray:
+    """`read_image_rgb` for a batch command's frame: a refused frame format (GIF) is an `InputError` too."""
+    refused = REFUSED_FRAME_SUFFIXES.get(Path(path).suffix.lower())
+    if refused:
+        raise InputError(refused, path)
+    return read_image_rgb(path, exif_transpose=exif_transpose)
+
+
+def skip_reason(exc: InputError) -> str:
+    """The reason of an image's `InputError` without the path it starts with (the path is listed beside it)."""
+    return str(exc).removeprefix(f"{exc.path}: ") if exc.path is not None else str(exc)
+
+
+def frame_problem(path: Path | str, *, decode: bool = False) -> str | None:
+    """Why a batch command skips this frame, or None: a refused format (GIF), a missing file or
+    dangling link, an empty file, not an image, a decompression bomb; with ``decode`` also a
+    truncated or undecodable image or an unsupported mode (the header alone does not show those)."""
+    refused = REFUSED_FRAME_SUFFIXES.get(Path(path).suffix.lower())
+    if refused:
+        return refused
+    try:
+        read_image_rgb(path) if decode else read_image_wh(path)
+    except InputError as exc:
+        return skip_reason(exc)
+    return None
+
+
+def list_image_files(folder: Path | str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Image files below ``folder`` (recursively, sorted), dangling links included: a batch lists a
+    link whose target is gone and skips it with its reason, rather than dropping it without a word."""
+    allowed = {s.lower() for s in suffixes}
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix.lower() in allowed and (p.is_file() or (p.is_symlink() and not p.exists())))  # fmt: skip
+
+
 def split_readable(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Batch commands' triage: ``(readable paths, [(path, reason), ...])``, each image decoded once.
 
-    A batch skips what it cannot read (missing, dangling link, empty, truncated, decompression
-    bomb, unsupported mode) and names it at the end, instead of stopping at the first bad file.
+    A batch skips what it cannot read (`frame_problem`: refused format, missing, dangling link,
+    empty, truncated, decompression bomb, unsupported mode) and names it at the end, instead of
+    stopping at the first bad file.
     """
     good: list[Path] = []
     bad: list[tuple[Path, str]] = []
     for path in paths:
-        try:
-            read_image_rgb(path)
-        except InputError as exc:
-            bad.append((path, str(exc)))
-        else:
+        problem = frame_problem(path, decode=True)
+        if problem is None:
             good.append(path)
+        else:
+            bad.append((path, f"{path}: {problem}"))
     return good, bad
 
 

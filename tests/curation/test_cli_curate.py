@@ -47,7 +47,8 @@ def test_dedup_and_sample_commands(tmp_path, capsys):
     assert main(["data", "dedup", str(tmp_path / "cap"), "--report", str(tmp_path / "r.csv"), "--delete"]) == 0
     assert _last_json(capsys)["deleted"] == 3 and len(list((tmp_path / "cap").iterdir())) == 3
     assert main(["data", "sample", str(tmp_path / "cap"), "--every", "30", "--out", str(tmp_path / "s.txt")]) == 0
-    assert _last_json(capsys)["picked"] == 3
+    picked = _last_json(capsys)
+    assert (picked["picked"], picked["skipped"]) == (2, 1)  # the broken frame is listed with its reason, not picked
     assert main(["data", "dedup", str(tmp_path / "cap"), "--ignore-region", "1,2"]) == 1
     assert "--ignore-region" in capsys.readouterr().err
 

@@ -109,6 +109,13 @@ def dedup(
         console.print(f"[yellow]{len(result.skipped)} unreadable frames skipped; listed in {report}[/yellow]")
 
 
+def _skipped_fields(skipped: list[tuple[Path, str]]) -> dict[str, object]:
+    """Each skipped frame on stderr with its reason; the summary's ``skipped`` count and list."""
+    for path, reason in skipped:
+        console.print(f"skipped {path}: {reason}", markup=False, highlight=False)
+    return {"skipped": len(skipped), "skipped_frames": [[str(path), reason] for path, reason in skipped]}
+
+
 @data_app.command("sample")
 def sample(
     sources: list[Path] = typer.Argument(..., help="Frames or folders of frames (searched recursively)."),
@@ -119,16 +126,22 @@ def sample(
     pattern: str = typer.Option(None, "--pattern", help="File-name regex with named groups camera and ts."),
     json_out: Path = jsonout.JSON_OPTION,
 ) -> None:
-    """One frame per N seconds per camera, cameras interleaved, skipping excluded frames."""
+    """One frame per N seconds per camera, cameras interleaved, skipping excluded frames.
+
+    Frames whose header cannot be read (GIF, dangling link, empty, not an image, decompression bomb) are
+    passed over for the camera's next frame and listed with their reason; a truncated file shows only
+    when decoded (`detect` skips it then)."""
     from sitesight.curation.captures import CAPTURE_NAME_PATTERN, list_captures
-    from sitesight.curation.sampling import read_exclusions, sample_by_time
+    from sitesight.curation.sampling import read_exclusions, sample_frames
+    from sitesight.images import frame_problem
 
     paths, stamps = read_exclusions(exclude) if exclude else ([], [])
-    picks = sample_by_time(list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN), every_s=every,
-                           exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames)
+    picks, skipped = sample_frames(list_captures(sources, pattern=pattern or CAPTURE_NAME_PATTERN), every_s=every,
+                                   exclude_paths=paths, exclude_timestamps=stamps, max_frames=max_frames, check=frame_problem)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out, _path_lines([c.path for c in picks], out))
-    jsonout.emit_summary({"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out)}, json_out)
+    summary = {"picked": len(picks), "cameras": len({c.camera_id for c in picks}), "list": str(out), **_skipped_fields(skipped)}
+    jsonout.emit_summary(summary, json_out)
 
 
 @data_app.command("filter")
@@ -252,11 +265,14 @@ def tile(
     from sitesight.curation.tiling import tile_dataset
 
     dataset = _read(src)
+    skipped: list[tuple[Path, str]] = []
     with _progress("tiling", len(dataset)) as advance:
         tiled = tile_dataset(dataset, out / "tiles", slice_wh=_wh(slice_size), overlap_ratio=(overlap, overlap),
-                             min_area_ratio=min_area_ratio, keep_empty=keep_empty, progress=advance)
+                             min_area_ratio=min_area_ratio, keep_empty=keep_empty, progress=advance,
+                             on_skip=lambda path, reason: skipped.append((path, reason)))  # fmt: skip
     _write(tiled, out / "dataset", to)
-    jsonout.emit_summary({"frames": len(dataset), "tiles": len(tiled), "boxes": tiled.box_count()}, json_out)
+    summary = {"frames": len(dataset), "tiles": len(tiled), "boxes": tiled.box_count(), **_skipped_fields(skipped)}
+    jsonout.emit_summary(summary, json_out)
 
 
 @data_app.command("package")
@@ -274,8 +290,12 @@ def package(
     """Split images into CVAT task packages (images + annotations.xml CVAT imports)."""
     from sitesight.curation.packaging import images_dataset, package_cvat_tasks
 
-    dataset = images_dataset(src, class_names=label) if images else _read(src)
+    skipped: list[tuple[Path, str]] = []
+    on_skip = lambda path, reason: skipped.append((path, reason))  # noqa: E731
+    dataset = images_dataset(src, class_names=label, on_skip=on_skip) if images else _read(src)
     with _progress("packaging", len(dataset)) as advance:
         parts = package_cvat_tasks(dataset, out, max_images=max_images, as_zip=as_zip, prefix=prefix, progress=advance,
-                                   allow_outside=allow_outside_root)  # fmt: skip
-    jsonout.emit_summary({"images": len(dataset), "parts": [str(p) for p in parts]}, json_out)
+                                   on_skip=on_skip, allow_outside=allow_outside_root)  # fmt: skip
+    summary = {"images": len(dataset) + len(skipped) if images else len(dataset), "parts": [str(p) for p in parts],
+               **_skipped_fields(skipped)}
+    jsonout.emit_summary(summary, json_out)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sitesight.dataset import Dataset, Sample
 from sitesight.errors import InputError
-from sitesight.images import IMAGE_SUFFIXES
+from sitesight.images import IMAGE_SUFFIXES, list_image_files
 
 __all__ = [
     "CAPTURE_NAME_PATTERN",
@@ -149,12 +149,11 @@ def list_captures(
         InputError: a source does not exist.
     """
     files: list[Path] = []
-    allowed = {s.lower() for s in suffixes}
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            files.extend(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in allowed)
-        elif source.is_file():
+            files.extend(list_image_files(source, suffixes))  # dangling links too: skipped later, with their reason
+        elif source.is_file() or source.is_symlink():
             files.append(source)
         else:
             raise InputError("no such file or folder", source)

@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from sitesight import atomic
 from sitesight.curation.captures import CAPTURE_NAME_PATTERN, Capture, capture_from_path
 from sitesight.errors import InputError
-from sitesight.images import grey8
+from sitesight.images import REFUSED_FRAME_SUFFIXES, grey8
 
 __all__ = [
     "Region",
@@ -115,6 +115,9 @@ def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft
     """
     if os.path.islink(path) and not os.path.exists(path):
         raise InputError("dangling symbolic link (its target does not exist)", path)
+    refused = REFUSED_FRAME_SUFFIXES.get(Path(path).suffix.lower())
+    if refused:
+        raise InputError(refused, path)
     data = None
     try:
         # One read of the whole file, handed to the decoder in one call (not 64 KiB chunks, each a
@@ -131,7 +134,9 @@ def phash_file(path: Path | str, *, ignore_regions: Sequence[Region] = (), draft
         raise InputError(str(exc), path) from None
     except MemoryError:
         raise InputError("image too large to decode in memory", path) from None
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError, IndexError,
+    except Image.DecompressionBombError as exc:  # worded as every other batch command words it
+        raise InputError(f"decompression-bomb limit: {str(exc)[:120]}", path) from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, IndexError,
             TypeError, ZeroDivisionError, struct.error) as exc:  # fmt: skip
         reason = "empty file" if data == b"" else f"cannot read image: {str(exc)[:120]}"
         raise InputError(reason, path) from None

@@ -21,6 +21,7 @@ from pathlib import Path
 from sitesight import atomic
 from sitesight.dataset import Dataset, Sample
 from sitesight.errors import InputError
+from sitesight.images import frame_problem, list_image_files, read_image_wh
 from sitesight.pathsafe import input_path, safe_component
 
 __all__ = ["package_cvat_tasks", "images_dataset"]
@@ -37,6 +38,7 @@ def package_cvat_tasks(
     prefix: str = "part",
     task_name: str = "sitesight",
     progress: Callable[[int], None] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
     allow_outside: bool = False,
 ) -> list[Path]:
     """Split ``dataset`` into CVAT task packages of at most ``max_images`` images.
@@ -51,10 +53,12 @@ def package_cvat_tasks(
         progress: called with 1 after each image copied.
         allow_outside: also pack images lying outside the dataset root (refused by default: a
             label file naming ``../../etc/passwd`` must not put that file into a task zip).
+        on_skip: called with ``(image path, reason)`` for each image left out.
 
     Returns:
-        The part folders or zip files, in order. Images missing on disk are logged and left out
-        of their part (and of its XML).
+        The part folders or zip files, in order. Images that are missing or whose header cannot be
+        read (`sitesight.images.frame_problem`: GIF, dangling link, empty, bomb) are logged and left
+        out of their part (and of its XML).
     """
     from sitesight.formats.cvat import write_cvat
 
@@ -78,11 +82,17 @@ def package_cvat_tasks(
             name = src.name if src.name not in ("", ".", "..") else f"{len(samples):05d}.jpg"
             if name in used:
                 name = f"{len(samples):05d}_{name}"
-            try:
-                shutil.copy2(src, part_dir / "images" / name)
-            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path read from data
-                log.warning("%s", InputError(f"image not packaged: {exc}", src))
+            problem = frame_problem(src)  # header only: GIF, dangling link, empty, not an image, bomb
+            if problem is None:
+                try:
+                    shutil.copy2(src, part_dir / "images" / name)
+                except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a path read from data
+                    problem = f"cannot copy: {exc}"
+            if problem is not None:
+                log.warning("%s", InputError(f"image not packaged: {problem}", src))
                 missing += 1
+                if on_skip is not None:
+                    on_skip(src, problem)
             else:
                 used.add(name)
                 samples.append(sample.replace(path=name, subset=None))
@@ -105,21 +115,22 @@ def package_cvat_tasks(
     return parts
 
 
-def images_dataset(source: Path | str, *, class_names: Sequence[str] = ()) -> Dataset:
+def images_dataset(
+    source: Path | str, *, class_names: Sequence[str] = (), on_skip: Callable[[Path, str], None] | None = None
+) -> Dataset:
     """A `Dataset` without boxes over a folder of images (recursive) or a text file listing one per line.
 
     Args:
         source: folder, or ``.txt`` list (relative lines resolve against the list's folder).
         class_names: labels to declare (they appear in each CVAT task's meta).
+        on_skip: called with ``(path, reason)`` for each file that is not a readable image (skipped, logged).
 
     Raises:
-        InputError: the source is missing or lists a file that is not a readable image.
+        InputError: the source is missing.
     """
-    from sitesight.images import IMAGE_SUFFIXES, read_image_wh
-
     source = Path(source)
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_image_files(source)
     elif source.is_file():
         try:
             lines = [ln.strip() for ln in source.read_text().splitlines()]
@@ -128,5 +139,13 @@ def images_dataset(source: Path | str, *, class_names: Sequence[str] = ()) -> Da
         files = [p if p.is_absolute() else source.parent / p for p in (Path(ln) for ln in lines if ln and not ln.startswith("#"))]
     else:
         raise InputError("no such file or folder", source)
-    samples = [Sample(path=p.resolve(), image_wh=read_image_wh(p)) for p in files]
+    samples = []
+    for p in files:
+        problem = frame_problem(p)
+        if problem is None:
+            samples.append(Sample(path=p.resolve(), image_wh=read_image_wh(p)))
+        else:
+            log.warning("%s", InputError(f"image skipped: {problem}", p))
+            if on_skip is not None:
+                on_skip(p, problem)
     return Dataset(class_names=tuple(class_names), samples=tuple(samples))

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from sitesight.curation.captures import Capture
 from sitesight.errors import InputError
 
-__all__ = ["sample_by_time", "read_exclusions"]
+__all__ = ["sample_by_time", "sample_frames", "read_exclusions"]
 
 
 def sample_by_time(
@@ -34,7 +34,22 @@ def sample_by_time(
     tolerance_s: float = 0.5,
     max_frames: int | None = None,
 ) -> list[Capture]:
-    """Pick one frame per ``every_s`` seconds per camera (see module doc).
+    """Pick one frame per ``every_s`` seconds per camera (see module doc); `sample_frames` without a check."""
+    return sample_frames(captures, every_s=every_s, exclude_paths=exclude_paths, exclude_timestamps=exclude_timestamps,
+                         tolerance_s=tolerance_s, max_frames=max_frames)[0]
+
+
+def sample_frames(
+    captures: Sequence[Capture],
+    *,
+    every_s: float,
+    exclude_paths: Iterable[Path | str] = (),
+    exclude_timestamps: Iterable[float] = (),
+    tolerance_s: float = 0.5,
+    max_frames: int | None = None,
+    check: Callable[[Path], str | None] | None = None,
+) -> tuple[list[Capture], list[tuple[Path, str]]]:
+    """Pick one frame per ``every_s`` seconds per camera (see module doc); ``(picks, skipped)``.
 
     Args:
         captures: frames with camera and time (`sitesight.curation.captures.list_captures`).
@@ -43,9 +58,13 @@ def sample_by_time(
         exclude_timestamps: seconds since the epoch never to pick, any camera.
         tolerance_s: how close a timestamp must be to an excluded one to count as it.
         max_frames: cut the interleaved result to this many frames.
+        check: asked about a frame before it is picked (e.g. `sitesight.images.frame_problem`, a header
+            read); a frame it names a reason for is passed over, so the camera's next frame can be
+            picked instead, and listed in ``skipped`` as ``(path, reason)``.
 
     Returns:
-        The picked captures, cameras interleaved; frames without a timestamp are not picked.
+        The picked captures, cameras interleaved (frames without a timestamp are not picked), and the
+        frames ``check`` turned down.
     """
     if every_s < 0:
         raise InputError(f"sampling interval must be >= 0 seconds, got {every_s}")
@@ -64,9 +83,12 @@ def sample_by_time(
         return False
 
     by_camera: dict[str, list[Capture]] = {}
+    skipped: list[tuple[Path, str]] = []
     for c in captures:
         if c.timestamp is not None:
             by_camera.setdefault(c.camera_id, []).append(c)
+        elif check is not None and (problem := check(c.path)) is not None:  # e.g. a dangling link: no time, and a reason
+            skipped.append((c.path, problem))
     picks: list[list[Capture]] = []
     for camera in sorted(by_camera):
         frames = sorted(by_camera[camera], key=lambda c: (c.timestamp, str(c.path)))
@@ -75,10 +97,14 @@ def sample_by_time(
             if is_excluded(c):
                 continue
             if not chosen or c.timestamp - chosen[-1].timestamp >= every_s:  # type: ignore[operator]
-                chosen.append(c)
+                problem = check(c.path) if check is not None else None
+                if problem is None:
+                    chosen.append(c)
+                else:
+                    skipped.append((c.path, problem))
         picks.append(chosen)
     out = [cam[k] for k in range(max((len(p) for p in picks), default=0)) for cam in picks if k < len(cam)]
-    return out if max_frames is None else out[:max_frames]
+    return (out if max_frames is None else out[:max_frames]), skipped
 
 
 def read_exclusions(path: Path | str) -> tuple[list[str], list[float]]:

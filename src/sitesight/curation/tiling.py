@@ -22,7 +22,7 @@ from sitesight.boxes import box_area
 from sitesight.dataset import Dataset, Sample
 from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.images import read_image_rgb
+from sitesight.images import read_frame_rgb, skip_reason
 
 __all__ = ["tile_detections", "tile_dataset"]
 
@@ -67,6 +67,7 @@ def tile_dataset(
     keep_empty: bool = True,
     jpeg_quality: int = 95,
     progress: Callable[[int], None] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
 ) -> Dataset:
     """Cut every frame into tiles, write them as JPEGs and return the tiled `Dataset`.
 
@@ -79,11 +80,12 @@ def tile_dataset(
         keep_empty: also write tiles without boxes (background for training).
         jpeg_quality: JPEG quality of the written tiles.
         progress: called with 1 after each frame.
+        on_skip: called with ``(image path, reason)`` for each frame that cannot be read.
 
     Returns:
         A `Dataset` with the same classes and schema, ``root=out_dir``, one sample per written tile
         (camera id, timestamp and subset carried over). Frames whose image cannot be read are
-        logged and skipped.
+        logged, skipped and handed to ``on_skip``.
     """
     from sitesight.sliced.slicing import slice_grid
 
@@ -98,10 +100,12 @@ def tile_dataset(
         stems.add(stem)
         path = dataset.image_path(sample)
         try:
-            frame = Image.fromarray(read_image_rgb(path, exif_transpose=False))  # bombs, 16-bit, CMYK handled there
+            frame = Image.fromarray(read_frame_rgb(path, exif_transpose=False))  # GIF, bombs, 16-bit, CMYK handled there
         except InputError as exc:
             log.warning("skipped %s", exc)
             skipped.append(str(exc))
+            if on_skip is not None:
+                on_skip(path, skip_reason(exc))
             if progress is not None:
                 progress(1)
             continue

@@ -199,9 +199,9 @@ def predict_image_files(
     skipped with its reason, not fatal. Class folders must match the checkpoint's class names to fill labels.
     """
     from sitesight.errors import InputError
-    from sitesight.images import split_readable
+    from sitesight.images import IMAGE_SUFFIXES, split_readable  # every image kind: a GIF is listed as skipped
     from sitesight.models.checkpoint import load_checkpoint
-    from sitesight.models.data import IMAGE_SUFFIXES, scan_image_folder
+    from sitesight.models.data import scan_image_folder
 
     net, _ = load_checkpoint(checkpoint, kind="classifier")
     names = net.config.class_names

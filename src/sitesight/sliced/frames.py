@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from sitesight.errors import InputError
+from sitesight.images import read_frame_rgb
 
 __all__ = ["FrameRef", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_frames", "read_frame", "iter_frames"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif")
-# Listed (so that a run names them) but skipped with this reason instead of decoded.
-REFUSED_EXTENSIONS = {".gif": "GIF is not a supported frame format (256-colour palette, maybe animated); convert it to PNG or JPEG"}
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
@@ -140,12 +139,7 @@ def read_frame(ref: FrameRef) -> np.ndarray:
         if isinstance(frame, InputError):
             raise frame
         return frame
-    refused = REFUSED_EXTENSIONS.get(ref.path.suffix.lower())
-    if refused:
-        raise InputError(refused, ref.path)
-    from sitesight.images import read_image_rgb
-
-    return read_image_rgb(ref.path)  # as displayed (EXIF applied), the frame labels refer to
+    return read_frame_rgb(ref.path)  # as displayed (EXIF applied), the frame labels refer to
 
 
 def _read_video_frames(path: Path, frame_numbers: Sequence[int]) -> list[np.ndarray | InputError]:

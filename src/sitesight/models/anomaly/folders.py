@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from sitesight.errors import InputError
-from sitesight.images import read_image_rgb
+from sitesight.images import IMAGE_SUFFIXES, read_frame_rgb
 
-__all__ = ["IMAGE_SUFFIXES", "NORMAL_FOLDERS", "ImageFolder", "scan_images", "read_images", "image_groups", "group_holdout"]
+__all__ = ["NORMAL_FOLDERS", "ImageFolder", "scan_images", "read_images", "image_groups", "group_holdout"]
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NORMAL_FOLDERS = ("good", "normal", "ok")
 
 
@@ -74,7 +73,7 @@ def read_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[int], lis
     images, ok, skipped = [], [], []
     for i, p in enumerate(paths):
         try:
-            images.append(read_image_rgb(p))
+            images.append(read_frame_rgb(p))  # a GIF is skipped with its reason, like every batch's
             ok.append(i)
         except (InputError, OSError) as exc:
             log.warning("skipping %s: %s", p, exc)
