@@ -104,7 +104,7 @@ def detection_run(root: Path, frames: list[Path], *, name: str = "det_a", seed: 
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
     dataset = detection_dataset(frames)
-    gt = write_coco(dataset, root / "gt.json")
+    gt = write_coco(dataset, out / "gt.json")  # inside the run folder: report refuses run.json artefacts outside it
     preds = detection_predictions(dataset, seed=seed, noise=noise)
     res = write_coco_results(dataset, preds, out / "results.json")
     artefacts = {"gt": gt, "predictions": res}

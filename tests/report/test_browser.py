@@ -172,7 +172,7 @@ def test_2000_person_detection_report_with_gallery_is_small_and_opens_fast(tmp_p
     ds = Dataset(class_names=("person",), samples=tuple(samples))
     run = tmp_path / "big_det"
     run.mkdir()
-    gt_path = write_coco(ds, tmp_path / "gt.json")
+    gt_path = write_coco(ds, run / "gt.json")  # inside the run folder (artefacts outside it are refused)
     res = write_coco_results(ds, preds, run / "results.json")
     write_run_info(run, kind="detection", artefacts={"gt": gt_path, "predictions": res})
     out = build_report([run], tmp_path / "big_det.html")

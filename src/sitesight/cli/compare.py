@@ -34,6 +34,7 @@ def compare(
     out: Path = typer.Option(Path("compare.json"), "--out", "-o", help="JSON file to write."),
     html: Path | None = typer.Option(None, "--html", help="Also write the comparison page (self-contained HTML)."),
     show: int = typer.Option(20, "--show", min=0, help="Metrics listed in the terminal (the JSON holds all)."),
+    allow_outside: bool = typer.Option(False, "--allow-outside-root", help="Read run.json artefacts that resolve outside their run folder (refused by default)."),
 ) -> None:
     """Paired bootstrap over frames (and cameras) of ΔAP, ΔAP50, ΔF1 — or Δ macro F1, or ΔAUROC — with 95 % intervals
     and a verdict: better, worse, or no detectable difference (and how many more frames would tell)."""
@@ -44,7 +45,7 @@ def compare(
     console = make_console()
     with console.status("matching both models once, then resampling…"):
         cmp = compare_paths(a, b, gt=gt, spec=spec, spec_a=spec_a, spec_b=spec_b, conf=conf, metric=metric,
-                            false_alarm_rate=far, n_resamples=resamples, seed=seed)
+                            false_alarm_rate=far, n_resamples=resamples, seed=seed, allow_outside=allow_outside)
     colour = {"better": "green", "worse": "red"}.get(cmp.verdict, "yellow")
     console.print(f"[bold {colour}]verdict: {cmp.verdict}[/] — {escape(cmp.sentence())}")
     console.print(f"data: {escape(cmp.data_line())}")

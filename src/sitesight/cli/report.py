@@ -30,6 +30,8 @@ def report(
     class_map: str = so.CLASS_MAP,
     class_agnostic: bool = so.CLASS_AGNOSTIC,
     border: bool = so.BORDER,
+    allow_outside: bool = typer.Option(False, "--allow-outside-root", help="Read run.json artefacts that resolve outside their run folder (refused by default)."),
+    timestamps: bool = typer.Option(False, "--timestamps", help="Write the generation time into the page (default: none; the same runs give the same bytes)."),
 ) -> None:
     """Write one offline HTML report (metrics, plots, crops) for one or more runs."""
     from sitesight.report import build_report
@@ -40,5 +42,6 @@ def report(
         path = build_report(runs, out, title=title, gt=gt, samples_per_class=samples_per_class,
                             audit_per_class=audit_per_class, on_progress=lambda what: progress.update(task, description=what),
                             spec=spec, conf=conf, options={"method": method, "metric": metric, "threshold": threshold, "gate": gate,
-                                                           "class_map": class_map, "class_agnostic": class_agnostic, "border": border})
+                                                           "class_map": class_map, "class_agnostic": class_agnostic, "border": border},
+                            allow_outside=allow_outside, timestamps=timestamps)
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -36,6 +36,9 @@ def step_report(ctx: DemoContext) -> None:
                                    config={"conf": best["conf"], "iou": 0.5, "spec": best,
                                            "note": "the run post-processed with the sweep's best row (its spec)"}).parent)
     runs += [Path(r["report_run"]) for r in ctx.results.values() if isinstance(r, dict) and r.get("report_run")]
-    path = build_report(runs, ctx.out / "report.html", title=f"sitesight demo ({ctx.frames} synthetic frames, seed {ctx.seed})")
+    # the report inputs point at files the demo wrote elsewhere under ctx.out (the evaluation, the sliced
+    # run, one ground truth for both): consent to artefacts outside each run folder, as --allow-outside-root does
+    path = build_report(runs, ctx.out / "report.html", title=f"sitesight demo ({ctx.frames} synthetic frames, seed {ctx.seed})",
+                        allow_outside=True)
     ctx.console.print(f"  {len(runs)} runs → {path} ({path.stat().st_size / 1e6:.2f} MB)")
     ctx.results["report"] = {"html": str(path), "runs": [str(r) for r in runs]}

@@ -64,8 +64,11 @@ def _environment() -> Any:
     return env
 
 
-def render_report(sections: Sequence[dict[str, Any]], *, title: str, problems: Sequence[str] = ()) -> str:
-    """The HTML text for already-built sections (dicts from the ``*_section`` functions)."""
+def render_report(sections: Sequence[dict[str, Any]], *, title: str, problems: Sequence[str] = (), timestamps: bool = False) -> str:
+    """The HTML text for already-built sections (dicts from the ``*_section`` functions).
+
+    The page carries the time it was generated only with ``timestamps=True``: by default the same
+    runs give the same bytes."""
     from sitesight import __version__
 
     return _environment().get_template("report.html.j2").render(
@@ -73,7 +76,7 @@ def render_report(sections: Sequence[dict[str, Any]], *, title: str, problems: S
         sections=sections,
         problems=list(problems),
         gallery_script=any(s.get("gallery") for s in sections),
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if timestamps else None,
         version=__version__,
     )
 
@@ -109,6 +112,8 @@ def build_report(
     spec: str | None = None,
     conf: float | None = None,
     options: Mapping[str, Any] | None = None,
+    allow_outside: bool = False,
+    timestamps: bool = False,
 ) -> Path:
     """Write one self-contained HTML report of ``runs`` to ``out``; returns ``out``.
 
@@ -124,6 +129,9 @@ def build_report(
             run's recorded spec or sweep's best row, else its best-F1 confidence (said so on the page).
         options: the other post-processing options (``method``, ``metric``, ``threshold``, ``gate``,
             ``class_map``, ``class_agnostic``, ``border``) applied on top of that operating point.
+        allow_outside: read ``run.json`` artefacts that resolve outside their run folder (refused by
+            default, see `sitesight.report.runs`; on the CLI ``--allow-outside-root``).
+        timestamps: write the generation time into the page (default: none, so the bytes are reproducible).
 
     Raises:
         InputError: no run could be read.
@@ -132,7 +140,7 @@ def build_report(
     loaded: list[ReportRun] = []
     for r in runs:
         try:
-            loaded.append(r if isinstance(r, ReportRun) else load_report_run(r, gt=gt))
+            loaded.append(r if isinstance(r, ReportRun) else load_report_run(r, gt=gt, allow_outside=allow_outside))
         except InputError as exc:
             log.warning("skipping run: %s", exc)
             problems.append(str(exc))
@@ -166,5 +174,5 @@ def build_report(
         s["anchor"] = f"s{i + 1}"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, render_report(sections, title=title, problems=problems), encoding="utf-8")
+    atomic.write_text(out, render_report(sections, title=title, problems=problems, timestamps=timestamps), encoding="utf-8")
     return out

@@ -40,12 +40,12 @@ class OperatingChoice:
     spec: dict[str, Any] | None
 
 
-def input_kind(path: Path) -> str:
+def input_kind(path: Path, *, allow_outside: bool = False) -> str:
     """``detection``, ``classification`` or ``anomaly`` from what the path holds."""
     if path.is_dir():
         if (path / "manifest.json").is_file():
             return "detection"
-        kind = load_report_run(path).kind
+        kind = load_report_run(path, allow_outside=allow_outside).kind
         if kind not in ("classification", "anomaly"):
             raise InputError(f"cannot compare a {kind} run folder; expected a detection run, or classification/anomaly predictions", path)
         return kind
@@ -166,14 +166,18 @@ def compare_paths(
     n_resamples: int = 2000,
     seed: int = 0,
     names: tuple[str, str] | None = None,
+    allow_outside: bool = False,
 ) -> Comparison:
     """`sitesight compare A B`: recognise the inputs, line them up and compare (see the module notes).
+
+    ``allow_outside`` lets a run folder's ``run.json`` name artefacts outside that folder (refused
+    by default; see `sitesight.report.runs`).
 
     Raises:
         InputError: different kinds, a detection comparison without ``gt``, nothing in common.
     """
     a, b = Path(a), Path(b)
-    kind_a, kind_b = input_kind(a), input_kind(b)
+    kind_a, kind_b = input_kind(a, allow_outside=allow_outside), input_kind(b, allow_outside=allow_outside)
     if kind_a != kind_b:
         raise InputError(f"cannot compare {kind_a} predictions ({a}) with {kind_b} predictions ({b})")
     labels = names or (a.stem if a.is_file() else a.name, b.stem if b.is_file() else b.name)
@@ -186,6 +190,7 @@ def compare_paths(
         if gt is None:
             raise InputError("comparing detections needs the ground truth: --gt GT")
         return _detections(a, b, Path(gt), spec_a=spec_a or spec, spec_b=spec_b or spec, conf=conf, primary=metric or "AP", **kw)
+    run_a, run_b = (load_report_run(p, allow_outside=allow_outside) if p.is_dir() else p for p in (a, b))
     if kind_a == "classification":
-        return compare_classification_runs(a, b, **kw)
-    return compare_anomaly_runs(a, b, false_alarm_rate=false_alarm_rate, **kw)
+        return compare_classification_runs(run_a, run_b, **kw)
+    return compare_anomaly_runs(run_a, run_b, false_alarm_rate=false_alarm_rate, **kw)

@@ -4,8 +4,12 @@ The input contract. A run folder may hold a ``run.json``::
 
     {"kind": "classification" | "detection" | "anomaly" | "mining",
      "name": "v20260511",                      # optional; default: the folder name
-     "artefacts": {"<role>": "<path relative to the folder, or absolute>", ...},
+     "artefacts": {"<role>": "<path relative to the folder, or absolute>", ...},   # inside the folder*
      "config": {...}}                          # optional; shown as the run's configuration
+
+``*`` Artefact paths must resolve (links followed) inside the run folder: one outside it is refused
+with an error naming ``run.json`` and the key, unless the user passes ``--allow-outside-root``
+(``allow_outside=True``), so that a run folder from elsewhere cannot pull arbitrary files into a report.
 
 Roles per kind (``*`` = required):
 
@@ -44,6 +48,7 @@ from typing import Any
 
 from sitesight import atomic
 from sitesight.errors import InputError
+from sitesight.pathsafe import is_inside
 
 __all__ = ["RUN_FILE", "RUN_KINDS", "ReportRun", "load_report_run", "write_run_info", "resolve_listed_path"]
 
@@ -109,7 +114,7 @@ def _read_json(path: Path) -> Any:
         raise InputError("not UTF-8 text", path) from None
 
 
-def _from_run_file(folder: Path, gt: Path | None) -> ReportRun:
+def _from_run_file(folder: Path, gt: Path | None, allow_outside: bool) -> ReportRun:
     path = folder / RUN_FILE
     info = _read_json(path)
     if not isinstance(info, dict):
@@ -120,7 +125,7 @@ def _from_run_file(folder: Path, gt: Path | None) -> ReportRun:
     raw = info.get("artefacts", {})
     if not isinstance(raw, dict):
         raise InputError("expected an object of role → path", path, "artefacts")
-    artefacts = {str(k): (folder / str(v)).resolve() for k, v in raw.items() if v}
+    artefacts = {str(k): _artefact(folder, v, path, str(k), allow_outside) for k, v in raw.items() if v}
     if gt is not None and "gt" not in artefacts:
         artefacts["gt"] = Path(gt).resolve()
     for role, p in artefacts.items():
@@ -132,6 +137,20 @@ def _from_run_file(folder: Path, gt: Path | None) -> ReportRun:
     if not isinstance(config, dict):
         raise InputError("expected an object", path, "config")
     return ReportRun(kind, str(info.get("name") or folder.name), folder, artefacts, _with_checkpoint(config, artefacts))
+
+
+def _artefact(folder: Path, value: Any, run_file: Path, role: str, allow_outside: bool) -> Path:
+    """An artefact path of ``run.json`` (relative to the run folder, or absolute), refused when it
+    resolves outside the run folder (links followed) unless the user allowed it: a run.json from
+    elsewhere must not pull ``~/.ssh`` or ``/etc`` files into a report."""
+    text = str(value)
+    if "\x00" in text:
+        raise InputError("artefact path contains a NUL byte", run_file, f"artefacts.{role}")
+    resolved = (folder / text).resolve()
+    if not allow_outside and not is_inside(resolved, folder):
+        raise InputError(f"artefact {role!r} ({text[:120]!r}) lies outside the run folder; pass --allow-outside-root "
+                         "(allow_outside=True) to read it anyway", run_file, f"artefacts.{role}")
+    return resolved
 
 
 def _with_checkpoint(config: Mapping[str, Any], artefacts: Mapping[str, Path]) -> dict[str, Any]:
@@ -191,15 +210,18 @@ def _guess(folder: Path, gt: Path | None) -> ReportRun:
     )
 
 
-def load_report_run(path: Path | str, *, gt: Path | str | None = None) -> ReportRun:
+def load_report_run(path: Path | str, *, gt: Path | str | None = None, allow_outside: bool = False) -> ReportRun:
     """Recognise a run folder (see the module notes for the contract).
 
     Args:
         path: a run folder, or an evaluation JSON file (``coco`` + ``det`` keys).
         gt: ground truth for a detection run that does not name its own.
+        allow_outside: read ``run.json`` artefacts that resolve outside the run folder (refused by
+            default; on the CLI ``--allow-outside-root``). ``gt`` given here is always read.
 
     Raises:
-        InputError: the path is missing, or its kind cannot be recognised, or an artefact is absent.
+        InputError: the path is missing, or its kind cannot be recognised, or an artefact is absent
+            or lies outside the run folder without ``allow_outside``.
     """
     path = Path(path)
     gt_path = None if gt is None else Path(gt)
@@ -215,7 +237,7 @@ def load_report_run(path: Path | str, *, gt: Path | str | None = None) -> Report
             return ReportRun("detection", path.stem, path.parent, artefacts)
         raise InputError("expected a run folder (or an evaluation JSON with 'coco' and 'det')", path)
     if (path / RUN_FILE).is_file():
-        return _from_run_file(path, gt_path)
+        return _from_run_file(path, gt_path, allow_outside)
     return _guess(path, gt_path)
 
 
