@@ -50,6 +50,9 @@ def step_formats(ctx: DemoContext) -> None:
 def step_curation(ctx: DemoContext) -> None:
     """Dedup frozen frames, split by camera without leaks, package the test split as CVAT tasks."""
     import shutil
+    from pathlib import Path
+
+    from PIL import Image
 
     from sitesight.curation import captures_from_dataset, dedup_frames, package_cvat_tasks, split_dataset
     from sitesight.curation.captures import Capture
@@ -63,6 +66,12 @@ def step_curation(ctx: DemoContext) -> None:
     frozen = out / "frozen_repeat.jpg"
     shutil.copyfile(first.path, frozen)
     captures.append(Capture(path=frozen, camera_id=first.camera_id, timestamp=(first.timestamp or 0.0) + 1.0, index=len(captures)))
+    # frames a camera export really contains: a file cut short by a full disk, and a GIF; listed as skipped, not fatal
+    truncated, gif = out / "cut_short.jpg", out / "snapshot.gif"
+    truncated.write_bytes(Path(first.path).read_bytes()[:2000])
+    Image.open(first.path).convert("P").save(gif)
+    for path in (truncated, gif):
+        captures.append(Capture(path=path, camera_id=first.camera_id, timestamp=(first.timestamp or 0.0) + 2.0, index=len(captures)))
     dedup = dedup_frames(captures, ignore_regions=[(0.0, 0.0, 0.45, 0.07)])
     dedup.write_report(out / "dedup_report.csv")
     parts = split_dataset(ctx.dataset, fractions={"train": 0.75, "test": 0.25}, group_by=("camera",), seed=ctx.seed)
@@ -72,4 +81,6 @@ def step_curation(ctx: DemoContext) -> None:
         f"  dedup: {dedup.summary()['kept']} kept, {dedup.summary()['dropped']} dropped (report {out / 'dedup_report.csv'}); "
         f"split by camera: train {cams['train']}, test {cams['test']}; {len(tasks)} CVAT task(s) in {out / 'cvat_tasks'}"
     )
+    for path, reason in dedup.skipped:
+        ctx.console.print(f"  skipped {Path(path).name}: {reason.removeprefix(f'{path}: ')}", markup=False, highlight=False)
     ctx.results["curation"] = {"dedup": dedup.summary(), "split_cameras": cams, "cvat_tasks": [str(t) for t in tasks]}
