@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from sitesight import Detections
+from sitesight.errors import InputError
 from sitesight.evaluation.boxtable import BoxTable, table_from_detections
 from sitesight.evaluation.coco import evaluate_coco, evaluate_tables
+from sitesight.evaluation.detection import operating_point
 from sitesight.frametable import FrameTable
 
 from .cocoref import coco_dicts, pycocotools_eval
+from .test_readers_parity import _plain_tp_fp_fn
 
 TOL = 1e-9
 
@@ -95,3 +98,23 @@ def test_table_from_detections_when_unread_attributes_do_not_stack() -> None:
              Detections(xyxy=[[0, 0, 2, 2]], score=[0.25], attributes={"probs": np.ones((1, 3)), "source": np.array([-1])})]
     t = table_from_detections(preds, gt=False)
     assert t.frame.tolist() == [0, 1] and t.source.tolist() == [1, -1] and t.score.tolist() == [0.5, 0.25]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_entry_points_take_a_frame_table(seed: int) -> None:
+    """A run's boxes at hand as a `FrameTable` go in without a per-frame split: COCO stats equal
+    pycocotools', the operating point equals a plain greedy matcher."""
+    gts, preds = _frames(np.random.default_rng(10 + seed), 12)
+    gts = [g.replace(attributes={}) for g in gts]
+    preds = [p.replace(attributes={}) for p in preds]
+    gt_doc, results = coco_dicts(gts, preds, 2)
+    gt_table, pred_table = FrameTable.from_frames(gts), FrameTable.from_frames(preds)
+    ref = pycocotools_eval(gt_doc, results)
+    np.testing.assert_allclose(evaluate_coco(gt_table, pred_table, class_names=["c0", "c1"]).stats, ref.stats, atol=TOL, rtol=0)
+    for conf in (0.0, 0.3, 0.7):
+        op = operating_point(gt_table, pred_table, iou=0.5, conf=conf, class_names=["c0", "c1"])
+        assert (op.tp, op.fp, op.fn) == _plain_tp_fp_fn(gt_doc, results, conf)
+        assert conf > 0 or (op.tp > 0 and op.fp > 0 and op.fn > 0)  # not a degenerate case
+    # a FrameTable counts frames, not boxes
+    with pytest.raises(InputError, match="12 ground-truth images but 11"):
+        evaluate_coco(gt_table, preds[:11])

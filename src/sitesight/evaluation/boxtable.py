@@ -30,7 +30,10 @@ import numpy as np
 from sitesight.detections import Detections
 from sitesight.frametable import FrameTable
 
-__all__ = ["BoxTable", "table_from_detections", "class_names_for"]
+__all__ = ["BoxTable", "Frames", "box_table", "table_from_detections", "class_names_for"]
+
+# what evaluation's entry points take: one `Detections` per frame, or the frames' `FrameTable`
+Frames = Sequence[Detections] | FrameTable
 
 # the attributes evaluation reads, and the value of a box that lacks one
 _GT_COLUMNS = {"iscrowd": 0.0, "coco_area": np.nan, "area": np.nan}
@@ -142,6 +145,14 @@ def table_from_detections(per_frame: Sequence[Detections], *, gt: bool) -> BoxTa
     takes its default); every other attribute is left out.
     """
     return BoxTable.from_frame_table(_frame_table(per_frame, _GT_COLUMNS if gt else _PRED_COLUMNS), gt=gt)
+
+
+def box_table(frames: Frames, *, gt: bool) -> tuple[BoxTable, int]:
+    """``(table, number of frames)`` of one `Detections` per frame or of a `FrameTable`
+    (`BoxTable.from_frame_table`, no per-frame split)."""
+    if isinstance(frames, FrameTable):
+        return BoxTable.from_frame_table(frames, gt=gt), frames.n_frames
+    return table_from_detections(frames, gt=gt), len(frames)
 
 
 def class_names_for(

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from sitesight.detections import Detections
 from sitesight.errors import InputError
 from sitesight.evaluation.accumulate import COCO_RECALL_THRESHOLDS, accumulate
 from sitesight.evaluation.assignment import match_sparse
-from sitesight.evaluation.boxtable import class_names_for
-from sitesight.evaluation.matching import BoxTable, match_boxes, table_from_detections
+from sitesight.evaluation.boxtable import BoxTable, Frames, box_table, class_names_for
+from sitesight.evaluation.matching import match_boxes
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
@@ -226,8 +225,8 @@ def evaluate_tables(
 
 
 def evaluate_coco(
-    gts: Sequence[Detections],
-    preds: Sequence[Detections],
+    gts: Frames,
+    preds: Frames,
     *,
     class_names: Sequence[str] | None = None,
     iou_thresholds: Sequence[float] | np.ndarray = COCO_IOU_THRESHOLDS,
@@ -239,9 +238,10 @@ def evaluate_coco(
     """COCO bbox evaluation of per-image predictions against ground truth.
 
     Args:
-        gts: one ground-truth `Detections` per image (``attributes["iscrowd"]`` marks crowd boxes,
-            ``attributes["area"]`` overrides the area used for area ranges).
-        preds: one prediction `Detections` per image, aligned with ``gts``.
+        gts: one ground-truth `Detections` per image, or their `FrameTable` (``attributes["iscrowd"]``
+            marks crowd boxes, ``attributes["coco_area"]`` / ``["area"]`` override the area used for
+            area ranges).
+        preds: one prediction `Detections` per image, or their `FrameTable`, aligned with ``gts``.
         class_names: the ``K`` classes (default ``c0..`` up to the largest class id).
         iou_thresholds: IoU thresholds (default 0.50:0.05:0.95).
         max_dets: per image and class limits; the last one bounds matching.
@@ -253,16 +253,16 @@ def evaluate_coco(
     Returns:
         `CocoResult` whose ``stats`` equal pycocotools' ``COCOeval.stats`` (|Δ| ≤ 1e-12 in tests).
     """
-    if len(gts) != len(preds):
-        raise InputError(f"evaluate_coco: {len(gts)} ground-truth images but {len(preds)} prediction images")
-    gt = table_from_detections(gts, gt=True)
-    pred = table_from_detections(preds, gt=False)
+    gt, n_images = box_table(gts, gt=True)
+    pred, n_pred = box_table(preds, gt=False)
+    if n_images != n_pred:
+        raise InputError(f"evaluate_coco: {n_images} ground-truth images but {n_pred} prediction images")
     class_names = class_names_for(gt, pred, class_names=class_names)
-    wh = None if frame_wh is None else np.asarray(frame_wh, np.float64).reshape(len(gts), 2)
+    wh = None if frame_wh is None else np.asarray(frame_wh, np.float64).reshape(n_images, 2)
     return evaluate_tables(
         gt,
         pred,
-        n_images=len(gts),
+        n_images=n_images,
         class_names=class_names,
         iou_thresholds=iou_thresholds,
         max_dets=max_dets,
@@ -273,8 +273,8 @@ def evaluate_coco(
 
 
 def voc_ap(
-    gts: Sequence[Detections],
-    preds: Sequence[Detections],
+    gts: Frames,
+    preds: Frames,
     *,
     iou: float = 0.5,
     eleven_point: bool = False,
@@ -287,8 +287,7 @@ def voc_ap(
     otherwise the area under the monotone precision envelope (VOC2010+). Matching is sitesight's
     (best still-unmatched GT), continuous coordinates (no VOC "+1 pixel"). ``None`` = no GT.
     """
-    gt = table_from_detections(gts, gt=True)
-    pred = table_from_detections(preds, gt=False)
+    gt, pred = box_table(gts, gt=True)[0], box_table(preds, gt=False)[0]
     class_names = class_names_for(gt, pred, class_names=class_names)
     m = match_boxes(gt, pred, iou_thresholds=[iou], max_det=None)
     rows = m.pred_index

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from sitesight.detections import Detections
 from sitesight.errors import InputError
-from sitesight.evaluation.boxtable import class_names_for
-from sitesight.evaluation.matching import match_boxes, table_from_detections
+from sitesight.evaluation.boxtable import Frames, box_table, class_names_for
+from sitesight.evaluation.matching import match_boxes
 from sitesight.ranges import parse_range
 
 __all__ = [
@@ -171,8 +170,8 @@ class MatchedDetections:
 
 
 def match_detections(
-    gts: Sequence[Detections],
-    preds: Sequence[Detections],
+    gts: Frames,
+    preds: Frames,
     *,
     iou: float = 0.5,
     num_classes: int | None = None,
@@ -181,14 +180,14 @@ def match_detections(
     """Match every prediction once at ``iou`` (per image and class, highest score first).
 
     Args:
-        gts, preds: equal-length lists of `Detections`, one per image.
+        gts, preds: equal-length lists of `Detections`, one per image, or their `FrameTable`s.
         iou: IoU threshold for a match.
         num_classes / class_names: the class set (default: up to the largest class id seen).
     """
-    if len(gts) != len(preds):
-        raise InputError(f"{len(gts)} ground-truth images but {len(preds)} prediction images")
-    gt = table_from_detections(gts, gt=True)
-    pred = table_from_detections(preds, gt=False)
+    gt, n_gt_frames = box_table(gts, gt=True)
+    pred, n_pred_frames = box_table(preds, gt=False)
+    if n_gt_frames != n_pred_frames:
+        raise InputError(f"{n_gt_frames} ground-truth images but {n_pred_frames} prediction images")
     names = class_names_for(gt, pred, class_names=class_names, num_classes=num_classes)
     k = len(names)
     for what, table in (("ground truth", gt), ("predictions", pred)):
@@ -210,8 +209,8 @@ def match_detections(
 
 
 def operating_point(
-    gts: Sequence[Detections],
-    preds: Sequence[Detections],
+    gts: Frames,
+    preds: Frames,
     *,
     iou: float = 0.5,
     conf: float = 0.5,
@@ -223,8 +222,8 @@ def operating_point(
 
 
 def confidence_sweep(
-    gts: Sequence[Detections],
-    preds: Sequence[Detections],
+    gts: Frames,
+    preds: Frames,
     thresholds: Sequence[float] | np.ndarray,
     *,
     iou: float = 0.5,

@@ -78,7 +78,7 @@ def _sweep(run: Run, gts: Sequence[Detections], alphas: Sequence[float], class_n
         for alpha in alphas:
             scored = table.replace(boxes.replace(score=rescore(p, truth if use_oracle else predicted, float(alpha))))
             final = postprocess(run, spec, class_names=class_names, raw=scored)
-            named = evaluate_coco(list(gts), final.detections(), class_names=final.class_names).named
+            named = evaluate_coco(list(gts), final.table, class_names=final.class_names).named
             rows.append(AlphaRow(round(float(alpha), 6), use_oracle, float(named["AP"]), float(named["AP50"]), float(named["AP75"])))
     return AlphaSweep(tuple(rows), len(run.raw), len(boxes))
 
@@ -134,7 +134,7 @@ def tune_alpha_per_class(
         q = boxes.attributes.get(IOU_PRED, np.zeros(len(boxes), np.float32))
         scored = table.replace(boxes.replace(score=rescore(p, q, float(alpha))))
         final = postprocess(run, spec, class_names=names, raw=scored)
-        result = evaluate_coco(list(gts), final.detections(), class_names=names)
+        result = evaluate_coco(list(gts), final.table, class_names=names)
         for k, name in enumerate(names):
             ap = result.per_class.get(name, {}).get("AP")
             if ap is not None and ap >= 0:
