@@ -79,7 +79,7 @@ def _open(path: Path | str) -> Image.Image:
 def _is_empty(path: Path | str) -> bool:
     try:
         return os.path.getsize(path) == 0
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in a path read from data
         return False
 
 
