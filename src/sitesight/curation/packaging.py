@@ -105,7 +105,7 @@ def package_cvat_tasks(
             with atomic.atomic_path(archive) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for file in sorted(part_dir.rglob("*")):
                     if file.is_file():
-                        zf.write(file, file.relative_to(part_dir).as_posix())
+                        _zip_entry(zf, file, file.relative_to(part_dir).as_posix())
             shutil.rmtree(part_dir)
             parts.append(archive)
         else:
@@ -113,6 +113,15 @@ def package_cvat_tasks(
     if missing:
         log.warning("packaging: %d images were missing or unreadable and were left out", missing)
     return parts
+
+
+def _zip_entry(zf: zipfile.ZipFile, file: Path, name: str) -> None:
+    """Store ``file`` as ``name`` with a fixed date and mode: the same package gives the same zip bytes
+    (``ZipFile.write`` stamps each entry with the file's modification time)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    with open(file, "rb") as src, zf.open(info, "w") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def images_dataset(
