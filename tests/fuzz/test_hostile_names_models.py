@@ -172,3 +172,26 @@ def test_synth_and_data_commands_with_odd_names(case, capsys):
         codes.append(run_checked(argv, capsys, case, [out]))
     assert codes[1:3] == [0, 0] and (out / "dedup.csv").is_file()
     assert codes[3] == 1 and not (out / "sample.txt").exists()  # a name with a line break cannot go into a one-per-line list
+
+
+@pytest.mark.timeout(180)
+def test_iou_head_rescore_and_eval_iou_aware_with_hostile_names(case, capsys):
+    from sitesight.detections import Detections
+    from sitesight.formats import read_dataset
+    from sitesight.sliced.store import write_run
+
+    gt = _site_set(case / "frames", "coco")
+    ds = read_dataset(gt)
+    rng = np.random.default_rng(0)
+    raws = [Detections(xyxy=s.gt.xyxy + rng.normal(0, 0.05, s.gt.xyxy.shape) * np.tile(s.gt.xyxy[:, 2:] - s.gt.xyxy[:, :2], 2),
+                       score=rng.uniform(0.3, 1, len(s.gt)), class_id=s.gt.class_id) for s in ds.samples]  # fmt: skip
+    run = case / "run"
+    write_run(run, [(str(ds.image_path(s)), s.image_wh) for s in ds.samples], raws, model="stand-in", parameters={"full_frame": True},
+              class_names=ds.class_names)  # fmt: skip
+    out = case / "out"
+    assert run_checked(["train", "iou-head", str(run), "--gt", str(gt), "--frame-size", "160x96", "--epochs", "1", "--device", "cpu",
+                        "--val-fraction", "0.34", "--out", str(out / "head")], capsys, case, [out, run]) == 0  # fmt: skip
+    assert run_checked(["rescore", str(run), "--head", str(out / "head" / "iou_head.safetensors"), "--alpha", "0.5", "--device", "cpu",
+                        "--out", str(out / "rescored")], capsys, case, [out, run]) == 0  # fmt: skip
+    assert run_checked(["eval", "iou-aware", str(out / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle"],
+                       capsys, case, [out, run]) == 0  # fmt: skip
