@@ -106,6 +106,7 @@ def test_detect_folder_with_bad_frames(frames: Path, tmp_path: Path, monkeypatch
     err = capsys.readouterr().err
     assert code == 0, err
     assert f"0 frames processed, 0 skipped, {len(GOOD) + len(BAD)} already done" in err
+    assert f"{len(BAD)} frames skipped by an earlier pass" in " ".join(err.split())
     assert sorted(p.name for p in (out / "shards").iterdir()) == shards
     assert [p.stat().st_mtime_ns for p in sorted((out / "shards").iterdir())] == mtimes
     assert {p: p.read_bytes() for p in files} == files and (out / "manifest.json").stat().st_mtime_ns == manifest_mtime

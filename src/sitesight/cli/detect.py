@@ -83,6 +83,11 @@ def detect(
         f"(of {summary.total}); {summary.boxes} raw boxes; {summary.frames_per_second:.2f} frames/s, "
         f"{100 * summary.overhead_fraction:.0f}% of wall time outside the model → {out}"
     )
+    from sitesight.sliced.store import read_manifest
+
+    earlier = len(read_manifest(out).get("skipped") or []) - len(summary.skipped)
+    if earlier > 0:  # a resume: the frames an earlier pass skipped are not retried, but still said
+        console.print(f"{earlier} frames skipped by an earlier pass, listed with their reason in {out / 'manifest.json'}")
     logging.getLogger(__name__).debug("summary %s", summary)
 
 
