@@ -277,7 +277,10 @@ def load_flat_run(run_dir: Path | str, *, conf: float = 0.05, probs_name: str | 
 def _sliced(run_dir: Path, conf: float, probs_name: str | None, spec: PostprocessSpec | None,
             shards: Sequence[str] | None, class_names: Sequence[str] | None) -> FlatDetections:
     final = postprocess(load_run(run_dir, shards=shards), spec or PostprocessSpec(conf=conf), class_names=class_names)
-    return FlatDetections.from_detections(final.detections(), probs_name=probs_name)
+    boxes = final.table.boxes
+    probs = boxes.attributes.get(probs_name) if probs_name else None
+    return FlatDetections(final.table.offsets, boxes.xyxy, boxes.score, boxes.class_id,
+                          probs if probs is not None and np.ndim(probs) == 2 else None)
 
 
 def load_pool(
