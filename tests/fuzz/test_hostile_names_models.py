@@ -103,6 +103,8 @@ def test_train_and_predict_cls_with_odd_class_folders_and_a_hostile_grid(case, c
     # a grid value names a sub-run folder: a value that climbs out must not take the run with it
     grid = [*base, "--out", str(out / "grid"), "--grid", "backbone=tiny_cnn,../../../escaped/x," + str(ABSOLUTE / "g")]
     run_checked(grid, capsys, case, [out])
+    bad_loss = [*base, "--out", str(out / "grid2"), "--grid", "loss=../../../escaped/x"]
+    assert run_checked(bad_loss, capsys, case, [out]) == 1  # one line naming the grid run (was an 'unexpected' ValueError)
 
 
 def test_grid_run_names_are_one_folder_each(tmp_path):

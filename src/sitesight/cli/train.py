@@ -183,10 +183,13 @@ def train_cls(
              "loss": loss, "freeze_epochs": freeze_epochs, "weighted_sampler": balance == "sampler", **overrides}
         counts = np.bincount(train[1], minlength=len(names)).astype(float)
         weights_tuple = tuple(float(v) for v in counts.sum() / (len(names) * np.maximum(counts, 1))) if balance == "weights" else None
-        fit_config = FitConfig(epochs=int(o["epochs"]), batch_size=int(o["batch_size"]), lr=float(o["lr"]), patience=patience, class_weights=weights_tuple,
-                               loss=o["loss"], weighted_sampler=bool(o["weighted_sampler"]), freeze_backbone_epochs=int(o["freeze_epochs"]), device=device,
-                               amp=amp, compile=compile_model, num_workers=workers, seed=seed)
-        model = ClassifierConfig(backbone=o["backbone"], class_names=names, image_size=int(o["resize"]))
+        try:  # a --grid value (or option) the configs refuse is the user's input: one line naming it
+            fit_config = FitConfig(epochs=int(o["epochs"]), batch_size=int(o["batch_size"]), lr=float(o["lr"]), patience=patience, class_weights=weights_tuple,
+                                   loss=o["loss"], weighted_sampler=bool(o["weighted_sampler"]), freeze_backbone_epochs=int(o["freeze_epochs"]), device=device,
+                                   amp=amp, compile=compile_model, num_workers=workers, seed=seed)
+            model = ClassifierConfig(backbone=o["backbone"], class_names=names, image_size=int(o["resize"]))
+        except ValueError as exc:
+            raise InputError(f"{'--grid ' + name if grid else 'options'}: {str(exc).split(': ', 1)[-1]}") from None
         return train_and_evaluate_classifier(train, valid, model=model, fit_config=fit_config, out_dir=out / name if grid else out,
                                              weights=weights, augment=Augment() if o["augment"] else None, resume=resume, pretrained=pretrained)
 
