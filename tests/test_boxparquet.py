@@ -35,7 +35,9 @@ def test_written_file_is_plain_parquet_and_reads_back(tmp_path):
                        spec=spec)
     # the reference: pyarrow alone, against the boxes given above
     t = pq.read_table(path)
-    assert t.column_names == ["image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id", "iou_pred", "model", "probs"]
+    assert t.column_names == ["image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id", "class_name", "iou_pred", "model",
+                              "probs"]
+    assert t.column("class_name").to_pylist() == ["head", "person", "helmet"]  # the names of class ids 2, 0, 1
     assert t.column("image_id").to_pylist() == [4, 4, 11] and t.column("source").to_pylist() == [-1, -1, -1]
     assert t.column("x2").to_pylist() == [3.0, 7.5, 20.0] and t.column("class_id").to_pylist() == [2, 0, 1]
     assert t.column("model").to_pylist() == ["a", "b", "a"]
@@ -49,7 +51,7 @@ def test_written_file_is_plain_parquet_and_reads_back(tmp_path):
     back = read_boxes(path)
     assert back.frames == frames and back.keys == ["cam/a.jpg", "cam/b.jpg", "cam/c.jpg"]
     assert back.class_names == ("person", "helmet", "head") and back.spec == spec
-    assert back.table.counts().tolist() == [2, 0, 1]
+    assert back.table.counts().tolist() == [2, 0, 1] and "class_name" not in back.table.boxes.attributes
     for got, want in zip(back.table.per_frame(), per_frame, strict=True):
         np.testing.assert_array_equal(got.xyxy, want.xyxy)
         np.testing.assert_array_equal(got.score, want.score)
@@ -76,6 +78,8 @@ def test_bad_files_and_arguments_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="clashes"):
         table_to_arrow(clash, [[0, "a", [1, 1], None]])
     arrow = table_to_arrow(table, [[0, "a", [1, 1], None], [1, "b", [1, 1], None], [2, "c", [1, 1], None]])
+    outside = table_to_arrow(table, [[0, "a", [1, 1], None], [1, "b", [1, 1], None], [2, "c", [1, 1], None]], class_names=["only"])
+    assert outside.column("class_name").to_pylist() == [None, "only", None]  # ids 2 and 1 have no name
     with pytest.raises(InputError, match="frame 2, which the frame list does not hold"):
         table_from_arrow(arrow, [0, 1], path="f.parquet")
     with pytest.raises(InputError, match="twice"):

@@ -11,6 +11,8 @@ Columns, one row per box::
     x1 y1 x2 y2  float32  absolute pixels in the frame
     score        float32
     class_id     int64
+    class_name   dictionary<string>  the class id's name, when the writer knows the names (final and
+                 mined boxes; a run's raw shards name their classes in its manifest); null outside them
     ...          one column per box attribute (1-D arrays: a plain column, 2-D: a fixed-size list),
                  e.g. ``iou_pred``, ``cls_score``, ``model`` (which model's box, in a mining folder)
 
@@ -60,6 +62,7 @@ FRAMES_KEY = b"sitesight.sliced.frames"
 CLASS_NAMES_KEY = b"sitesight.class_names"
 SPEC_KEY = b"sitesight.spec"
 BOX_COLUMNS = ("image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id")
+CLASS_NAME = "class_name"  # derived from class_id and the names: written when known, never read back as an attribute
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def table_to_arrow(
     boxes = table.boxes
     names = sorted(k for k in boxes.attributes if k != "source")
     for k in names:
-        if k in BOX_COLUMNS:
+        if k in BOX_COLUMNS or k == CLASS_NAME:
             raise ValueError(f"attribute name {k!r} clashes with a box column")
     ids = np.array([int(row[0]) for row in frames], np.int64)
     source = boxes.attributes.get("source")
@@ -131,6 +134,10 @@ def table_to_arrow(
         "score": pa.array(boxes.score),
         "class_id": pa.array(boxes.class_id),
     }
+    if class_names is not None:
+        known = (boxes.class_id >= 0) & (boxes.class_id < len(class_names))
+        indices = pa.array(np.where(known, boxes.class_id, 0).astype(np.int32), mask=~known)
+        columns[CLASS_NAME] = pa.DictionaryArray.from_arrays(indices, pa.array([str(n) for n in class_names], pa.string()))
     for k in names:
         columns[k] = _attribute_array(k, np.asarray(boxes.attributes[k]))
     meta = {FRAMES_KEY: json.dumps([[int(r[0]), str(r[1]), None if r[2] is None else [int(v) for v in r[2]],
@@ -193,7 +200,7 @@ def table_from_arrow(table: pa.Table, frame_ids: Sequence[int] | np.ndarray, *, 
         raise InputError("non-finite box coordinates or scores", path)
     attributes = {"source": table.column("source").to_numpy()[order].astype(np.int32)}
     for name in table.column_names:
-        if name not in BOX_COLUMNS:
+        if name not in BOX_COLUMNS and name != CLASS_NAME:
             attributes[name] = _column_to_numpy(table.column(name))[order]
     boxes = Detections(xyxy=xyxy.reshape(-1, 4), score=score, class_id=table.column("class_id").to_numpy()[order].astype(np.int64),
                        attributes=attributes)

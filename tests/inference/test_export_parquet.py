@@ -26,6 +26,7 @@ def test_export_parquet_holds_the_coco_export_boxes_and_the_spec(tmp_path):
     assert names == ["person", "helmet", "head"] and [f[1] for f in frames] == [f"cam{i % 3}/frame_{i:04d}.jpg" for i in range(12)]
     key_of = {f[0]: f[1] for f in frames}
     d = table.to_pydict()
+    assert d["class_name"] == [names[c] for c in d["class_id"]]  # the names as a column too, for pandas users
     got = sorted((key_of[d["image_id"][i]], names[d["class_id"][i]], round(d["x1"][i], 2), round(d["y1"][i], 2),
                   round(d["x2"][i] - d["x1"][i], 2), round(d["y2"][i] - d["y1"][i], 2), round(d["score"][i], 4))
                  for i in range(table.num_rows))

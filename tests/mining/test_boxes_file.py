@@ -37,7 +37,8 @@ def test_mined_boxes_are_the_run_schema_and_the_given_boxes(tmp_path, capsys):
     # one schema: the run shard's box columns, same names and types, then the ``model`` attribute column
     assert table.schema.names[:8] == shard.schema.names[:8] == ["image_id", "source", "x1", "y1", "x2", "y2", "score", "class_id"]
     assert [table.schema.field(c).type for c in table.schema.names[:8]] == [shard.schema.field(c).type for c in shard.schema.names[:8]]
-    assert table.schema.names[8:] == ["model"] and set(table.column("source").to_pylist()) <= {-1}
+    assert table.schema.names[8:] == ["class_name", "model"] and set(table.column("source").to_pylist()) <= {-1}
+    assert table.column("class_name").to_pylist() == [CLASSES[c] for c in table.column("class_id").to_pylist()]
     meta = table.schema.metadata
     frames = json.loads(meta[b"sitesight.sliced.frames"])
     manifest = json.loads((out / "manifest.json").read_text())
