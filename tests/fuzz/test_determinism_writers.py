@@ -1,13 +1,16 @@
 """Same inputs, same bytes, for every writer a user chains: synth, data convert (each format), a stored
-run, export (COCO, CVAT), sweep (CSV, JSON), eval det|coco|cls|anomaly --json, report, mine.
+run, export (COCO, CVAT), sweep (CSV, JSON), eval det|coco|cls|anomaly --json, report, mine, and the
+curation writers (split, filter, mix, tile, package --zip, stats, validate) and compare.
 
 Each command runs twice with the same inputs and the same output path (the first result is moved
 aside before the second run, so a file that names its own output folder is no difference); every file
 of both results is compared byte for byte. Creation times are written only when asked
 (``--timestamps``; `test_timestamps_only_when_asked`).
 
-Documented exceptions: none. (Run shards were once named with a random token; they are named by a
-hash of their frame indices now, so even the file names repeat.)
+Documented exceptions: none among these. Run shards were once named with a random token; they are
+named by a hash of their frame indices now, so even the file names repeat (a retried writer of the
+same frames replaces its own shard). Out of scope: training outputs (``history`` records seconds per
+epoch) and benchmark results, which measure time.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import numpy as np
 import pytest
 
 from sitesight.cli.main import main
-
-EXCEPTIONS: dict[str, str] = {}  # relative path pattern -> why it may differ (none today)
 
 
 def _digest(folder: Path) -> dict[str, str]:
