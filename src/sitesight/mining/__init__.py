@@ -1,6 +1,7 @@
 """Hard-sample mining: where models disagree (MAD), what to label next, and which model wins.
 
 * `sitesight.mining.pool`: stored runs → flat arrays over a pool of frames (`load_pool`).
+* `sitesight.mining.flat`: `FlatDetections`, one model's boxes over the pool as one table.
 * `sitesight.mining.confident`: what "confident" means for each model (its operating point or its own scores).
 * `sitesight.mining.discrepancy`: detection / classification / cross-task discrepancy per frame.
 * `sitesight.mining.pairing`: which boxes of two models are the same object (pairs per frame, greedy matching).
