@@ -68,8 +68,15 @@ def test_iou_head_and_rescore_commands(tiny_set, capsys) -> None:
     assert f"final boxes under the spec: {before} before, {after} after rescoring" in capsys.readouterr().out.replace("\n", " ")
     assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle",
                  "--json", str(folder / "iou_aware.json")]) == 0
-    assert "from the run's recorded spec" in capsys.readouterr().out
+    assert "starting from the spec recorded in" in capsys.readouterr().out
     assert json.loads((folder / "iou_aware.json").read_text())["spec"] == recorded
+    # every command that reads the run starts from the same recorded spec: eval det, eval coco, export
+    for argv in (["eval", "det", "--gt", str(gt), "--pred", str(folder / "rescored")],
+                 ["eval", "coco", "--gt", str(gt), "--pred", str(folder / "rescored")]):
+        assert main([*argv, "--json", str(folder / "eval.json")]) == 0
+        assert json.loads((folder / "eval.json").read_text())["spec"] == recorded, argv
+    assert main(["export", str(folder / "rescored"), "--coco", str(folder / "res.json")]) == 0
+    assert json.loads((folder / "res.spec.json").read_text())["spec"] == recorded
     assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle", "--conf", "0.1",
                  "--json", str(folder / "iou_aware.json")]) == 0
     assert json.loads((folder / "iou_aware.json").read_text())["spec"] == {**recorded, "conf": 0.1}

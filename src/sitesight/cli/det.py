@@ -177,13 +177,9 @@ def eval_iou_aware(
         alphas = parse_range(alpha)
     except ValueError as exc:
         raise InputError(f"--alpha: {exc}") from None
-    from sitesight.sliced.store import read_manifest
-
-    recorded = read_manifest(run).get("spec")  # what `rescore` was told the boxes are meant for
-    if spec is None and isinstance(recorded, dict):
-        spec = json.dumps(recorded)
+    spec = spec or so.recorded_spec(run, console)  # what `rescore` was told the boxes are meant for
     s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border, default=DEFAULT_SPEC)
-    console.print(f"post-processing: {s}" + (" (from the run's recorded spec)" if isinstance(recorded, dict) else ""))
+    console.print(f"post-processing: {s}")
     result = alpha_sweep_run(run, read_dataset(gt, fmt), alphas, spec=s, oracle=oracle)
     table = Table(title=f"IoU-aware re-ranking: {result.frames} frames, {result.boxes} raw boxes")
     for col in ("alpha", "IoU", "AP", "AP50", "AP75"):

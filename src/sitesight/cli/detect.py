@@ -139,7 +139,8 @@ def export(
 
     if coco is None and cvat is None and parquet is None:
         raise _bad("give --coco, --cvat and/or --parquet")
-    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border)
+    s = so.spec_of(spec or so.recorded_spec(run_dir, console), conf, method, metric, threshold, gate, class_map,
+                   class_agnostic, border)
     run = load_run(run_dir)
     if classes:
         run = run.with_class_names([c.strip() for c in classes.split(",")])

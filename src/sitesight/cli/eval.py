@@ -143,8 +143,8 @@ def coco(
             from sitesight.sliced.evaluate import evaluate_coco_pred
             from sitesight.sliced.spec import PostprocessSpec
 
-            s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
-                           default=PostprocessSpec(conf=0.05))
+            s = so.spec_of(spec or so.recorded_spec(pred, console), conf, method, metric, threshold, gate, class_map,
+                           class_agnostic, border, default=PostprocessSpec(conf=0.05))
             coco_kwargs = {"spec": s, "include_unscored_gt": include_unscored_gt, "area_ranges": ranges,
                            "honour_max_dets": honour_max_dets, "relative_area": relative_area,
                            "iou_thresholds": thresholds, "max_dets": limits}
@@ -213,8 +213,8 @@ def det(
     from sitesight.sliced.spec import PostprocessSpec
 
     thresholds = parse_sweep(sweep)
-    s = so.spec_of(spec, conf, method, metric, threshold, gate, class_map, class_agnostic, border,
-                   default=PostprocessSpec(conf=0.5))
+    s = so.spec_of(spec or so.recorded_spec(pred, console), conf, method, metric, threshold, gate, class_map, class_agnostic,
+                   border, default=PostprocessSpec(conf=0.5))
     with console.status("matching"):
         det_kwargs = {"spec": s, "iou": iou, "thresholds": thresholds, "target_recall": target_recall,
                       "include_unscored_gt": include_unscored_gt}

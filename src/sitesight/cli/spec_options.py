@@ -22,6 +22,26 @@ INCLUDE_UNSCORED = typer.Option(False, "--include-unscored-gt", help="Also score
 IGNORE_UNKNOWN = typer.Option(False, "--ignore-unknown", help="Drop results of unknown categories or images (and say how many) instead of failing.")
 
 
+def recorded_spec(path: object, console: object = None) -> str | None:
+    """A run folder's recorded spec as ``--spec`` text (``rescore`` records the post-processing its boxes
+    are meant for), else None; said on ``console`` when there is one. Commands that read a run start
+    from it when no ``--spec`` is given, so a rescored run is scored as `rescore` reported it."""
+    import json
+    from pathlib import Path
+
+    run = Path(str(path))
+    if not (run / "manifest.json").is_file():
+        return None
+    from sitesight.sliced.store import read_manifest
+
+    recorded = read_manifest(run).get("spec")
+    if not isinstance(recorded, dict):
+        return None
+    if console is not None:
+        console.print(f"starting from the spec recorded in {run / 'manifest.json'} (--spec overrides it)", markup=False)  # type: ignore[attr-defined]
+    return json.dumps(recorded)
+
+
 def spec_of(
     spec: str | None,
     conf: float | None,
