@@ -77,6 +77,8 @@ def test_iou_head_and_rescore_commands(tiny_set, capsys) -> None:
         assert json.loads((folder / "eval.json").read_text())["spec"] == recorded, argv
     assert main(["export", str(folder / "rescored"), "--coco", str(folder / "res.json")]) == 0
     assert json.loads((folder / "res.spec.json").read_text())["spec"] == recorded
+    assert main(["report", str(folder / "rescored"), "--gt", str(gt), "--out", str(folder / "r.html")]) == 0
+    assert "the run&#39;s recorded spec" in (folder / "r.html").read_text() or "the run's recorded spec" in (folder / "r.html").read_text()
     assert main(["eval", "iou-aware", str(folder / "rescored"), "--gt", str(gt), "--alpha", "0,1", "--no-oracle", "--conf", "0.1",
                  "--json", str(folder / "iou_aware.json")]) == 0
     assert json.loads((folder / "iou_aware.json").read_text())["spec"] == {**recorded, "conf": 0.1}

@@ -187,6 +187,8 @@ def _guess(folder: Path, gt: Path | None) -> ReportRun:
             artefacts["sweep"] = folder / "sweep.csv"
         manifest = _read_json(folder / "manifest.json")
         config = {"model": manifest.get("model"), "parameters": manifest.get("parameters", {})}
+        if isinstance(manifest.get("spec"), dict):  # recorded by `rescore`: the report's operating point, as eval's
+            config["spec"] = manifest["spec"]
         return ReportRun("detection", name, folder, artefacts, config)
     for candidate in sorted(folder.glob("*.json")):
         if _is_eval_json(candidate):
