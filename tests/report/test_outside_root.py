@@ -63,3 +63,26 @@ def test_report_has_no_generation_time_unless_asked(outside, tmp_path):
     assert a == b and b"generated 20" not in a
     stamped = build_report([run], tmp_path / "c.html", timestamps=True).read_text()
     assert re.search(r"generated 20\d\d-\d\d-\d\d \d\d:\d\d UTC", stamped)
+
+
+def test_a_spec_table_named_in_run_json_is_found_in_the_run_folder_and_confined(tmp_path, monkeypatch):
+    from .runs_in_code import detection_run
+
+    run = detection_run(tmp_path, write_frames(tmp_path / "frames", 4), name="det")
+    info = json.loads((run / "run.json").read_text())
+    info["config"]["spec"] = "sweep.csv:0"  # relative to the run folder, read from anywhere
+    (run / "run.json").write_text(json.dumps(info))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_report_run(run)
+    assert loaded.config["spec"] == f"{(run / 'sweep.csv').resolve()}:0"
+    from sitesight.report.detection import report_spec
+
+    assert report_spec(loaded.config, 0.3).method == "nms"  # row 0 of the table, not the best row (greedy_nmm)
+    (tmp_path / "other.csv").write_text((run / "sweep.csv").read_text())
+    info["config"]["spec"] = "../other.csv:best"
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match=r"config\.spec.*outside the run folder"):
+        load_report_run(run)
+    assert load_report_run(run, allow_outside=True).config["spec"] == f"{(tmp_path / 'other.csv').resolve()}:best"

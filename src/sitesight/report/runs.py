@@ -136,21 +136,34 @@ def _from_run_file(folder: Path, gt: Path | None, allow_outside: bool) -> Report
     config = info.get("config", {})
     if not isinstance(config, dict):
         raise InputError("expected an object", path, "config")
+    if isinstance(config.get("spec"), str) and not config["spec"].strip().startswith("{"):
+        config = {**config, "spec": _spec_file(folder, config["spec"].strip(), path, allow_outside)}
     return ReportRun(kind, str(info.get("name") or folder.name), folder, artefacts, _with_checkpoint(config, artefacts))
 
 
-def _artefact(folder: Path, value: Any, run_file: Path, role: str, allow_outside: bool) -> Path:
+def _artefact(folder: Path, value: Any, run_file: Path, role: str, allow_outside: bool, where: str | None = None) -> Path:
     """An artefact path of ``run.json`` (relative to the run folder, or absolute), refused when it
     resolves outside the run folder (links followed) unless the user allowed it: a run.json from
     elsewhere must not pull ``~/.ssh`` or ``/etc`` files into a report."""
     text = str(value)
+    where = where or f"artefacts.{role}"
     if "\x00" in text:
-        raise InputError("artefact path contains a NUL byte", run_file, f"artefacts.{role}")
+        raise InputError("artefact path contains a NUL byte", run_file, where)
     resolved = (folder / text).resolve()
     if not allow_outside and not is_inside(resolved, folder):
         raise InputError(f"artefact {role!r} ({text[:120]!r}) lies outside the run folder; pass --allow-outside-root "
-                         "(allow_outside=True) to read it anyway", run_file, f"artefacts.{role}")
+                         "(allow_outside=True) to read it anyway", run_file, where)
     return resolved
+
+
+def _spec_file(folder: Path, text: str, run_file: Path, allow_outside: bool) -> str:
+    """``config.spec`` naming a sweep table or spec file (``TABLE[:ROW]``, as ``--spec`` takes it): the
+    file is found relative to the run folder, not the working directory, and confined like an artefact."""
+    file, sep, row = text.rpartition(":")
+    if not sep or not row or "/" in row or "\\" in row or (folder / text).exists():
+        file, row = text, ""
+    resolved = _artefact(folder, file, run_file, "spec", allow_outside, where="config.spec")
+    return f"{resolved}:{row}" if row else str(resolved)
 
 
 def _with_checkpoint(config: Mapping[str, Any], artefacts: Mapping[str, Path]) -> dict[str, Any]:
