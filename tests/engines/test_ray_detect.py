@@ -7,6 +7,7 @@ run is what the Ray engine must reproduce box for box, and its exported COCO res
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,26 @@ def test_cli_detect_engine_ray_exports_what_the_local_engine_exports(ray_session
     keys = load_run(tmp_path / "ray").manifest["frames"]
     assert keys == [f"file://{p}" for p in load_run(tmp_path / "local").manifest["frames"]]
     assert np.all([d.equals(e) for d, e in zip(load_run(tmp_path / "local").raw, load_run(tmp_path / "ray").raw, strict=True)])
+
+
+def test_ray_detect_with_hostile_frame_names_writes_only_inside_its_run(ray_session, tmp_path):
+    """Odd but legal frame names (``..x``, 250 characters, a line break, a leading dash) and hostile class
+    names through the Ray engine: the same run as the local engine, and nothing written outside ``out``."""
+    from sitesight.engines.ray import RayOptions, detect_to_run_ray
+
+    paths = write_frames(tmp_path / "frames", 4)
+    for path, name in zip(paths, ["..x.png", "x" * 250 + ".png", "a\nb.png", "-rf.png"], strict=True):
+        path.rename(path.parent / name)
+    refs = list_frames([tmp_path / "frames"])
+    classes = ["../../escaped", "/tmp/sitesight-evil-ray/abs", "..", "L" * 300]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    detect_to_run_ray(refs, make_rect_detector, tmp_path / "out", options=RayOptions(workers=1, **SMALL),
+                      class_names=classes, **SLICED)  # fmt: skip
+    created = sorted(set(str(p) for p in tmp_path.rglob("*")) - set(before))
+    assert created and all(p.startswith(str(tmp_path / "out")) for p in created), created[:5]
+    assert not (tmp_path.parent / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert not Path("/tmp/sitesight-evil-ray").exists()
+    run = load_run(tmp_path / "out")
+    assert list(run.class_names) == classes and sorted(Path(k).name for k in run.manifest["frames"]) == sorted(r.path.name for r in refs)
+    local = detect_to_run(refs, RectDetector(), tmp_path / "local", class_names=classes, **SLICED)
+    assert local.processed == 4 and all(x.equals(y) for x, y in zip(load_run(tmp_path / "local").raw, run.raw, strict=True))
