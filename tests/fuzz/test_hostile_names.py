@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from tests.fuzz.hostile import ABSOLUTE, TAG
+from tests.fuzz.hostile import NAMES as HOSTILE
 
 from sitesight.cli.main import main
 
-TAG = uuid.uuid4().hex[:10]
-ABSOLUTE = Path(f"/tmp/sitesight-evil-{TAG}")
-LONG = "L" * 300
-NAMES = {
-    "dotdot": "../../../../../../../../tmp/sitesight-evil-" + TAG + "/x",
-    "parent": "../../escaped",
-    "absolute": str(ABSOLUTE / "abs"),
-    "long": LONG,
-    "nul": "a\u0000b",
-    "dots": "..",
-}
+NAMES = {k: v for k, v in HOSTILE.items() if k != "newline"}  # (a line break: tests/fuzz/test_hostile_names_runs.py)
 
 
 def _cvat(subset: str, image: str, label: str) -> str:
