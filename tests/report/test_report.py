@@ -263,3 +263,18 @@ def test_headline_first_and_operating_point_options(runs: dict[str, Path], tmp_p
     assert f"{ref.precision:.3f}" in section and f"{ref.f1:.3f}" in section
     assert f"workers missed of {ref.tp + ref.fn}" in section
     assert json.dumps(ref.fn) in section
+
+
+@pytest.mark.parametrize("init", ["random", "pretrained:resnet18"])
+def test_headline_warns_when_the_backbone_started_from_random_weights(tmp_path: Path, init: str) -> None:
+    import json
+
+    frames = write_frames(tmp_path / "frames", 6)
+    run = classification_run(tmp_path, frames, name="cls")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "backbone_init": init}))
+    text = build_report([run], tmp_path / "r.html").read_text()
+    section = text[text.index('data-kind="classification"'):]
+    head = section[section.index("data-headline"):section.index('class="kpis"')]  # the headline, before its numbers
+    assert ("data-warning" in head and "RANDOM weights" in head) == (init == "random")
+    assert ("RANDOM weights" in text) == (init == "random")

@@ -18,7 +18,7 @@ from sitesight.evaluation.anomaly import anomaly_metrics
 from sitesight.evaluation.inputs import ANOMALOUS, NORMAL
 from sitesight.report import plots
 from sitesight.report.crops import FrameCache, draw_thumbnail, heatmap_overlay
-from sitesight.report.headline import anomaly_headline
+from sitesight.report.headline import anomaly_headline, init_warnings
 from sitesight.report.runs import ReportRun, resolve_listed_path
 
 __all__ = ["read_table", "parse_number", "load_anomaly", "anomaly_section"]
@@ -88,18 +88,6 @@ def _thresholds(run: ReportRun) -> dict[str, float]:
     return out
 
 
-def _summary(run: ReportRun) -> dict[str, Any]:
-    """The run's ``summary.json`` (`sitesight predict anomaly`), or {} without one."""
-    path = run.artefact("summary")
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _picture(path: Path | None, width: int = 1000) -> str | None:
     """A PNG the run drew itself (e.g. ``heatmaps.png``), downscaled and re-encoded as JPEG."""
     if path is None or not path.is_file():
@@ -165,8 +153,9 @@ def anomaly_section(run: ReportRun, *, top_k: int = 8, cache: FrameCache | None 
     hist = plots.score_histogram({k: v for k, v in groups.items() if len(v)}, thresholds=thresholds, title="image scores by true label")
     given = _thresholds(run)
     op_name = next(iter(given), None)
-    headline = anomaly_headline(run.name, labels, scores, given.get(op_name) if op_name else None, op_name or "")
-    summary = _summary(run)
+    summary = run.json_artefact("summary")
+    headline = anomaly_headline(run.name, labels, scores, given.get(op_name) if op_name else None, op_name or "",
+                                warnings=init_warnings(run.config, summary))
     return {"kind": "anomaly", "name": run.name, "headline": headline,
             "pixel_auroc": summary.get("pixel_auroc") if isinstance(summary.get("pixel_auroc"), (int, float)) else None,
             "false_alarms": [{"set": k, **v} for k, v in (summary.get("false_alarms") or {}).items() if isinstance(v, dict)], "path": str(run.path), "n": len(rows), "n_anomalous": int(np.sum(labels == 1)),

@@ -23,7 +23,7 @@ from sitesight.errors import InputError
 from sitesight.evaluation.classification import ClassificationResult, classification_metrics
 from sitesight.report import plots
 from sitesight.report.crops import CROP_SIDE, FrameCache, draw_crop, draw_thumbnail, palette
-from sitesight.report.headline import classification_headline
+from sitesight.report.headline import classification_headline, init_warnings
 from sitesight.report.runs import ReportRun
 
 __all__ = ["ClassificationData", "load_classification", "classification_section", "picture"]
@@ -223,7 +223,8 @@ def classification_section(
     return {
         "kind": "classification",
         "headline": classification_headline(run.name, _model_name(run), data.y_true, y_pred, names,
-                                            [str(i) for i in data.images] if any(str(i) for i in data.images) else None),
+                                            [str(i) for i in data.images] if any(str(i) for i in data.images) else None,
+                                            warnings=init_warnings(run.config, run.json_artefact("metrics"))),
         "name": run.name,
         "path": str(run.path),
         "n": result.n_samples,

@@ -11,7 +11,7 @@ frame has one). A headline is a plain dict the ``headline`` macro renders::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,8 +89,25 @@ def detection_headline(data: Any, name: str) -> dict[str, Any]:
             "metrics": [by["precision"], by["recall"], by["F1"], by["AP"], by["AP50"]], "missed": missed, "notes": notes}
 
 
+RANDOM_INIT_WARNING = ("the backbone started from RANDOM weights (backbone_init='random'), not a pretrained model: "
+                       "expect far lower accuracy on real data than a pretrained backbone gives")
+
+
+def init_warnings(*records: Any) -> list[str]:
+    """The headline's warning when training recorded ``backbone_init = 'random'`` in any of ``records``
+    (a run's config, its checkpoint's ``best.json`` under ``checkpoint``, ``metrics.json``, ``summary.json``)."""
+    for record in records:
+        if not isinstance(record, Mapping):
+            continue
+        nested = record.get("checkpoint")
+        inits = [record.get("backbone_init"), nested.get("backbone_init") if isinstance(nested, Mapping) else None]
+        if "random" in inits:
+            return [RANDOM_INIT_WARNING]
+    return []
+
+
 def classification_headline(name: str, model: str | None, y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str],
-                            images: Sequence[str] | None) -> dict[str, Any]:
+                            images: Sequence[str] | None, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """Macro F1 over active classes and accuracy with intervals (all boxes of a frame resampled together)."""
     from sitesight.compare.paired import class_count_table, classification_statistic
     from sitesight.compare.result import describe
@@ -105,10 +122,11 @@ def classification_headline(name: str, model: str | None, y_true: np.ndarray, y_
     table = class_count_table(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64), unit, n_units, k)
     rows = describe(table, lambda s: statistic(s)[:, :2], names[:2], n_resamples=N_RESAMPLES)
     return {"model": model or name, "data": [f"{len(y_true):,} labelled items", f"{n_units:,} images"],
-            "operating": "arg-max class", "metrics": rows, "missed": None, "notes": []}
+            "operating": "arg-max class", "metrics": rows, "missed": None, "notes": [], "warnings": list(warnings)}
 
 
-def anomaly_headline(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, threshold_name: str) -> dict[str, Any]:
+def anomaly_headline(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, threshold_name: str,
+                     warnings: Sequence[str] = ()) -> dict[str, Any]:
     """AUROC with its interval, and recall / false alarms at the run's operating threshold."""
     from sitesight.compare.paired import anomaly_statistic, score_bins
     from sitesight.compare.result import describe
@@ -118,7 +136,7 @@ def anomaly_headline(name: str, labels: np.ndarray, scores: np.ndarray, threshol
     data_lines = [f"{int(known.sum()):,} labelled images ({int(y.sum())} anomalous)", f"{int((~known).sum())} unlabelled"]
     if not (y.any() and (~y).any()):
         return {"model": name, "data": data_lines, "operating": threshold_name, "metrics": [], "missed": None,
-                "notes": ["needs both normal and anomalous labels for metrics"]}
+                "notes": ["needs both normal and anomalous labels for metrics"], "warnings": list(warnings)}
     b, n_bins = score_bins(s, 1024)
     table = np.zeros((y.size, 2 * n_bins))
     table[np.arange(y.size), b + n_bins * y] = 1
@@ -131,4 +149,5 @@ def anomaly_headline(name: str, labels: np.ndarray, scores: np.ndarray, threshol
         rows.append({"metric": "false-alarm rate", "value": float(flagged[~y].mean()), "lo": None, "hi": None})
         missed = {"value": int((~flagged[y]).sum()), "lo": None, "hi": None, "of": int(y.sum())}
         operating = f"score ≥ {threshold:.4g} ({threshold_name})"
-    return {"model": name, "data": data_lines, "operating": operating, "metrics": rows, "missed": missed, "notes": []}
+    return {"model": name, "data": data_lines, "operating": operating, "metrics": rows, "missed": missed, "notes": [],
+            "warnings": list(warnings)}

@@ -79,6 +79,17 @@ class ReportRun:
         """The artefact's path, or None when the run has none for ``role``."""
         return self.artefacts.get(role)
 
+    def json_artefact(self, role: str) -> dict[str, Any]:
+        """A JSON artefact's object (``summary``, ``metrics`` …), or {} when the run has none or it is unreadable."""
+        path = self.artefact(role)
+        if path is None:
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
 
 def resolve_listed_path(text: str, base: Path) -> Path:
     """A path written in a run's CSV: absolute as it is; a relative one is tried against the CSV's folder

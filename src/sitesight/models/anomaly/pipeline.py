@@ -232,6 +232,7 @@ def predict_anomaly(
     summary: dict[str, Any] = {
         "method": config["method"],
         "model": str(model),
+        "backbone_init": config.get("backbone_init", "unknown"),  # a report's headline warns about 'random'
         "images": len(valid),
         "skipped": skipped,
         "threshold": None if t is None else float(t),
